@@ -1,0 +1,287 @@
+//! The API's one error type, rendered as `{"error": {"code", "message", "details"?}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Every way a request can fail, each mapped to one status and error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input; `details` names the field or position at fault.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        details: Option<Value>,
+    },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        details: Option<Value>,
+    },
+    /// Anything unexpected: logged with its cause chain, answered without internals.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable, snake_case code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn details(&self) -> Option<&Value> {
+        match self {
+            ApiError::BadRequest { details, .. } | ApiError::Unavailable { details, .. } => {
+                details.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<sluice_core::Error> for ApiError {
+    fn from(err: sluice_core::Error) -> Self {
+        match err {
+            sluice_core::Error::NotFound => ApiError::NotFound,
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+}
+
+/// Builds a response in the error shape of API.md.
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    details: Option<&Value>,
+) -> HttpResponse {
+    let body = Body {
+        error: Inner {
+            code,
+            message,
+            details,
+        },
+    };
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(serde_json::to_string(&body).unwrap_or_else(|_| {
+            String::from(r#"{"error":{"code":"internal_error","message":"internal error"}}"#)
+        }))
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(source) = self {
+            tracing::error!(error.cause_chain = %CauseChain(source.as_ref()), "request failed");
+        }
+        error_response(
+            self.status_code(),
+            self.code(),
+            self.to_string(),
+            self.details(),
+        )
+    }
+}
+
+/// Formats an error with every `source()` below it, one per line.
+struct CauseChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for CauseChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut current = self.0.source();
+        while let Some(cause) = current {
+            write!(f, "\n  caused by: {cause}")?;
+            current = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// JSON extractor settings: the body limit, and errors in the API shape naming what is wrong.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req: &HttpRequest| json_error(err, limit).into())
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::PayloadTooLarge { limit },
+        E::ContentType => ApiError::BadRequest {
+            message: "expected a JSON body with Content-Type: application/json".into(),
+            details: None,
+        },
+        E::Deserialize(err) => {
+            let details = serde_json::json!({ "line": err.line(), "column": err.column() });
+            let field = missing_or_unknown_field(&err.to_string());
+            let details = match field {
+                Some(field) => {
+                    serde_json::json!({ "field": field, "line": err.line(), "column": err.column() })
+                }
+                None => details,
+            };
+            ApiError::BadRequest {
+                message: format!("invalid JSON body: {err}"),
+                details: Some(details),
+            }
+        }
+        other => ApiError::BadRequest {
+            message: format!("unreadable body: {other}"),
+            details: None,
+        },
+    }
+}
+
+/// Extracts the field name from serde's "missing field `x`" / "unknown field `x`" messages.
+fn missing_or_unknown_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use actix_web::{App, test as actix_test};
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Signup {
+        email: String,
+    }
+
+    async fn echo(_body: web::Json<Signup>) -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    async fn call(body: &'static str, content_type: &str) -> (StatusCode, Value) {
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(json_config(64))
+                .route("/echo", web::post().to(echo)),
+        )
+        .await;
+        let req = actix_test::TestRequest::post()
+            .uri("/echo")
+            .insert_header(("content-type", content_type))
+            .set_payload(body)
+            .to_request();
+        let res = actix_test::call_service(&app, req).await;
+        let status = res.status();
+        (status, actix_test::read_body_json(res).await)
+    }
+
+    #[actix_web::test]
+    async fn malformed_json_is_a_400_in_the_error_shape() {
+        let (status, body) = call("{\"email\": ", "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid JSON")
+        );
+        assert_eq!(body["error"]["details"]["line"], 1);
+    }
+
+    #[actix_web::test]
+    async fn missing_and_unknown_fields_are_named() {
+        let (status, body) = call("{}", "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["details"]["field"], "email");
+        let (_, body) = call(r#"{"email":"a@b","admin":true}"#, "application/json").await;
+        assert_eq!(body["error"]["details"]["field"], "admin");
+    }
+
+    #[actix_web::test]
+    async fn oversized_and_wrong_content_type_bodies_are_refused() {
+        let big = Box::leak(format!("{{\"email\": \"{}\"}}", "x".repeat(100)).into_boxed_str());
+        let (status, body) = call(big, "application/json").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"]["code"], "payload_too_large");
+        let (status, body) = call(r#"{"email":"a"}"#, "text/plain").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Content-Type")
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = ApiError::Internal("password=hunter2 in connection string".into());
+        let res = err.error_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = actix_web::body::to_bytes(res.into_body());
+        let body = futures_util::FutureExt::now_or_never(body)
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("internal_error"), "{text}");
+        assert_eq!(err.to_string(), "internal error");
+    }
+}

@@ -1,0 +1,111 @@
+//! Cross-cutting request handling: metrics and access logs by route template, the request id
+//! header, and the JSON error shape for errors raised outside our handlers.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+use tracing_actix_web::RequestId;
+
+use crate::error::error_response;
+use crate::state::AppState;
+
+/// The response header carrying the request id that also appears in every log line.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Label used for requests that matched no route, so raw paths never become label values.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Records `sluice_http_requests_total` and `sluice_http_request_duration_seconds` with the
+/// route template, writes one access log line, and returns the request id to the caller.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+
+    let mut res = next.call(req).await?.map_into_boxed_body();
+
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let status = res.status();
+    let elapsed = started.elapsed();
+    if let Some(state) = state {
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .inc();
+        state
+            .metrics
+            .http_request_duration
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    tracing::info!(
+        http.method = %method,
+        http.route = %route,
+        http.status = status.as_u16(),
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}
+
+/// Gives errors produced by actix itself (no route, wrong method, unreadable payload) the
+/// JSON error shape of API.md. Responses already in JSON are left alone.
+pub async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(res);
+    }
+    let (code, message) = match status.as_u16() {
+        404 => ("not_found", "no such route".to_owned()),
+        405 => (
+            "method_not_allowed",
+            "method not allowed on this route".to_owned(),
+        ),
+        413 => ("payload_too_large", "request body too large".to_owned()),
+        400..=499 => ("bad_request", describe(&res, status)),
+        _ => ("internal_error", "internal error".to_owned()),
+    };
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut replacement = error_response(status, code, message, None);
+    if let Some(allow) = allow {
+        replacement.headers_mut().insert(header::ALLOW, allow);
+    }
+    Ok(res.into_response(replacement))
+}
+
+fn describe(res: &ServiceResponse<BoxBody>, status: actix_web::http::StatusCode) -> String {
+    match res.response().error() {
+        Some(err) => err.to_string(),
+        None => status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_lowercase(),
+    }
+}

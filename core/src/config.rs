@@ -1,0 +1,344 @@
+//! Typed settings, layered: built-in defaults < `sluice.toml` < `SLUICE_*` environment.
+//!
+//! Loading settings never writes anything; `serve` may create the data dir afterwards.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The name of the configuration file read from the working directory when present.
+pub const DEFAULT_CONFIG_FILE: &str = "sluice.toml";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Where build steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// A process group per step on this machine (single-team installs).
+    #[default]
+    Local,
+    /// An ephemeral Pod per run in the tenant's namespace.
+    Kubernetes,
+}
+
+/// Everything Sluice can be told at start-up. Secrets are wrapped so `Debug` never shows them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address the HTTP server listens on (`SLUICE_BIND`).
+    pub bind: SocketAddr,
+    /// Directory for the embedded database, the generated secret key and local blobs.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; unset means a SQLite file in the data dir.
+    pub database_url: Option<SecretString>,
+    /// Redis for the job queue; unset means the embedded queue in the database.
+    pub redis_url: Option<SecretString>,
+    /// The URL people and webhooks reach Sluice at; defaults to `http://{bind}`.
+    pub public_url: Option<String>,
+    /// Key material for encrypting secrets at rest; generated into the data dir when unset.
+    pub secret_key: Option<SecretString>,
+    /// Whether email + password accounts may sign up and sign in.
+    pub local_accounts: bool,
+    /// Which executor runs builds.
+    pub executor: ExecutorKind,
+    /// Whether `file://` and loopback repository URLs are allowed (default: on in `serve` only).
+    pub allow_local_repos: Option<bool>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `sluice_api=debug,info`.
+    pub log: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal, in seconds.
+    pub shutdown_timeout_secs: u64,
+    /// Size of the database connection pool.
+    pub db_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sluice-data"),
+            database_url: None,
+            redis_url: None,
+            public_url: None,
+            secret_key: None,
+            local_accounts: true,
+            executor: ExecutorKind::Local,
+            allow_local_repos: None,
+            log_format: LogFormat::Text,
+            log: "info".to_owned(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_secs: 30,
+            db_max_connections: 10,
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads settings from the config file (explicit `path`, else `./sluice.toml` if present),
+    /// then the process environment, then `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
+        let figment = Self::figment(path)?.merge(Env::prefixed("SLUICE_"));
+        Self::extract(figment, overrides)
+    }
+
+    /// Like [`Settings::load`] but with the environment given as pairs, for tests and tools.
+    pub fn load_from<I, K, V>(
+        path: Option<&Path>,
+        env: I,
+        overrides: &Overrides,
+    ) -> Result<Settings>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut figment = Self::figment(path)?;
+        for (key, value) in env {
+            if let Some(name) = key.as_ref().strip_prefix("SLUICE_") {
+                let value: figment::value::Value = value
+                    .as_ref()
+                    .parse()
+                    .unwrap_or_else(|never| match never {});
+                figment = figment.merge(Serialized::default(&name.to_ascii_lowercase(), value));
+            }
+        }
+        Self::extract(figment, overrides)
+    }
+
+    fn figment(path: Option<&Path>) -> Result<Figment> {
+        let file = match path {
+            Some(path) if !path.is_file() => {
+                return Err(Error::InvalidSetting {
+                    field: "config",
+                    message: format!("configuration file {} does not exist", path.display()),
+                });
+            }
+            Some(path) => path.to_path_buf(),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
+            None => return Ok(Figment::new()),
+        };
+        Ok(Figment::new().merge(Toml::file_exact(file)))
+    }
+
+    fn extract(mut figment: Figment, overrides: &Overrides) -> Result<Settings> {
+        if let Some(bind) = overrides.bind {
+            figment = figment.merge(Serialized::default("bind", bind.to_string()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.database_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(Error::InvalidSetting {
+                    field: "database_url",
+                    message: "must start with sqlite:, postgres:// or postgresql://".into(),
+                });
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(Error::InvalidSetting {
+                    field: "redis_url",
+                    message: "must start with redis:// or rediss://".into(),
+                });
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::InvalidSetting {
+                field: "public_url",
+                message: "must start with http:// or https://".into(),
+            });
+        }
+        if self.max_body_bytes == 0 {
+            return Err(Error::InvalidSetting {
+                field: "max_body_bytes",
+                message: "must be greater than zero".into(),
+            });
+        }
+        if self.db_max_connections == 0 {
+            return Err(Error::InvalidSetting {
+                field: "db_max_connections",
+                message: "must be greater than zero".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let file = self.data_dir.join("sluice.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", file.display()))
+            }
+        }
+    }
+
+    /// Whether the database is an SQLite file (the embedded default).
+    pub fn uses_sqlite(&self) -> bool {
+        self.database_url().expose_secret().starts_with("sqlite:")
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self, listening_on: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{listening_on}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.toml");
+        let err = Settings::load_from(Some(&missing), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+
+        let settings = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert!(settings.local_accounts);
+        assert!(settings.uses_sqlite());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file_and_flags_override_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9000\"\nlog_format = \"json\"\nmax_body_bytes = 2048\nlocal_accounts = false\n",
+        )
+        .unwrap();
+
+        let from_file = Settings::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(from_file.bind.to_string(), "127.0.0.1:9000");
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.max_body_bytes, 2048);
+        assert!(!from_file.local_accounts);
+
+        let vars = env(&[
+            ("SLUICE_BIND", "127.0.0.1:9100"),
+            ("SLUICE_LOCAL_ACCOUNTS", "true"),
+            ("OTHER", "x"),
+        ]);
+        let from_env =
+            Settings::load_from(Some(&file), vars.clone(), &Overrides::default()).unwrap();
+        assert_eq!(from_env.bind.to_string(), "127.0.0.1:9100");
+        assert!(from_env.local_accounts);
+        assert_eq!(
+            from_env.max_body_bytes, 2048,
+            "file value kept where env is silent"
+        );
+
+        let flags = Overrides {
+            bind: Some("127.0.0.1:9200".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let from_flags = Settings::load_from(Some(&file), vars, &flags).unwrap();
+        assert_eq!(from_flags.bind.to_string(), "127.0.0.1:9200");
+        assert_eq!(from_flags.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let vars = env(&[
+            ("SLUICE_SECRET_KEY", "very-secret-key-material-0123456789"),
+            ("SLUICE_DATABASE_URL", "postgres://sluice:hunter2@db/sluice"),
+        ]);
+        let settings = Settings::load_from(None, vars, &Overrides::default()).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("very-secret-key-material"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field_at_fault() {
+        let err = Settings::load_from(
+            None,
+            env(&[("SLUICE_DATABASE_URL", "mysql://x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("SLUICE_BIND", "not-an-address")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bind"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("SLUICE_LOG_FORMAT", "xml")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("log_format"), "{err}");
+    }
+
+    #[test]
+    fn default_database_lives_in_the_data_dir() {
+        let flags = Overrides {
+            bind: None,
+            data_dir: Some("/srv/sluice".into()),
+        };
+        let settings = Settings::load_from(None, env(&[]), &flags).unwrap();
+        assert_eq!(
+            settings.database_url().expose_secret(),
+            "sqlite:///srv/sluice/sluice.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Connecting to the database (SQLite or PostgreSQL) and applying the schema.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
+use sluice_migrations::{Migrator, MigratorTrait};
+
+use crate::Result;
+
+/// Opens a connection pool. SQLite files are created when missing and run in WAL mode with
+/// foreign keys enforced on every connection.
+#[tracing::instrument(skip_all)]
+pub async fn connect(url: &SecretString, max_connections: u32) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .create_if_missing(true)
+        });
+    Ok(Database::connect(options).await?)
+}
+
+/// Applies every pending migration; each runs in its own transaction.
+#[tracing::instrument(skip_all)]
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// Names of the migrations applied so far, oldest first.
+pub async fn applied_migrations(db: &DatabaseConnection) -> Result<Vec<String>> {
+    Ok(Migrator::get_applied_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}

@@ -1,0 +1,14 @@
+//! Sluice's domain core: configuration, the database, the metrics registry and readiness.
+//!
+//! `api` and `worker` meet only through this crate; it holds no HTTP.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod readiness;
+pub mod secret_key;
+pub mod startup;
+
+pub use error::{Error, Result};

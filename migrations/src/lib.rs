@@ -1,0 +1,19 @@
+//! The Sluice database schema as an ordered list of migrations.
+//!
+//! Every change is its own module named `mYYYYMMDD_HHMMSS_what` and is never edited after it
+//! has landed; the same statements run on SQLite and PostgreSQL.
+#![forbid(unsafe_code)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_tenancy;
+
+/// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_create_tenancy::Migration)]
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test on SQLite and then on PostgreSQL.
+# Needs PostgreSQL (SLUICE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres),
+# Redis (SLUICE_TEST_REDIS_URL, default redis://127.0.0.1:6379) and promtool on PATH;
+# .ci/run installs and starts them on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+postgres_url="${SLUICE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== tests on SQLite"
+cargo test --workspace
+echo "== end-to-end tests on PostgreSQL"
+SLUICE_TEST_DATABASE_URL="$postgres_url" cargo test --test api

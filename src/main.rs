@@ -1,0 +1,186 @@
+//! The `sluice` command: parses the command line and wires the crates together.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sluice_api::{AppState, Application};
+use sluice_core::config::{LogFormat, Overrides, Settings};
+use sluice_core::metrics::Metrics;
+use sluice_core::startup::{Prepared, Role, prepare};
+use sluice_worker::Worker;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Sluice: multi-tenant CI/CD for declarative Jenkinsfiles.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    /// Configuration file (default: ./sluice.toml when present). SLUICE_* variables win over it.
+    #[arg(long, global = true, env = "SLUICE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and a worker in one process on embedded defaults (SQLite, embedded queue).
+    Serve(ServeArgs),
+    /// Run the HTTP API only (scale-out role).
+    Api(ServeArgs),
+    /// Run a queue worker only (scale-out role).
+    Worker(DataDirArgs),
+    /// Apply database migrations and exit.
+    Migrate(DataDirArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (SLUICE_BIND).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    dirs: DataDirArgs,
+}
+
+#[derive(Args)]
+struct DataDirArgs {
+    /// Directory for the embedded database, secret key and local blobs (SLUICE_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (role, overrides) = match &cli.command {
+        Command::Serve(a) => (Role::Serve, overrides(a.bind, &a.dirs)),
+        Command::Api(a) => (Role::Api, overrides(a.bind, &a.dirs)),
+        Command::Worker(d) => (Role::Worker, overrides(None, d)),
+        Command::Migrate(d) => (Role::Migrate, overrides(None, d)),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), &overrides) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("sluice: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(role, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "sluice stopped with an error");
+            eprintln!("sluice: {err}");
+            let mut source = std::error::Error::source(err.as_ref());
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn overrides(bind: Option<std::net::SocketAddr>, dirs: &DataDirArgs) -> Overrides {
+    Overrides {
+        bind,
+        data_dir: dirs.data_dir.clone(),
+    }
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
+    let Prepared { db, notes, .. } = prepare(&settings, role).await?;
+    for note in &notes {
+        tracing::info!("{note}");
+    }
+    if role == Role::Migrate {
+        let applied = sluice_core::db::applied_migrations(&db).await?;
+        println!(
+            "database is up to date (migrations applied: {})",
+            applied.len()
+        );
+        return Ok(());
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let worker = matches!(role, Role::Serve | Role::Worker)
+        .then(|| tokio::spawn(Worker::new().run(shutdown.clone())));
+
+    if matches!(role, Role::Serve | Role::Api) {
+        let state = AppState::new(&settings, db.clone(), Metrics::new()?)?;
+        let app = Application::build(&settings, state)?;
+        let url = settings.public_url(app.local_addr());
+        println!("Sluice is listening on {url}");
+        if settings.local_accounts {
+            println!(
+                "Sign in: open {url}/login and create an account with your email and a password."
+            );
+        } else {
+            println!("Sign in: open {url}/login and use one of the configured OAuth providers.");
+        }
+        tracing::info!(%url, "listening");
+        let served = app.run_until_stopped(shutdown.clone()).await;
+        shutdown.cancel();
+        served?;
+    }
+    if let Some(worker) = worker {
+        worker.await?;
+    }
+    db.close().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second signal exits at once.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop Sluice with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
+}

@@ -1,0 +1,289 @@
+//! The real `sluice` binary: start-up on embedded defaults, config layering, migrate, and
+//! graceful shutdown on SIGTERM and SIGINT.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::TestDb;
+
+/// A `sluice` command in `dir` with no SLUICE_* variables but those given.
+fn sluice(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLUICE_") {
+            cmd.env_remove(key);
+        }
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd
+}
+
+/// Reads stdout until the "listening on" banner and returns the URL and the lines so far.
+fn wait_for_banner(stdout: ChildStdout) -> (String, Vec<String>, BufReader<ChildStdout>) {
+    let mut reader = BufReader::new(stdout);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no banner: {lines:?}");
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stdout closed early: {lines:?}"
+        );
+        let line = line.trim_end().to_owned();
+        lines.push(line.clone());
+        if let Some(url) = line.strip_prefix("Sluice is listening on ") {
+            let url = url.to_owned();
+            // The sign-in hint follows the URL.
+            let mut hint = String::new();
+            reader.read_line(&mut hint).unwrap();
+            lines.push(hint.trim_end().to_owned());
+            return (url, lines, reader);
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the process to exit, killing it after `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("sluice did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+/// A GET from a plain (non-async) test: (status, body).
+fn get(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::get(url).await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    })
+}
+
+fn database_env(db: &TestDb) -> Vec<(&'static str, String)> {
+    if db.is_postgres() {
+        vec![("SLUICE_DATABASE_URL", db.url.clone())]
+    } else {
+        vec![]
+    }
+}
+
+#[test]
+fn serve_on_defaults_creates_its_data_dir_prints_how_to_sign_in_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sluice(dir.path(), &["serve"], &[("SLUICE_BIND", "127.0.0.1:0")])
+        .spawn()
+        .unwrap();
+    let (url, lines, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Sign in: open ")),
+        "{lines:?}"
+    );
+
+    let data = dir.path().join("sluice-data");
+    assert!(data.join("sluice.db").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("secret.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (status, body) = get(&format!("{url}/readyz"));
+    assert_eq!(status, 200, "{body}");
+
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let err = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("SIGTERM received") && err.contains("stopped cleanly"),
+        "{err}"
+    );
+    assert!(
+        err.contains("created data dir") && err.contains("generated a secret key"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(
+            &std::fs::read_to_string(data.join("secret.key"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        )
+    );
+}
+
+#[test]
+fn sigint_also_stops_gracefully_on_the_test_database() {
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(TestDb::create());
+    let dir = tempfile::tempdir().unwrap();
+    let env = database_env(&db);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("SLUICE_BIND", "127.0.0.1:0"));
+    let mut child = sluice(dir.path(), &["serve"], &vars).spawn().unwrap();
+    let (url, _, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    assert_eq!(get(&format!("{url}/readyz")).0, 200);
+    signal(&child, "INT");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let err = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("SIGINT received"), "{err}");
+}
+
+#[test]
+fn config_file_is_read_and_environment_wins_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        "bind = \"127.0.0.1:0\"\nlog_format = \"json\"\ndata_dir = \"from-file\"\n",
+    )
+    .unwrap();
+
+    // File only: JSON logs, data dir from the file.
+    let mut child = sluice(dir.path(), &["serve"], &[]).spawn().unwrap();
+    let (url, _, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    assert_eq!(get(&format!("{url}/healthz")).0, 200);
+    signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    let err = stderr_of(&mut child);
+    assert!(dir.path().join("from-file/sluice.db").is_file());
+    let request_line = err
+        .lines()
+        .find(|l| l.contains("\"http.route\":\"/healthz\""))
+        .unwrap_or_else(|| panic!("no JSON access log line: {err}"));
+    let entry: serde_json::Value = serde_json::from_str(request_line).unwrap();
+    assert_eq!(entry["fields"]["http.status"], 200);
+    assert_eq!(
+        entry["span"]["request_id"].as_str().map(str::len),
+        Some(36),
+        "{entry}"
+    );
+
+    // Environment over file: text logs and another data dir.
+    let mut child = sluice(
+        dir.path(),
+        &["serve"],
+        &[
+            ("SLUICE_LOG_FORMAT", "text"),
+            ("SLUICE_DATA_DIR", "from-env"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let _ = wait_for_banner(child.stdout.take().unwrap());
+    signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    let err = stderr_of(&mut child);
+    assert!(dir.path().join("from-env/sluice.db").is_file());
+    assert!(!err.trim_start().starts_with('{'), "{err}");
+}
+
+#[test]
+fn bad_configuration_names_the_setting_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sluice(
+        dir.path(),
+        &["serve"],
+        &[("SLUICE_DATABASE_URL", "mysql://nope")],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database_url"), "{err}");
+    assert!(
+        !dir.path().join("sluice-data").exists(),
+        "nothing written on bad config"
+    );
+}
+
+#[test]
+fn migrate_applies_the_schema_and_exits() {
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(TestDb::create());
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.clone();
+    let out = sluice(dir.path(), &["migrate"], &[("SLUICE_DATABASE_URL", &url)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("database is up to date (migrations applied: 1)"),
+        "{stdout}"
+    );
+    // Running it again changes nothing and still succeeds.
+    let again = sluice(dir.path(), &["migrate"], &[("SLUICE_DATABASE_URL", &url)])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
+
+#[test]
+fn scale_out_roles_require_a_shared_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sluice(dir.path(), &["api"], &[("SLUICE_BIND", "127.0.0.1:0")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SLUICE_SECRET_KEY"), "{err}");
+    assert!(
+        !dir.path().join("sluice-data").exists(),
+        "nothing written before refusing"
+    );
+}

@@ -1,0 +1,243 @@
+//! `spawn_app()` and friends: a real server on a free port over a fresh database.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::SecretString;
+use sluice_api::{AppState, Application};
+use sluice_core::config::{Overrides, Settings};
+use sluice_core::metrics::Metrics;
+use sluice_core::startup::{Role, prepare};
+use tokio_util::sync::CancellationToken;
+
+/// The Redis used by tests that need one (`SLUICE_TEST_REDIS_URL`, default local).
+pub fn redis_url() -> String {
+    std::env::var("SLUICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database that exists for one test only.
+pub struct TestDb {
+    pub url: String,
+    /// Server URL and database name when on PostgreSQL.
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh database of the kind `SLUICE_TEST_DATABASE_URL` asks for (SQLite by default).
+    pub async fn create() -> TestDb {
+        match std::env::var("SLUICE_TEST_DATABASE_URL") {
+            Ok(server) if server.starts_with("postgres") => Self::postgres(&server).await,
+            _ => Self::sqlite(),
+        }
+    }
+
+    /// A fresh SQLite file in a temp dir.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        TestDb {
+            url,
+            postgres: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `server`.
+    pub async fn postgres(server: &str) -> TestDb {
+        let name = format!("sluice_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server)
+            .await
+            .expect("PostgreSQL from SLUICE_TEST_DATABASE_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (base, query) = server
+            .split_once('?')
+            .map_or((server, None), |(b, q)| (b, Some(q)));
+        let (root, _) = base.rsplit_once('/').unwrap();
+        let url = match query {
+            Some(q) => format!("{root}/{name}?{q}"),
+            None => format!("{root}/{name}"),
+        };
+        TestDb {
+            url,
+            postgres: Some((server.to_owned(), name)),
+            _dir: None,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Drops a PostgreSQL database from under its users.
+    pub async fn drop_now(&self) {
+        if let Some((server, name)) = &self.postgres {
+            let admin = Database::connect(server).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.postgres.is_none() {
+            return;
+        }
+        let (server, name) = self.postgres.clone().unwrap();
+        // Dropped from a plain thread: Drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(&server).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running Sluice API over its own database; stopped when dropped.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub test_db: TestDb,
+    shutdown: CancellationToken,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Settings for a test: port 0, a temp data dir, a fixed secret key.
+pub fn test_settings(db: &TestDb, data_dir: &std::path::Path) -> Settings {
+    let overrides = Overrides {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data_dir.to_path_buf()),
+    };
+    let mut settings =
+        Settings::load_from(None, Vec::<(String, String)>::new(), &overrides).unwrap();
+    settings.database_url = Some(SecretString::from(db.url.clone()));
+    settings.secret_key = Some(SecretString::from(
+        "test-secret-key-0123456789abcdef0123456789",
+    ));
+    settings.shutdown_timeout_secs = 5;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the API with test settings changed by `customise`, and waits until it answers.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let test_db = TestDb::create().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&test_db, data_dir.path());
+    customise(&mut settings);
+
+    let prepared = prepare(&settings, Role::Serve).await.unwrap();
+    let state = AppState::new(&settings, prepared.db.clone(), Metrics::new().unwrap()).unwrap();
+    let app = Application::build(&settings, state).unwrap();
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let test_app = TestApp {
+        addr,
+        client,
+        db: prepared.db,
+        test_db,
+        shutdown,
+        _data_dir: data_dir,
+    };
+    wait_until(Duration::from_secs(10), || async {
+        test_app
+            .client
+            .get(test_app.url("/healthz"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    test_app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Makes the database unreachable for the running app: PostgreSQL drops it from under
+    /// the pool; SQLite closes the pool the app shares.
+    pub async fn lose_database(&self) {
+        if self.test_db.is_postgres() {
+            self.test_db.drop_now().await;
+        } else {
+            self.db.close_by_ref().await.unwrap();
+        }
+    }
+}
+
+/// Polls `condition` until it holds; panics after `deadline`.
+pub async fn wait_until<F, Fut>(deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !condition().await {
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that a response carries the API error shape with `status` and `code`.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests of Sluice through its public HTTP API and the `sluice` binary.
+//!
+//! Every test gets its own database: a temp SQLite file by default, or a fresh PostgreSQL
+//! database (dropped afterwards) when `SLUICE_TEST_DATABASE_URL` names a server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binary;
+mod errors;
+mod health;
+mod helpers;
+mod metrics;
+mod migrations;
+mod pages;
