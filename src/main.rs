@@ -118,7 +118,11 @@ fn init_tracing(settings: &Settings) {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
-    let Prepared { db, notes, .. } = prepare(&settings, role).await?;
+    let Prepared {
+        db,
+        notes,
+        secret_key,
+    } = prepare(&settings, role).await?;
     for note in &notes {
         tracing::info!("{note}");
     }
@@ -132,13 +136,16 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     }
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    // Installed before anything is announced, so a signal sent right after the banner is seen.
+    let signals = Signals::install()?;
+    tokio::spawn(signals.stop_on_signal(shutdown.clone()));
 
     let worker = matches!(role, Role::Serve | Role::Worker)
         .then(|| tokio::spawn(Worker::new().run(shutdown.clone())));
 
     if matches!(role, Role::Serve | Role::Api) {
-        let state = AppState::new(&settings, db.clone(), Metrics::new()?)?;
+        let secret_key = secret_key.ok_or("the API needs a secret key")?;
+        let state = AppState::new(&settings, db.clone(), Metrics::new()?, &secret_key)?;
         let app = Application::build(&settings, state)?;
         let url = settings.public_url(app.local_addr());
         println!("Sluice is listening on {url}");
@@ -162,25 +169,33 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second signal exits at once.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT; stop Sluice with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
+/// SIGTERM and SIGINT listeners.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    shutdown.cancel();
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+
+    /// Cancels `shutdown` on the first SIGINT or SIGTERM; a second signal exits at once.
+    async fn stop_on_signal(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received: shutting down"),
+            _ = self.int.recv() => tracing::info!("SIGINT received: shutting down"),
+        }
+        shutdown.cancel();
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        tracing::warn!("second signal: exiting without waiting");
+        std::process::exit(130);
     }
-    tracing::warn!("second signal: exiting without waiting");
-    std::process::exit(130);
 }

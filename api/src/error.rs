@@ -15,10 +15,16 @@ pub enum ApiError {
         message: String,
         details: Option<Value>,
     },
-    #[error("authentication required")]
+    #[error("authentication required: send `Authorization: Bearer <token>` or sign in")]
     Unauthorized,
-    #[error("not allowed")]
-    Forbidden,
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("missing or wrong X-CSRF-Token header for this session")]
+    Csrf,
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -45,7 +51,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Csrf => "csrf_failed",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
@@ -66,10 +75,23 @@ impl ApiError {
     }
 }
 
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
 impl From<sluice_core::Error> for ApiError {
     fn from(err: sluice_core::Error) -> Self {
+        use sluice_core::Error as E;
         match err {
-            sluice_core::Error::NotFound => ApiError::NotFound,
+            E::NotFound => ApiError::NotFound,
+            E::Forbidden(message) => ApiError::Forbidden(message),
+            E::Conflict(message) => ApiError::Conflict(message),
+            E::Invalid { field, message } => ApiError::BadRequest {
+                message: format!("{field}: {message}"),
+                details: Some(serde_json::json!({ "field": field })),
+            },
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -113,8 +135,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) | ApiError::Csrf => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -126,15 +149,30 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
         if let ApiError::Internal(source) = self {
             tracing::error!(error.cause_chain = %CauseChain(source.as_ref()), "request failed");
         }
-        error_response(
+        let mut res = error_response(
             self.status_code(),
             self.code(),
             self.to_string(),
             self.details(),
-        )
+        );
+        match self {
+            ApiError::Unauthorized => {
+                res.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"sluice\""),
+                );
+            }
+            ApiError::RateLimited { retry_after } => {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        res
     }
 }
 

@@ -1,12 +1,15 @@
 //! Sluice's HTTP face: the actix-web application, its routes, middleware and pages.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 mod middleware;
+mod rate_limit;
 mod routes;
 mod startup;
 mod state;
 
 pub use error::ApiError;
+pub use routes::route_table;
 pub use startup::Application;
 pub use state::AppState;

@@ -1,10 +1,16 @@
-//! What every handler may reach: the database, metrics and the readiness probe.
+//! What every handler may reach: the database, keys, metrics, limits and the readiness probe.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
+use secrecy::SecretString;
+use sluice_core::config::Settings;
+use sluice_core::crypto::Keyring;
 use sluice_core::metrics::Metrics;
 use sluice_core::readiness::Readiness;
+
+use crate::rate_limit::RateLimiter;
 
 /// Shared, cheaply cloned application state.
 #[derive(Clone)]
@@ -12,20 +18,43 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
+    pub keys: Keyring,
+    pub auth_limiter: Arc<RateLimiter>,
+    /// Whether email + password accounts are enabled.
+    pub local_accounts: bool,
+    /// Whether cookies get the `Secure` attribute (public URL is https).
+    pub secure_cookies: bool,
+    /// Public base URL when configured; otherwise links are built from the request.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
     /// Assembles the state; a malformed Redis URL fails here, an unreachable one in `/readyz`.
     pub fn new(
-        settings: &sluice_core::config::Settings,
+        settings: &Settings,
         db: DatabaseConnection,
         metrics: Metrics,
+        secret_key: &SecretString,
     ) -> sluice_core::Result<AppState> {
         let readiness = Readiness::new(db.clone(), settings.redis_url.as_ref())?;
+        let public_url = settings
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned());
         Ok(AppState {
             db,
             metrics,
             readiness: Arc::new(readiness),
+            keys: Keyring::new(secret_key),
+            auth_limiter: Arc::new(RateLimiter::new(
+                settings.auth_attempts_per_minute,
+                Duration::from_secs(60),
+            )),
+            local_accounts: settings.local_accounts,
+            secure_cookies: public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+            public_url,
         })
     }
 }

@@ -69,6 +69,8 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// Size of the database connection pool.
     pub db_max_connections: u32,
+    /// Sign-up and sign-in attempts allowed per client address and minute.
+    pub auth_attempts_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -88,6 +90,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             db_max_connections: 10,
+            auth_attempts_per_minute: 10,
         }
     }
 }

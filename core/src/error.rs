@@ -25,11 +25,35 @@ pub enum Error {
     },
     #[error("not found")]
     NotFound,
+    /// The principal is known but its role or scopes do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Input that breaks a rule; `field` names the part at fault.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A unique name already taken, or a state that forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cryptography: {0}")]
+    Crypto(&'static str),
 }
 
 impl From<figment::Error> for Error {
     fn from(err: figment::Error) -> Self {
         Error::Config(Box::new(err))
+    }
+}
+
+impl Error {
+    /// A validation error for `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 

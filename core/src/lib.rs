@@ -4,11 +4,16 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod crypto;
 pub mod db;
+pub mod entities;
 pub mod error;
 pub mod metrics;
 pub mod readiness;
 pub mod secret_key;
 pub mod startup;
+pub mod store;
+pub mod tenancy;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -156,7 +156,14 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     customise(&mut settings);
 
     let prepared = prepare(&settings, Role::Serve).await.unwrap();
-    let state = AppState::new(&settings, prepared.db.clone(), Metrics::new().unwrap()).unwrap();
+    let key = prepared.secret_key.clone().unwrap();
+    let state = AppState::new(
+        &settings,
+        prepared.db.clone(),
+        Metrics::new().unwrap(),
+        &key,
+    )
+    .unwrap();
     let app = Application::build(&settings, state).unwrap();
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
@@ -240,4 +247,149 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
         "{body}"
     );
     body
+}
+
+/// How a test request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    /// A browser session: the cookie value and its CSRF token.
+    Session {
+        cookie: String,
+        csrf: String,
+    },
+    /// `Authorization: Bearer`.
+    Token(String),
+    /// `Authorization: Basic email:token`.
+    Basic(String, String),
+}
+
+impl TestApp {
+    /// Sends `method path` with `auth` and an optional JSON body; returns status and JSON body
+    /// (Null when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, self.url(path));
+        req = match auth {
+            Auth::None => req,
+            Auth::Session { cookie, csrf } => req
+                .header("cookie", format!("sluice_session={cookie}"))
+                .header("x-csrf-token", csrf),
+            Auth::Token(token) => req.bearer_auth(token),
+            Auth::Basic(email, token) => req.basic_auth(email, Some(token)),
+        };
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn get_as(&self, path: &str, auth: &Auth) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, auth, None).await
+    }
+
+    pub async fn post_as(
+        &self,
+        path: &str,
+        auth: &Auth,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, auth, Some(body))
+            .await
+    }
+
+    /// Signs up `email` (name from the local part, a fixed password) and returns the session.
+    pub async fn signup(&self, email: &str) -> Auth {
+        let body = serde_json::json!({"email": email, "password": "correct horse battery", "name": email.split('@').next().unwrap()});
+        let res = self
+            .client
+            .post(self.url("/auth/signup"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "signup of {email}");
+        session_from(res).await
+    }
+
+    /// Creates an org owned by `auth`.
+    pub async fn create_org(&self, auth: &Auth, slug: &str) {
+        let (status, body) = self
+            .post_as(
+                "/api/v1/orgs",
+                auth,
+                serde_json::json!({"slug": slug, "name": slug}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Creates a token in `org` with `scopes`; returns the raw token.
+    pub async fn create_token(&self, auth: &Auth, org: &str, scopes: &[&str]) -> String {
+        let (status, body) = self
+            .post_as(
+                &format!("/api/v1/orgs/{org}/tokens"),
+                auth,
+                serde_json::json!({"name": "ci", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a project in `org`.
+    pub async fn create_project(&self, auth: &Auth, org: &str, slug: &str) -> serde_json::Value {
+        let (status, body) = self
+            .post_as(
+                &format!("/api/v1/orgs/{org}/projects"),
+                auth,
+                serde_json::json!({"slug": slug, "name": slug, "repo_url": format!("https://git.example.com/{org}/{slug}.git")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Runs a scalar query against the app's database.
+    pub async fn scalar(&self, sql: &str) -> Option<String> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .unwrap()?;
+        row.try_get_by_index::<Option<String>>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| Some(n.to_string())))
+            .unwrap()
+    }
+}
+
+/// The session cookie and CSRF token of a sign-up or sign-in response.
+pub async fn session_from(res: reqwest::Response) -> Auth {
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("sluice_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("session cookie");
+    let body: serde_json::Value = res.json().await.unwrap();
+    Auth::Session {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    }
 }

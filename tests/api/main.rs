@@ -4,10 +4,15 @@
 //! database (dropped afterwards) when `SLUICE_TEST_DATABASE_URL` names a server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod binary;
 mod errors;
 mod health;
 mod helpers;
 mod metrics;
 mod migrations;
+mod orgs;
 mod pages;
+mod projects;
+mod tenancy;
+mod tokens;

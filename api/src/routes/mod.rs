@@ -1,29 +1,183 @@
-//! The route table. Each resource has its own module.
+//! The route table: one list of (method, path, handler), registered as actix resources and
+//! exported so tests can walk every route (the cross-tenant test covers new routes by itself).
 
-use actix_web::{Route, web};
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+use serde::Serialize;
+use sluice_core::store::Page;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 mod assets;
+pub(crate) mod auth;
 mod health;
+mod members;
 mod metrics;
+pub(crate) mod orgs;
 mod pages;
+mod projects;
+mod secrets;
+mod tokens;
+mod user;
 
-/// Registers every route of the application.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz", web::get().to(health::healthz)))
-        .service(resource("/readyz", web::get().to(health::readyz)))
-        .service(resource("/metrics", web::get().to(metrics::metrics)))
-        .service(resource("/", web::get().to(pages::landing)))
-        .service(resource("/static/{file}", web::get().to(assets::asset)));
+fn table() -> Vec<(Method, &'static str, Route)> {
+    use web::{delete, get, patch, post, put};
+    vec![
+        (Method::GET, "/healthz", get().to(health::healthz)),
+        (Method::GET, "/readyz", get().to(health::readyz)),
+        (Method::GET, "/metrics", get().to(metrics::metrics)),
+        (Method::GET, "/", get().to(pages::landing)),
+        (Method::GET, "/static/{file}", get().to(assets::asset)),
+        (Method::POST, "/auth/signup", post().to(auth::signup)),
+        (Method::POST, "/auth/login", post().to(auth::login)),
+        (Method::POST, "/auth/logout", post().to(auth::logout)),
+        (Method::GET, "/api/v1/user", get().to(user::me)),
+        (Method::POST, "/api/v1/orgs", post().to(orgs::create)),
+        (Method::GET, "/api/v1/orgs", get().to(orgs::index)),
+        (Method::GET, "/api/v1/orgs/{org}", get().to(orgs::show)),
+        (
+            Method::PATCH,
+            "/api/v1/orgs/{org}",
+            patch().to(orgs::update),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/members",
+            get().to(members::index),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/orgs/{org}/members/{user_id}",
+            patch().to(members::update),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/orgs/{org}/members/{user_id}",
+            delete().to(members::remove),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/invitations",
+            post().to(members::invite),
+        ),
+        (
+            Method::POST,
+            "/api/v1/invitations/{token}/accept",
+            post().to(members::accept),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/audit",
+            get().to(members::audit_log),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/tokens",
+            post().to(tokens::create),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/tokens",
+            get().to(tokens::index),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/orgs/{org}/tokens/{id}",
+            delete().to(tokens::revoke),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects",
+            post().to(projects::create),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects",
+            get().to(projects::index),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}",
+            get().to(projects::show),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/orgs/{org}/projects/{project}",
+            patch().to(projects::update),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/orgs/{org}/projects/{project}",
+            delete().to(projects::delete),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/secrets",
+            get().to(secrets::index),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/orgs/{org}/projects/{project}/secrets/{name}",
+            put().to(secrets::put),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/orgs/{org}/projects/{project}/secrets/{name}",
+            delete().to(secrets::delete),
+        ),
+    ]
 }
 
-/// A resource answering 405 (with `Allow`-less JSON) to methods it has no route for, instead of
-/// falling through to the application's 404.
-fn resource(path: &str, route: Route) -> actix_web::Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(|| async {
+/// Every (method, path template) the application answers.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// Registers every route; each path is one resource answering 405 to other methods.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut resources: Vec<(&'static str, Vec<Route>)> = Vec::new();
+    for (_, path, route) in table() {
+        match resources.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => resources.push((path, vec![route])),
+        }
+    }
+    for (path, routes) in resources {
+        let mut resource = web::resource(path);
+        for route in routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource.default_service(web::to(|| async {
             Err::<(), _>(ApiError::MethodNotAllowed)
-        }))
+        })));
+    }
+}
+
+#[derive(Serialize)]
+struct List<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// A paginated list response: `{"items": [...], "next_cursor": null|"..."}`.
+pub(crate) fn list<T: Serialize>(page: Page<T>) -> HttpResponse {
+    HttpResponse::Ok().json(List {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// The public base URL: configured, else what the request was addressed to.
+pub(crate) fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    match &state.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
 }

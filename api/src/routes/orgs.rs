@@ -1,0 +1,118 @@
+//! Organisations: `POST|GET /api/v1/orgs`, `GET|PATCH /api/v1/orgs/{org}`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_core::entities::org;
+use sluice_core::store::{PageRequest, audit, orgs};
+use sluice_core::tenancy::{Role, TenantScope};
+
+use crate::auth::Authn;
+use crate::error::ApiError;
+use crate::routes::list;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateOrg {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+pub struct UpdateOrg {
+    pub name: Option<String>,
+    pub max_concurrent_runs: Option<i32>,
+}
+
+#[derive(Serialize)]
+pub struct OrgView {
+    pub slug: String,
+    pub name: String,
+    pub max_concurrent_runs: i32,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OrgView {
+    pub fn new(org: &org::Model, role: Role) -> OrgView {
+        OrgView {
+            slug: org.slug.clone(),
+            name: org.name.clone(),
+            max_concurrent_runs: org.max_concurrent_runs,
+            role,
+            created_at: org.created_at,
+        }
+    }
+}
+
+/// `POST /api/v1/orgs`: the caller becomes owner. Tokens cannot create orgs.
+pub async fn create(
+    state: web::Data<AppState>,
+    authn: Authn,
+    body: web::Json<CreateOrg>,
+) -> Result<HttpResponse, ApiError> {
+    if authn.principal.token_id().is_some() {
+        return Err(ApiError::Forbidden(
+            "API tokens act within their org; sign in to create an org".into(),
+        ));
+    }
+    let txn = state.db.begin().await?;
+    let org = orgs::create(&txn, authn.principal.user().id, &body.slug, &body.name).await?;
+    let scope = TenantScope::resolve(&txn, &authn.principal, &org.slug).await?;
+    audit::record(
+        &txn,
+        &scope,
+        "org.create",
+        "org",
+        &org.slug,
+        json!({"name": org.name}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(OrgView::new(&org, Role::Owner)))
+}
+
+/// `GET /api/v1/orgs`: the caller's orgs (a token: its own).
+pub async fn index(
+    state: web::Data<AppState>,
+    authn: Authn,
+    page: web::Query<PageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let found = orgs::list_for_user(&state.db, authn.principal.user().id, &page).await?;
+    let ceiling = authn.principal.ceiling();
+    let token_org = authn.principal.token_org_id();
+    let mut page = found.map(|(org, role)| {
+        (
+            token_org.is_none_or(|id| id == org.id),
+            OrgView::new(&org, role.min(ceiling)),
+        )
+    });
+    page.items.retain(|(visible, _)| *visible);
+    Ok(list(page.map(|(_, view)| view)))
+}
+
+/// `GET /api/v1/orgs/{org}`.
+pub async fn show(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = authn.scope(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(OrgView::new(scope.org(), scope.role())))
+}
+
+/// `PATCH /api/v1/orgs/{org}` (admin).
+pub async fn update(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<String>,
+    body: web::Json<UpdateOrg>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = authn.scope(&state, &path).await?;
+    let txn = state.db.begin().await?;
+    let org = orgs::update(&txn, &scope, body.name.as_deref(), body.max_concurrent_runs).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(OrgView::new(&org, scope.role())))
+}

@@ -1,0 +1,106 @@
+//! API tokens: `POST|GET /api/v1/orgs/{org}/tokens`, `DELETE .../tokens/{id}`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use serde::{Deserialize, Serialize};
+use sluice_core::entities::api_token;
+use sluice_core::store::{PageRequest, tokens};
+use sluice_core::tenancy::Scope;
+
+use crate::auth::Authn;
+use crate::error::ApiError;
+use crate::routes::list;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateToken {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_in_days: Option<u32>,
+}
+
+/// A token without its secret.
+#[derive(Serialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_by: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&api_token::Model> for TokenView {
+    fn from(t: &api_token::Model) -> Self {
+        TokenView {
+            id: t.id,
+            name: t.name.clone(),
+            prefix: t.prefix.clone(),
+            scopes: tokens::scopes_of(t),
+            created_by: t.created_by,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CreatedToken {
+    #[serde(flatten)]
+    view: TokenView,
+    /// Shown only in this response.
+    token: String,
+}
+
+/// `POST /api/v1/orgs/{org}/tokens` (admin).
+pub async fn create(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<String>,
+    body: web::Json<CreateToken>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = authn.scope(&state, &path).await?;
+    let txn = state.db.begin().await?;
+    let (token, raw) =
+        tokens::create(&txn, &scope, &body.name, &body.scopes, body.expires_in_days).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(CreatedToken {
+        view: TokenView::from(&token),
+        token: raw,
+    }))
+}
+
+/// `GET /api/v1/orgs/{org}/tokens` (admin).
+pub async fn index(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<String>,
+    page: web::Query<PageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = authn.scope(&state, &path).await?;
+    Ok(list(
+        tokens::list(&state.db, &scope, &page)
+            .await?
+            .map(|t| TokenView::from(&t)),
+    ))
+}
+
+/// `DELETE /api/v1/orgs/{org}/tokens/{id}` (admin): effective on the next request.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, id) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let txn = state.db.begin().await?;
+    tokens::revoke(&txn, &scope, id).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}

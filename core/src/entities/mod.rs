@@ -1,0 +1,12 @@
+//! sea-orm entities, one per table of the schema in `sluice-migrations`.
+
+pub mod api_token;
+pub mod audit_log;
+pub mod identity;
+pub mod invitation;
+pub mod membership;
+pub mod org;
+pub mod project;
+pub mod project_secret;
+pub mod session;
+pub mod user;
