@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod middleware;
+mod pages;
 mod rate_limit;
 mod routes;
 mod startup;

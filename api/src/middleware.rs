@@ -64,7 +64,7 @@ pub async fn observe(
 }
 
 /// Gives errors produced by actix itself (no route, wrong method, unreadable payload) the
-/// JSON error shape of API.md. Responses already in JSON are left alone.
+/// JSON error shape of API.md. Responses already in JSON (or HTML error pages) are left alone.
 pub async fn json_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -78,7 +78,7 @@ pub async fn json_errors(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if is_json {
         return Ok(res);
     }

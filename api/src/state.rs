@@ -12,6 +12,15 @@ use sluice_core::readiness::Readiness;
 
 use crate::rate_limit::RateLimiter;
 
+/// A configured way to sign in with another identity provider.
+#[derive(Clone, Debug)]
+pub struct LoginProvider {
+    /// URL name, e.g. `github`.
+    pub name: String,
+    /// Button text, e.g. `GitHub`.
+    pub label: String,
+}
+
 /// Shared, cheaply cloned application state.
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +35,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Public base URL when configured; otherwise links are built from the request.
     pub public_url: Option<String>,
+    /// Sign-in providers shown on the sign-in page.
+    pub providers: Arc<Vec<LoginProvider>>,
 }
 
 impl AppState {
@@ -55,6 +66,7 @@ impl AppState {
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
             public_url,
+            providers: Arc::new(Vec::new()),
         })
     }
 }

@@ -393,3 +393,49 @@ pub async fn session_from(res: reqwest::Response) -> Auth {
         csrf: body["csrf_token"].as_str().unwrap().to_owned(),
     }
 }
+
+impl TestApp {
+    /// Submits a page form as a signed-in person (the CSRF field is filled in); returns the
+    /// status, the `Location` header and the body.
+    pub async fn submit(
+        &self,
+        path: &str,
+        auth: &Auth,
+        fields: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        let Auth::Session { cookie, csrf } = auth else {
+            panic!("forms need a session")
+        };
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let res = self
+            .client
+            .post(self.url(path))
+            .header("cookie", format!("sluice_session={cookie}"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, location, res.text().await.unwrap())
+    }
+
+    /// Loads a page as a signed-in person; returns the status and the HTML.
+    pub async fn page(&self, path: &str, auth: &Auth) -> (u16, String) {
+        let Auth::Session { cookie, .. } = auth else {
+            panic!("pages need a session")
+        };
+        let res = self
+            .client
+            .get(self.url(path))
+            .header("cookie", format!("sluice_session={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+}

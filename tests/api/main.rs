@@ -6,6 +6,7 @@
 
 mod accounts;
 mod binary;
+mod browser;
 mod errors;
 mod health;
 mod helpers;

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{Auth, spawn_app};
 
 #[tokio::test]
 async fn landing_page_says_what_sluice_is_and_links_to_sign_in() {
@@ -39,4 +39,162 @@ async fn static_assets_are_served_from_the_binary() {
     assert!(res.text().await.unwrap().contains("--accent"));
     let res = app.get("/static/favicon.svg").await;
     assert_eq!(res.headers()["content-type"], "image/svg+xml");
+}
+
+#[tokio::test]
+async fn signup_form_shows_errors_next_to_fields_and_signs_in_on_success() {
+    let app = spawn_app().await;
+    let (status, html) = (
+        app.get("/signup").await.status(),
+        app.get("/signup").await.text().await.unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"password\""));
+
+    let res = app
+        .client
+        .post(app.url("/signup"))
+        .form(&[
+            ("name", "Alice"),
+            ("email", "not-an-email"),
+            ("password", "correct horse"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"e-email\""), "{html}");
+    assert!(html.contains("aria-invalid=\"true\""));
+    assert!(html.contains("value=\"Alice\""), "entered values are kept");
+
+    let res = app
+        .client
+        .post(app.url("/signup"))
+        .form(&[
+            ("name", "Alice"),
+            ("email", "alice@example.com"),
+            ("password", "correct horse"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/orgs");
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("sluice_session=")
+    );
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_forms_need_their_csrf_field() {
+    let app = spawn_app().await;
+    let res = app.get("/orgs/acme/projects").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?next=/orgs/acme/projects");
+
+    let alice = app.signup("alice@example.com").await;
+    let Auth::Session { cookie, .. } = &alice else {
+        unreachable!()
+    };
+    let res = app
+        .client
+        .post(app.url("/orgs"))
+        .header("cookie", format!("sluice_session={cookie}"))
+        .form(&[("name", "Acme"), ("slug", "acme"), ("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM orgs").await.unwrap(), "0");
+
+    let (status, location, _) = app
+        .submit("/orgs", &alice, &[("name", "Acme"), ("slug", "acme")])
+        .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/orgs/acme/projects"))
+    );
+    let (status, html) = app.page("/orgs/acme/projects", &alice).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<meta name=\"csrf-token\""),
+        "pages carry the CSRF token"
+    );
+    assert!(html.contains("Switch organisation"));
+}
+
+#[tokio::test]
+async fn project_form_validates_and_settings_page_shows_webhooks() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice@example.com").await;
+    app.create_org(&alice, "acme").await;
+    let fields = [
+        ("name", "Web"),
+        ("slug", "web"),
+        ("repo_url", "ftp://nope"),
+        ("default_branch", "main"),
+        ("pipeline_path", "Jenkinsfile"),
+    ];
+    let (status, _, html) = app.submit("/orgs/acme/projects", &alice, &fields).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("id=\"e-repo_url\""), "{html}");
+    assert!(html.contains("value=\"Web\""));
+
+    let fields = [
+        ("name", "Web"),
+        ("slug", "web"),
+        ("repo_url", "https://git.example.com/web.git"),
+        ("default_branch", ""),
+        ("pipeline_path", ""),
+    ];
+    let (status, location, _) = app.submit("/orgs/acme/projects", &alice, &fields).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/orgs/acme/projects/web"))
+    );
+    let (status, html) = app.page("/orgs/acme/projects/web", &alice).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&app.url("/hooks/gitlab/acme/web")));
+    assert!(html.contains("id=\"webhook-secret\""));
+}
+
+#[tokio::test]
+async fn a_token_created_on_the_page_is_shown_once() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice@example.com").await;
+    app.create_org(&alice, "acme").await;
+    let (status, _, html) = app
+        .submit(
+            "/orgs/acme/tokens",
+            &alice,
+            &[("name", "deploy"), ("scope_read", "on")],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let start = html.find("slc_").unwrap();
+    let token: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert!(token.len() >= 47, "{token}");
+    let (_, again) = app.page("/orgs/acme/tokens", &alice).await;
+    assert!(!again.contains(&token), "the token is shown only once");
+    assert!(again.contains(&token[..12]), "its prefix stays listed");
+    let (status, _) = app
+        .get_as("/api/v1/orgs/acme/projects", &Auth::Token(token))
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, _, html) = app
+        .submit("/orgs/acme/tokens", &alice, &[("name", "")])
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("id=\"e-name\"") || html.contains("field-error"),
+        "{html}"
+    );
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sluice_core::store::Page;
 
 use crate::error::ApiError;
+use crate::pages::{account, landing, org_pages, project_pages, token_pages};
 use crate::state::AppState;
 
 mod assets;
@@ -15,7 +16,6 @@ mod health;
 mod members;
 mod metrics;
 pub(crate) mod orgs;
-mod pages;
 mod projects;
 mod secrets;
 mod tokens;
@@ -27,7 +27,7 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),
         (Method::GET, "/metrics", get().to(metrics::metrics)),
-        (Method::GET, "/", get().to(pages::landing)),
+        (Method::GET, "/", get().to(landing::landing)),
         (Method::GET, "/static/{file}", get().to(assets::asset)),
         (Method::POST, "/auth/signup", post().to(auth::signup)),
         (Method::POST, "/auth/login", post().to(auth::login)),
@@ -125,6 +125,74 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::DELETE,
             "/api/v1/orgs/{org}/projects/{project}/secrets/{name}",
             delete().to(secrets::delete),
+        ),
+        // Pages (session cookie + form CSRF field).
+        (Method::GET, "/login", get().to(account::login_form)),
+        (Method::POST, "/login", post().to(account::login)),
+        (Method::GET, "/signup", get().to(account::signup_form)),
+        (Method::POST, "/signup", post().to(account::signup)),
+        (Method::POST, "/logout", post().to(account::logout)),
+        (Method::GET, "/orgs", get().to(org_pages::index)),
+        (Method::POST, "/orgs", post().to(org_pages::create)),
+        (
+            Method::GET,
+            "/orgs/{org}/settings",
+            get().to(org_pages::settings),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/invitations",
+            post().to(org_pages::invite),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/members/{user_id}/role",
+            post().to(org_pages::change_role),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/members/{user_id}/remove",
+            post().to(org_pages::remove),
+        ),
+        (
+            Method::GET,
+            "/invitations/{token}",
+            get().to(org_pages::invitation),
+        ),
+        (
+            Method::POST,
+            "/invitations/{token}",
+            post().to(org_pages::accept),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects",
+            get().to(project_pages::index),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects",
+            post().to(project_pages::create),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects/{project}",
+            get().to(project_pages::show),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/tokens",
+            get().to(token_pages::index),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/tokens",
+            post().to(token_pages::create),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/tokens/{id}/revoke",
+            post().to(token_pages::revoke),
         ),
     ]
 }
