@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod middleware;
+pub mod oauth;
 mod pages;
 mod rate_limit;
 mod routes;

@@ -10,16 +10,8 @@ use sluice_core::crypto::Keyring;
 use sluice_core::metrics::Metrics;
 use sluice_core::readiness::Readiness;
 
+use crate::oauth::OAuthProviders;
 use crate::rate_limit::RateLimiter;
-
-/// A configured way to sign in with another identity provider.
-#[derive(Clone, Debug)]
-pub struct LoginProvider {
-    /// URL name, e.g. `github`.
-    pub name: String,
-    /// Button text, e.g. `GitHub`.
-    pub label: String,
-}
 
 /// Shared, cheaply cloned application state.
 #[derive(Clone)]
@@ -35,8 +27,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Public base URL when configured; otherwise links are built from the request.
     pub public_url: Option<String>,
-    /// Sign-in providers shown on the sign-in page.
-    pub providers: Arc<Vec<LoginProvider>>,
+    /// OAuth / OpenID Connect sign-in providers.
+    pub oauth: Arc<OAuthProviders>,
 }
 
 impl AppState {
@@ -66,7 +58,12 @@ impl AppState {
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
             public_url,
-            providers: Arc::new(Vec::new()),
+            oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
+                sluice_core::Error::InvalidSetting {
+                    field: "oauth",
+                    message,
+                }
+            })?),
         })
     }
 }

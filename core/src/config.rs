@@ -2,6 +2,7 @@
 //!
 //! Loading settings never writes anything; `serve` may create the data dir afterwards.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,19 @@ pub enum ExecutorKind {
     Local,
     /// An ephemeral Pod per run in the tenant's namespace.
     Kubernetes,
+}
+
+/// One OAuth 2.0 / OpenID Connect sign-in provider (`SLUICE_OAUTH_<NAME>_*`, or
+/// `[oauth.<name>]` in `sluice.toml`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthProviderSettings {
+    /// OpenID issuer URL, discovered at `/.well-known/openid-configuration`. The `gitlab`
+    /// preset defaults to `https://gitlab.com`; `github` uses GitHub's OAuth endpoints.
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Button text; defaults to the provider's name.
+    pub label: Option<String>,
 }
 
 /// Everything Sluice can be told at start-up. Secrets are wrapped so `Debug` never shows them.
@@ -71,6 +85,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Sign-up and sign-in attempts allowed per client address and minute.
     pub auth_attempts_per_minute: u32,
+    /// Sign-in providers by name (lowercase letters, digits, dashes).
+    pub oauth: BTreeMap<String, OAuthProviderSettings>,
 }
 
 impl Default for Settings {
@@ -91,6 +107,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 30,
             db_max_connections: 10,
             auth_attempts_per_minute: 10,
+            oauth: BTreeMap::new(),
         }
     }
 }
@@ -106,8 +123,12 @@ impl Settings {
     /// Loads settings from the config file (explicit `path`, else `./sluice.toml` if present),
     /// then the process environment, then `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
-        let figment = Self::figment(path)?.merge(Env::prefixed("SLUICE_"));
-        Self::extract(figment, overrides)
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let figment = Self::figment(path)?
+            .merge(Env::prefixed("SLUICE_").filter(|k| !k.starts_with("oauth_")));
+        let mut settings = Self::extract(figment, overrides)?;
+        settings.add_oauth_from_env(&env)?;
+        Ok(settings)
     }
 
     /// Like [`Settings::load`] but with the environment given as pairs, for tests and tools.
@@ -122,16 +143,97 @@ impl Settings {
         V: AsRef<str>,
     {
         let mut figment = Self::figment(path)?;
-        for (key, value) in env {
-            if let Some(name) = key.as_ref().strip_prefix("SLUICE_") {
-                let value: figment::value::Value = value
-                    .as_ref()
-                    .parse()
-                    .unwrap_or_else(|never| match never {});
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        for (key, value) in &env {
+            if let Some(name) = key
+                .strip_prefix("SLUICE_")
+                .filter(|n| !n.starts_with("OAUTH_"))
+            {
+                let value: figment::value::Value =
+                    value.parse().unwrap_or_else(|never| match never {});
                 figment = figment.merge(Serialized::default(&name.to_ascii_lowercase(), value));
             }
         }
-        Self::extract(figment, overrides)
+        let mut settings = Self::extract(figment, overrides)?;
+        settings.add_oauth_from_env(&env)?;
+        Ok(settings)
+    }
+
+    /// Adds providers from `SLUICE_OAUTH_<NAME>_{ISSUER,CLIENT_ID,CLIENT_SECRET,LABEL}`.
+    fn add_oauth_from_env(&mut self, env: &[(String, String)]) -> Result<()> {
+        const PARTS: [&str; 4] = ["_ISSUER", "_CLIENT_ID", "_CLIENT_SECRET", "_LABEL"];
+        let mut found: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("SLUICE_OAUTH_") else {
+                continue;
+            };
+            let Some(part) = PARTS.iter().find(|p| rest.ends_with(*p)) else {
+                continue;
+            };
+            let name = rest[..rest.len() - part.len()]
+                .to_ascii_lowercase()
+                .replace('_', "-");
+            found.entry(name).or_default().insert(part, value.clone());
+        }
+        for (name, mut parts) in found {
+            let var = |part: &str| {
+                format!(
+                    "SLUICE_OAUTH_{}{part}",
+                    name.to_ascii_uppercase().replace('-', "_")
+                )
+            };
+            let (Some(client_id), Some(secret)) =
+                (parts.remove("_CLIENT_ID"), parts.remove("_CLIENT_SECRET"))
+            else {
+                return Err(Error::InvalidSetting {
+                    field: "oauth",
+                    message: format!(
+                        "provider `{name}` needs both {} and {}",
+                        var("_CLIENT_ID"),
+                        var("_CLIENT_SECRET")
+                    ),
+                });
+            };
+            let provider = OAuthProviderSettings {
+                issuer: parts.remove("_ISSUER"),
+                client_id,
+                client_secret: SecretString::from(secret),
+                label: parts.remove("_LABEL"),
+            };
+            self.oauth.insert(name, provider);
+        }
+        self.validate_oauth()
+    }
+
+    fn validate_oauth(&self) -> Result<()> {
+        for (name, provider) in &self.oauth {
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok {
+                return Err(Error::InvalidSetting {
+                    field: "oauth",
+                    message: format!("provider name `{name}`: use a-z, 0-9 and -"),
+                });
+            }
+            let issuer_ok = match &provider.issuer {
+                Some(url) => url.starts_with("https://") || url.starts_with("http://"),
+                None => name == "github" || name == "gitlab",
+            };
+            if !issuer_ok {
+                return Err(Error::InvalidSetting {
+                    field: "oauth",
+                    message: format!(
+                        "provider `{name}` needs an http(s) issuer URL (only github and gitlab have presets)"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn figment(path: Option<&Path>) -> Result<Figment> {
@@ -330,6 +432,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("log_format"), "{err}");
+    }
+
+    #[test]
+    fn oauth_providers_come_from_env_with_presets() {
+        let vars = env(&[
+            ("SLUICE_OAUTH_CORP_SSO_ISSUER", "https://sso.example.com"),
+            ("SLUICE_OAUTH_CORP_SSO_CLIENT_ID", "sluice"),
+            ("SLUICE_OAUTH_CORP_SSO_CLIENT_SECRET", "shh-secret"),
+            ("SLUICE_OAUTH_GITLAB_CLIENT_ID", "gl"),
+            ("SLUICE_OAUTH_GITLAB_CLIENT_SECRET", "gl-secret"),
+        ]);
+        let settings = Settings::load_from(None, vars, &Overrides::default()).unwrap();
+        let corp = &settings.oauth["corp-sso"];
+        assert_eq!(corp.issuer.as_deref(), Some("https://sso.example.com"));
+        assert_eq!(corp.client_id, "sluice");
+        assert!(settings.oauth["gitlab"].issuer.is_none(), "preset");
+        assert!(!format!("{settings:?}").contains("shh-secret"));
+
+        let missing = env(&[
+            ("SLUICE_OAUTH_X_ISSUER", "https://x"),
+            ("SLUICE_OAUTH_X_CLIENT_ID", "id"),
+        ]);
+        let err = Settings::load_from(None, missing, &Overrides::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("SLUICE_OAUTH_X_CLIENT_SECRET"),
+            "{err}"
+        );
+        let no_issuer = env(&[
+            ("SLUICE_OAUTH_X_CLIENT_ID", "id"),
+            ("SLUICE_OAUTH_X_CLIENT_SECRET", "s"),
+        ]);
+        assert!(Settings::load_from(None, no_issuer, &Overrides::default()).is_err());
     }
 
     #[test]

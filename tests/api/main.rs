@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod metrics;
 mod migrations;
+mod oauth;
 mod orgs;
 mod pages;
 mod projects;

@@ -178,6 +178,7 @@ async fn route_table_matches_what_the_server_answers() {
             .replace("{id}", "1")
             .replace("{name}", "NONE")
             .replace("{token}", "none")
+            .replace("{provider}", "none")
             .replace("{file}", "app.css");
         let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
         let (status, _) = app.call(method.clone(), &path, &Auth::None, None).await;

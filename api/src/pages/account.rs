@@ -8,7 +8,7 @@ use sluice_core::store::sessions;
 
 use crate::auth::session_cookie;
 use crate::error::ApiError;
-use crate::pages::{FieldErrors, Nav, PageError, Visitor, render, safe_next, see_other};
+use crate::pages::{FieldErrors, Nav, NextQuery, PageError, Visitor, render, safe_next, see_other};
 use crate::routes::auth::{LoginRequest, SignupRequest, check_password, create_account, limit};
 use crate::state::AppState;
 
@@ -20,7 +20,7 @@ pub struct ProviderButton {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage {
+pub(crate) struct LoginPage {
     nav: Nav,
     local_accounts: bool,
     providers: Vec<ProviderButton>,
@@ -39,11 +39,6 @@ struct SignupPage {
     next: String,
     errors: FieldErrors,
     form_error: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct NextQuery {
-    pub next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +67,7 @@ pub struct CsrfForm {
     pub csrf_token: String,
 }
 
-fn login_page(
+pub(crate) fn login_page(
     state: &AppState,
     email: String,
     next: String,
@@ -82,8 +77,8 @@ fn login_page(
         nav: Nav::anonymous(),
         local_accounts: state.local_accounts,
         providers: state
-            .providers
-            .iter()
+            .oauth
+            .all()
             .map(|p| ProviderButton {
                 name: p.name.clone(),
                 label: p.label.clone(),
@@ -97,7 +92,11 @@ fn login_page(
 }
 
 /// Signs the new session in and redirects to `next`.
-async fn signed_in(state: &AppState, user_id: i64, next: &str) -> Result<HttpResponse, PageError> {
+pub(crate) async fn signed_in(
+    state: &AppState,
+    user_id: i64,
+    next: &str,
+) -> Result<HttpResponse, PageError> {
     let raw = sessions::create(&state.db, user_id).await?;
     let mut res = see_other(next);
     res.add_cookie(&session_cookie(state, Some(&raw)))

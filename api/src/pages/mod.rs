@@ -20,9 +20,16 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod landing;
+pub mod oauth_pages;
 pub mod org_pages;
 pub mod project_pages;
 pub mod token_pages;
+
+/// `?next=` on pages that return somewhere after signing in.
+#[derive(serde::Deserialize)]
+pub struct NextQuery {
+    pub next: Option<String>,
+}
 
 /// Field name → message, shown next to the field.
 pub type FieldErrors = HashMap<&'static str, String>;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sluice_core::store::Page;
 
 use crate::error::ApiError;
-use crate::pages::{account, landing, org_pages, project_pages, token_pages};
+use crate::pages::{account, landing, oauth_pages, org_pages, project_pages, token_pages};
 use crate::state::AppState;
 
 mod assets;
@@ -132,6 +132,16 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/signup", get().to(account::signup_form)),
         (Method::POST, "/signup", post().to(account::signup)),
         (Method::POST, "/logout", post().to(account::logout)),
+        (
+            Method::GET,
+            "/auth/oauth/{provider}/start",
+            get().to(oauth_pages::start),
+        ),
+        (
+            Method::GET,
+            "/auth/oauth/{provider}/callback",
+            get().to(oauth_pages::callback),
+        ),
         (Method::GET, "/orgs", get().to(org_pages::index)),
         (Method::POST, "/orgs", post().to(org_pages::create)),
         (

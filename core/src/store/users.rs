@@ -82,3 +82,70 @@ pub async fn link_identity(
     .map_err(|e| conflict_on_unique(e, "this identity is already linked"))?;
     Ok(())
 }
+
+/// What an identity provider says about the person signing in.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// The user for an external identity: the one already linked; else the account with the same
+/// email, linked only when the provider verified that email; else a new account. Run it in a
+/// transaction.
+pub async fn sign_in_with_identity(
+    db: &impl ConnectionTrait,
+    identity: &ExternalIdentity,
+) -> Result<user::Model> {
+    if let Some(user) = find_by_identity(db, &identity.provider, &identity.subject).await? {
+        return Ok(user);
+    }
+    let email = identity
+        .email
+        .as_deref()
+        .map(crate::validate::email)
+        .transpose()
+        .map_err(|_| {
+            Error::invalid(
+                "email",
+                "the provider sent an email address Sluice cannot use",
+            )
+        })?
+        .ok_or_else(|| {
+            Error::invalid(
+                "email",
+                "the provider did not share an email address; allow the email scope",
+            )
+        })?;
+    let user = match find_by_email(db, &email).await? {
+        Some(existing) if identity.email_verified => existing,
+        Some(_) => {
+            return Err(Error::Conflict(format!(
+                "an account with {email} exists, and {} has not verified that address, so they cannot be linked; \
+                 sign in with your password instead",
+                identity.provider
+            )));
+        }
+        None => {
+            let name = identity
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(&email);
+            let name = crate::validate::name("name", name)?;
+            create(db, &email, &name, None, identity.email_verified).await?
+        }
+    };
+    link_identity(
+        db,
+        user.id,
+        &identity.provider,
+        &identity.subject,
+        Some(&email),
+    )
+    .await?;
+    Ok(user)
+}
