@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod middleware;
 pub mod oauth;
+pub mod openapi;
 mod pages;
 mod rate_limit;
 mod routes;

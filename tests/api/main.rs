@@ -13,6 +13,7 @@ mod helpers;
 mod metrics;
 mod migrations;
 mod oauth;
+mod openapi;
 mod orgs;
 mod pages;
 mod projects;

@@ -19,6 +19,7 @@ use crate::auth::{SESSION_COOKIE, csrf_token};
 use crate::state::AppState;
 
 pub mod account;
+pub mod api_docs;
 pub mod landing;
 pub mod oauth_pages;
 pub mod org_pages;

@@ -17,21 +17,24 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("not the password of anyone").unwrap_or_default())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
+    #[schema(format = "email", example = "ada@example.com")]
     pub email: String,
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 200, example = "Ada Lovelace")]
     pub name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
 /// A person as shown to themselves.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
@@ -48,7 +51,7 @@ impl From<&user::Model> for UserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionView {
     user: UserView,
     csrf_token: String,
@@ -135,6 +138,7 @@ pub async fn check_password(state: &AppState, body: LoginRequest) -> Result<user
 }
 
 /// `POST /auth/signup`.
+#[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignupRequest, responses((status = 201, description = "Account created and signed in", body = SessionView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody), (status = 429, description = "Too many attempts", body = crate::openapi::ErrorBody)))]
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -148,6 +152,7 @@ pub async fn signup(
 }
 
 /// `POST /auth/login`.
+#[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = SessionView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody), (status = 429, description = "Too many attempts", body = crate::openapi::ErrorBody)))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -160,6 +165,7 @@ pub async fn login(
 }
 
 /// `POST /auth/logout`: ends the cookie session (tokens have nothing to end).
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts", security(("bearer" = []), ("session" = [])), responses((status = 204, description = "Signed out"), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody)))]
 pub async fn logout(state: web::Data<AppState>, authn: Authn) -> Result<HttpResponse, ApiError> {
     if let Some(raw) = &authn.session {
         sessions::delete(&state.db, raw).await?;

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::routes::{base_url, list, orgs::OrgView};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: i64,
     pub email: String,
@@ -31,18 +31,18 @@ impl From<orgs::Member> for MemberView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleChange {
     pub role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InvitationRequest {
     pub email: String,
     pub role: Role,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InvitationView {
     id: i64,
     email: String,
@@ -51,12 +51,12 @@ struct InvitationView {
     accept_url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Accepted {
     org: OrgView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditView {
     id: i64,
     action: String,
@@ -64,11 +64,13 @@ struct AuditView {
     target_id: String,
     actor_user_id: Option<i64>,
     actor_token_id: Option<i64>,
+    #[schema(value_type = Object)]
     details: serde_json::Value,
     created_at: DateTime<Utc>,
 }
 
 /// `GET /api/v1/orgs/{org}/members`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("limit" = Option<u64>, Query, description = "Page size, 1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")), responses((status = 200, description = "Members", body = crate::routes::List<MemberView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     authn: Authn,
@@ -84,6 +86,7 @@ pub async fn index(
 }
 
 /// `PATCH /api/v1/orgs/{org}/members/{user_id}` (admin).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/members/{user_id}", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("user_id" = i64, Path, description = "Member's user id")), request_body = RoleChange, responses((status = 200, description = "Role changed", body = MemberView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     authn: Authn,
@@ -99,6 +102,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/orgs/{org}/members/{user_id}` (admin).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{user_id}", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("user_id" = i64, Path, description = "Member's user id")), responses((status = 204, description = "Removed"), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody)))]
 pub async fn remove(
     state: web::Data<AppState>,
     authn: Authn,
@@ -113,6 +117,7 @@ pub async fn remove(
 }
 
 /// `POST /api/v1/orgs/{org}/invitations` (admin) → the link to send.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme")), request_body = InvitationRequest, responses((status = 201, description = "Invitation link", body = InvitationView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn invite(
     state: web::Data<AppState>,
     authn: Authn,
@@ -134,6 +139,7 @@ pub async fn invite(
 }
 
 /// `POST /api/v1/invitations/{token}/accept`: joins the caller to the inviting org.
+#[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("token" = String, Path, description = "Token from the invitation link")), responses((status = 200, description = "Joined", body = Accepted), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody)))]
 pub async fn accept(
     state: web::Data<AppState>,
     authn: Authn,
@@ -153,6 +159,7 @@ pub async fn accept(
 }
 
 /// `GET /api/v1/orgs/{org}/audit` (admin), newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("limit" = Option<u64>, Query, description = "Page size, 1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")), responses((status = 200, description = "Audit log, newest first", body = crate::routes::List<AuditView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn audit_log(
     state: web::Data<AppState>,
     authn: Authn,

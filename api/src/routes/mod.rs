@@ -10,16 +10,16 @@ use crate::error::ApiError;
 use crate::pages::{account, landing, oauth_pages, org_pages, project_pages, token_pages};
 use crate::state::AppState;
 
-mod assets;
+pub(crate) mod assets;
 pub(crate) mod auth;
-mod health;
-mod members;
-mod metrics;
+pub(crate) mod health;
+pub(crate) mod members;
+pub(crate) mod metrics;
 pub(crate) mod orgs;
-mod projects;
-mod secrets;
-mod tokens;
-mod user;
+pub(crate) mod projects;
+pub(crate) mod secrets;
+pub(crate) mod tokens;
+pub(crate) mod user;
 
 fn table() -> Vec<(Method, &'static str, Route)> {
     use web::{delete, get, patch, post, put};
@@ -27,6 +27,16 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),
         (Method::GET, "/metrics", get().to(metrics::metrics)),
+        (
+            Method::GET,
+            "/api/v1/openapi.json",
+            get().to(crate::openapi::openapi_json),
+        ),
+        (
+            Method::GET,
+            "/api/docs",
+            get().to(crate::pages::api_docs::api_docs),
+        ),
         (Method::GET, "/", get().to(landing::landing)),
         (Method::GET, "/static/{file}", get().to(assets::asset)),
         (Method::POST, "/auth/signup", post().to(auth::signup)),
@@ -235,10 +245,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-#[derive(Serialize)]
-struct List<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
+/// A page of a list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A paginated list response: `{"items": [...], "next_cursor": null|"..."}`.

@@ -14,19 +14,21 @@ use crate::error::ApiError;
 use crate::routes::list;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateOrg {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$", example = "acme")]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200, example = "Acme Inc")]
     pub name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateOrg {
     pub name: Option<String>,
     pub max_concurrent_runs: Option<i32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrgView {
     pub slug: String,
     pub name: String,
@@ -48,6 +50,7 @@ impl OrgView {
 }
 
 /// `POST /api/v1/orgs`: the caller becomes owner. Tokens cannot create orgs.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = []), ("session" = [])), request_body = CreateOrg, responses((status = 201, description = "Created; the caller is owner", body = OrgView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     authn: Authn,
@@ -75,6 +78,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orgs`: the caller's orgs (a token: its own).
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("limit" = Option<u64>, Query, description = "Page size, 1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")), responses((status = 200, description = "The caller's orgs", body = crate::routes::List<OrgView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     authn: Authn,
@@ -94,6 +98,7 @@ pub async fn index(
 }
 
 /// `GET /api/v1/orgs/{org}`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme")), responses((status = 200, description = "The org", body = OrgView), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn show(
     state: web::Data<AppState>,
     authn: Authn,
@@ -104,6 +109,7 @@ pub async fn show(
 }
 
 /// `PATCH /api/v1/orgs/{org}` (admin).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme")), request_body = UpdateOrg, responses((status = 200, description = "Updated", body = OrgView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     authn: Authn,

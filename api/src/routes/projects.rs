@@ -14,16 +14,19 @@ use crate::error::ApiError;
 use crate::routes::{base_url, list};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateProject {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$", example = "web")]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200, example = "Web shop")]
     pub name: String,
+    #[schema(example = "https://gitlab.example.com/acme/web.git")]
     pub repo_url: String,
     pub default_branch: Option<String>,
     pub pipeline_path: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateProject {
     pub name: Option<String>,
     pub repo_url: Option<String>,
@@ -32,7 +35,7 @@ pub struct UpdateProject {
 }
 
 /// Where GitLab and GitHub should send pushes; the secret only for developers and above.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     pub gitlab_url: String,
     pub github_url: String,
@@ -40,7 +43,7 @@ pub struct WebhookView {
     pub secret: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProjectView {
     pub slug: String,
     pub name: String,
@@ -89,6 +92,7 @@ pub fn webhook_view(
 }
 
 /// `POST /api/v1/orgs/{org}/projects` (developer).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme")), request_body = CreateProject, responses((status = 201, description = "Created, with its webhook URLs and secret", body = ProjectView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     authn: Authn,
@@ -113,6 +117,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orgs/{org}/projects`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("limit" = Option<u64>, Query, description = "Page size, 1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")), responses((status = 200, description = "Projects", body = crate::routes::List<ProjectView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     authn: Authn,
@@ -128,6 +133,7 @@ pub async fn index(
 }
 
 /// `GET /api/v1/orgs/{org}/projects/{project}`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), responses((status = 200, description = "The project", body = ProjectView), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn show(
     state: web::Data<AppState>,
     authn: Authn,
@@ -142,6 +148,7 @@ pub async fn show(
 }
 
 /// `PATCH /api/v1/orgs/{org}/projects/{project}` (developer).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), request_body = UpdateProject, responses((status = 200, description = "Updated", body = ProjectView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     authn: Authn,
@@ -164,6 +171,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/orgs/{org}/projects/{project}` (admin).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), responses((status = 204, description = "Deleted with its secrets"), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     authn: Authn,

@@ -12,19 +12,26 @@ use crate::error::ApiError;
 use crate::routes::list;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SecretValue {
+    #[schema(max_length = 65536)]
     pub value: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SecretView {
     name: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecretName {
+    name: String,
+}
+
 /// `PUT .../secrets/{NAME}` (developer): 201 when created, 200 when replaced.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/projects/{project}/secrets/{name}", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("name" = String, Path, description = "A-Z, 0-9 and _")), request_body = SecretValue, responses((status = 201, description = "Created", body = SecretName), (status = 200, description = "Replaced", body = SecretName), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn put(
     state: web::Data<AppState>,
     authn: Authn,
@@ -42,10 +49,11 @@ pub async fn put(
     } else {
         HttpResponse::Ok()
     };
-    Ok(res.json(serde_json::json!({ "name": name })))
+    Ok(res.json(SecretName { name }))
 }
 
 /// `GET .../secrets`: names only.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/secrets", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), responses((status = 200, description = "Secret names, never values", body = crate::routes::List<SecretView>), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     authn: Authn,
@@ -69,6 +77,7 @@ pub async fn index(
 }
 
 /// `DELETE .../secrets/{NAME}` (developer).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/secrets/{name}", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("name" = String, Path, description = "A-Z, 0-9 and _")), responses((status = 204, description = "Deleted"), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     authn: Authn,

@@ -13,15 +13,18 @@ use crate::error::ApiError;
 use crate::routes::list;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateToken {
+    #[schema(min_length = 1, max_length = 100, example = "deploy script")]
     pub name: String,
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 
 /// A token without its secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -50,7 +53,7 @@ impl From<&api_token::Model> for TokenView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedToken {
     #[serde(flatten)]
     view: TokenView,
@@ -59,6 +62,7 @@ struct CreatedToken {
 }
 
 /// `POST /api/v1/orgs/{org}/tokens` (admin).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/tokens", tag = "tokens", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme")), request_body = CreateToken, responses((status = 201, description = "The token, shown only here", body = CreatedToken), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     authn: Authn,
@@ -77,6 +81,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orgs/{org}/tokens` (admin).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", tag = "tokens", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("limit" = Option<u64>, Query, description = "Page size, 1 to 200 (default 50)"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")), responses((status = 200, description = "Tokens without secrets", body = crate::routes::List<TokenView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     authn: Authn,
@@ -92,6 +97,7 @@ pub async fn index(
 }
 
 /// `DELETE /api/v1/orgs/{org}/tokens/{id}` (admin): effective on the next request.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/tokens/{id}", tag = "tokens", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("id" = i64, Path, description = "Token id")), responses((status = 204, description = "Revoked"), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     state: web::Data<AppState>,
     authn: Authn,

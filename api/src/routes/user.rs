@@ -10,14 +10,14 @@ use crate::error::ApiError;
 use crate::routes::auth::UserView;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OrgRole {
     slug: String,
     name: String,
     role: Role,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Me {
     #[serde(flatten)]
     user: UserView,
@@ -25,6 +25,7 @@ struct Me {
 }
 
 /// The caller and their orgs; a token sees only its own org, with its effective role.
+#[utoipa::path(get, path = "/api/v1/user", tag = "accounts", security(("bearer" = []), ("session" = [])), responses((status = 200, description = "The caller and their orgs", body = Me), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, authn: Authn) -> Result<HttpResponse, ApiError> {
     let user = authn.principal.user();
     let page = PageRequest {
