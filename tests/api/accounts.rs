@@ -235,3 +235,17 @@ async fn api_routes_without_credentials_answer_401() {
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_an_https_public_url() {
+    let app = spawn_app_with(|s| s.public_url = Some("https://ci.example.com".into())).await;
+    let res = app
+        .client
+        .post(app.url("/auth/signup"))
+        .json(&json!({"email": "f@example.com", "password": "correct horse", "name": "F"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}

@@ -287,3 +287,80 @@ fn scale_out_roles_require_a_shared_secret_key() {
         "nothing written before refusing"
     );
 }
+
+#[test]
+fn passwords_tokens_and_secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sluice(
+        dir.path(),
+        &["serve"],
+        &[
+            ("SLUICE_BIND", "127.0.0.1:0"),
+            ("SLUICE_LOG", "debug"),
+            ("SLUICE_LOG_FORMAT", "json"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let (url, _, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    let password = "pa55word-never-logged";
+    let secret = "s3cr3t-value-never-logged";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (token, cookie) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{url}/auth/signup"))
+            .json(&serde_json::json!({"email": "logs@example.com", "password": password, "name": "Logs"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let session: serde_json::Value = res.json().await.unwrap();
+        let csrf = session["csrf_token"].as_str().unwrap().to_owned();
+        let post = |path: &str, body: serde_json::Value| {
+            http.post(format!("{url}{path}")).header("cookie", &cookie).header("x-csrf-token", &csrf).json(&body).send()
+        };
+        post("/api/v1/orgs", serde_json::json!({"slug": "acme", "name": "Acme"})).await.unwrap();
+        post("/api/v1/orgs/acme/projects", serde_json::json!({"slug": "web", "name": "Web", "repo_url": "https://x.example/w.git"}))
+            .await
+            .unwrap();
+        let created: serde_json::Value = post("/api/v1/orgs/acme/tokens", serde_json::json!({"name": "t", "scopes": ["write"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = created["token"].as_str().unwrap().to_owned();
+        let put = http
+            .put(format!("{url}/api/v1/orgs/acme/projects/web/secrets/API_KEY"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"value": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+        (token, cookie)
+    });
+    signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    let logs = stderr_of(&mut child);
+    assert!(
+        logs.contains("/api/v1/orgs/{org}/projects/{project}/secrets/{name}"),
+        "the request was logged"
+    );
+    let session_id = cookie.trim_start_matches("sluice_session=");
+    for (what, value) in [
+        ("password", password),
+        ("secret", secret),
+        ("token", token.as_str()),
+        ("session", session_id),
+    ] {
+        assert!(!logs.contains(value), "the {what} appears in the logs");
+    }
+}

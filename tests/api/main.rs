@@ -8,6 +8,7 @@ mod accounts;
 mod binary;
 mod browser;
 mod errors;
+mod github_standin;
 mod health;
 mod helpers;
 mod metrics;

@@ -89,8 +89,11 @@ async fn schemathesis_finds_no_server_error_or_schema_mismatch() {
     assert_eq!(status, 201);
     let token = app.create_token(&owner, "acme", &["admin"]).await;
     let schema = app.url("/api/v1/openapi.json");
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("schemathesis")
+            .current_dir(cwd)
             .args(["run", &schema, "--no-color", "--max-examples", "25", "--workers", "2"])
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
             .args(["-H", &format!("Authorization: Bearer {token}")])
