@@ -439,3 +439,36 @@ impl TestApp {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 }
+
+impl TestApp {
+    /// `owner` invites `email` to `org` with `role`; the invitee signs up and accepts.
+    /// Returns the invitee's session and user id.
+    pub async fn join(&self, owner: &Auth, org: &str, email: &str, role: &str) -> (Auth, i64) {
+        let (status, invitation) = self
+            .post_as(
+                &format!("/api/v1/orgs/{org}/invitations"),
+                owner,
+                serde_json::json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "{invitation}");
+        let link = invitation["accept_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let member = self.signup(email).await;
+        let (status, body) = self
+            .post_as(
+                &format!("/api/v1/invitations/{link}/accept"),
+                &member,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, me) = self.get_as("/api/v1/user", &member).await;
+        (member, me["id"].as_i64().unwrap())
+    }
+}

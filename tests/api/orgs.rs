@@ -159,31 +159,8 @@ async fn expired_invitations_are_refused() {
 async fn org_with_member(app: &crate::helpers::TestApp, role: &str) -> (Auth, Auth, i64) {
     let owner = app.signup("owner@example.com").await;
     app.create_org(&owner, "acme").await;
-    let (_, inv) = app
-        .post_as(
-            "/api/v1/orgs/acme/invitations",
-            &owner,
-            json!({"email": "member@example.com", "role": role}),
-        )
-        .await;
-    let token = inv["accept_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let member = app.signup("member@example.com").await;
-    let (status, _) = app
-        .post_as(
-            &format!("/api/v1/invitations/{token}/accept"),
-            &member,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (_, me) = app.get_as("/api/v1/user", &member).await;
-    (owner, member, me["id"].as_i64().unwrap())
+    let (member, member_id) = app.join(&owner, "acme", "member@example.com", role).await;
+    (owner, member, member_id)
 }
 
 #[tokio::test]

@@ -141,32 +141,10 @@ async fn demoting_the_creator_demotes_the_token_and_expiry_ends_it() {
     let app = spawn_app().await;
     let owner = app.signup("owner@example.com").await;
     app.create_org(&owner, "acme").await;
-    let (_, inv) = app
-        .post_as(
-            "/api/v1/orgs/acme/invitations",
-            &owner,
-            json!({"email": "admin@example.com", "role": "admin"}),
-        )
-        .await;
-    let link = inv["accept_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let admin = app.signup("admin@example.com").await;
-    app.post_as(
-        &format!("/api/v1/invitations/{link}/accept"),
-        &admin,
-        json!({}),
-    )
-    .await;
+    let (admin, admin_id) = app.join(&owner, "acme", "admin@example.com", "admin").await;
     let token = Auth::Token(app.create_token(&admin, "acme", &["admin"]).await);
     assert_eq!(app.get_as("/api/v1/orgs/acme/tokens", &token).await.0, 200);
 
-    let (_, me) = app.get_as("/api/v1/user", &admin).await;
-    let admin_id = me["id"].as_i64().unwrap();
     app.call(
         reqwest::Method::PATCH,
         &format!("/api/v1/orgs/acme/members/{admin_id}"),

@@ -6,9 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use sea_orm::TransactionTrait;
 use serde::Deserialize;
-use serde_json::json;
 use sluice_core::store::{PageRequest, audit, invitations, orgs};
-use sluice_core::tenancy::{Principal, Role, TenantScope};
+use sluice_core::tenancy::{Role, TenantScope};
 
 use crate::pages::account::CsrfForm;
 use crate::pages::{
@@ -160,23 +159,8 @@ pub async fn create(
     let who = visitor.require(&req)?;
     who.check_csrf(&state, &form.csrf_token)?;
     let form = form.into_inner();
-    let principal = Principal::User(who.user.clone());
     let txn = state.db.begin().await?;
-    let created = async {
-        let org = orgs::create(&txn, who.user.id, form.slug.trim(), &form.name).await?;
-        let scope = TenantScope::resolve(&txn, &principal, &org.slug).await?;
-        audit::record(
-            &txn,
-            &scope,
-            "org.create",
-            "org",
-            &org.slug,
-            json!({"name": org.name}),
-        )
-        .await?;
-        Ok::<_, sluice_core::Error>(org)
-    }
-    .await;
+    let created = orgs::create(&txn, who.user.id, form.slug.trim(), &form.name).await;
     match created {
         Ok(org) => {
             txn.commit().await?;

@@ -4,10 +4,9 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sluice_core::entities::org;
-use sluice_core::store::{PageRequest, audit, orgs};
-use sluice_core::tenancy::{Role, TenantScope};
+use sluice_core::store::{PageRequest, orgs};
+use sluice_core::tenancy::Role;
 
 use crate::auth::Authn;
 use crate::error::ApiError;
@@ -63,16 +62,6 @@ pub async fn create(
     }
     let txn = state.db.begin().await?;
     let org = orgs::create(&txn, authn.principal.user().id, &body.slug, &body.name).await?;
-    let scope = TenantScope::resolve(&txn, &authn.principal, &org.slug).await?;
-    audit::record(
-        &txn,
-        &scope,
-        "org.create",
-        "org",
-        &org.slug,
-        json!({"name": org.name}),
-    )
-    .await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(OrgView::new(&org, Role::Owner)))
 }

@@ -12,7 +12,7 @@ use crate::store::{Page, PageRequest, audit, conflict_on_unique};
 use crate::tenancy::{Role, TenantScope};
 use crate::{Error, Result, validate};
 
-/// Creates an org with `owner_id` as its owner.
+/// Creates an org with `owner_id` as its owner, and records it in the org's audit log.
 pub async fn create(
     db: &impl ConnectionTrait,
     owner_id: i64,
@@ -41,6 +41,15 @@ pub async fn create(
         ..Default::default()
     }
     .insert(db)
+    .await?;
+    audit::record_by(
+        db,
+        (org.id, owner_id, None),
+        "org.create",
+        "org",
+        &org.slug,
+        json!({"name": org.name}),
+    )
     .await?;
     Ok(org)
 }
