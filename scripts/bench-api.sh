@@ -35,9 +35,11 @@ curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$base/api/v1/orgs/benc
 rps() { awk '/Requests\/sec/ {print $2}'; }
 echo "wrk -t2 -c$connections -d${seconds}s on $(nproc) cores"
 healthz=$(wrk -t2 -c"$connections" -d"${seconds}s" "$base/healthz" | tee "$work/healthz.txt" | rps)
+org=$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" "$base/api/v1/orgs/bench" | rps)
 projects=$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" "$base/api/v1/orgs/bench/projects" | tee "$work/projects.txt" | rps)
 grep -E "Latency|Non-2xx" "$work/healthz.txt" | sed 's/^/  healthz:  /'
 grep -E "Latency|Non-2xx" "$work/projects.txt" | sed 's/^/  projects: /'
 echo "GET /healthz:                                   $healthz req/s"
+echo "GET /api/v1/orgs/bench (Bearer token):          $org req/s (authentication and tenancy only)"
 echo "GET /api/v1/orgs/bench/projects (Bearer token): $projects req/s (20 projects per response)"
 python3 -c "import sys; print(f'ratio: {float(sys.argv[2])/float(sys.argv[1]):.2f} of healthz (target >= 0.5)')" "$healthz" "$projects"

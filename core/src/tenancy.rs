@@ -172,18 +172,17 @@ impl TenantScope {
         principal: &Principal,
         slug: &str,
     ) -> Result<TenantScope> {
-        let org = org::Entity::find()
+        // One query: the org and the caller's membership in it.
+        let found = org::Entity::find()
             .filter(org::Column::Slug.eq(slug))
+            .find_also_related(membership::Entity)
+            .filter(membership::Column::UserId.eq(principal.user().id))
             .one(db)
-            .await?
-            .ok_or(Error::NotFound)?;
+            .await?;
+        let Some((org, Some(member))) = found else {
+            return Err(Error::NotFound);
+        };
         let user_id = principal.user().id;
-        let member = membership::Entity::find()
-            .filter(membership::Column::OrgId.eq(org.id))
-            .filter(membership::Column::UserId.eq(user_id))
-            .one(db)
-            .await?
-            .ok_or(Error::NotFound)?;
         if let Principal::Token { token, .. } = principal
             && token.org_id != org.id
         {

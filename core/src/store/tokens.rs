@@ -149,8 +149,10 @@ pub async fn authenticate(
     if !raw.starts_with(TOKEN_PREFIX) || raw.len() < LOOKUP_LEN || !raw.is_ascii() {
         return Ok(None);
     }
-    let Some(token) = api_token::Entity::find()
+    // One query: the token and its creator.
+    let Some((token, Some(user))) = api_token::Entity::find()
         .filter(api_token::Column::Prefix.eq(&raw[..LOOKUP_LEN]))
+        .find_also_related(user::Entity)
         .one(db)
         .await?
     else {
@@ -160,9 +162,6 @@ pub async fn authenticate(
     if !constant_time_eq(&token.token_hash, &hash_token(raw)) || !live {
         return Ok(None);
     }
-    let Some(user) = user::Entity::find_by_id(token.created_by).one(db).await? else {
-        return Ok(None);
-    };
     if email.is_some_and(|e| !e.eq_ignore_ascii_case(&user.email)) {
         return Ok(None);
     }
