@@ -61,6 +61,11 @@ fn main() -> ExitCode {
         Command::Migrate(d) => (Role::Migrate, overrides(None, d)),
     };
     let settings = match Settings::load(cli.config.as_deref(), &overrides) {
+        // Replicas cannot see each other's writes, so only the all-in-one process caches.
+        Ok(settings) if role == Role::Api => Settings {
+            read_cache: false,
+            ..settings
+        },
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("sluice: {err}");

@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
-use sluice_core::crypto::{Keyring, constant_time_eq};
+use sluice_core::crypto::{Keyring, constant_time_eq, hash_token};
 use sluice_core::store::{sessions, tokens};
 use sluice_core::tenancy::{Principal, TenantScope};
 
@@ -51,7 +51,18 @@ pub struct Authn {
 impl Authn {
     /// The org `slug` as this caller sees it; 404 when it is not theirs.
     pub async fn scope(&self, state: &AppState, slug: &str) -> Result<TenantScope, ApiError> {
-        Ok(TenantScope::resolve(&state.db, &self.principal, slug).await?)
+        let key = (
+            self.principal.user().id,
+            self.principal.token_id(),
+            slug.to_owned(),
+        );
+        if let Some(scope) = state.cache.scope(&key) {
+            return Ok(scope);
+        }
+        let generation = state.cache.generation();
+        let scope = TenantScope::resolve(&state.db, &self.principal, slug).await?;
+        state.cache.put_scope(key, generation, scope.clone());
+        Ok(scope)
     }
 }
 
@@ -74,9 +85,24 @@ impl FromRequest for Authn {
             let now = Utc::now();
             if let Some(value) = authorization {
                 let (token, email) = parse_authorization(&value).ok_or(ApiError::Unauthorized)?;
+                let key = format!(
+                    "{}:{}",
+                    hash_token(&token),
+                    email.as_deref().unwrap_or_default()
+                );
+                if let Some(principal) = state.cache.principal(&key).filter(|p| !expired(p, now)) {
+                    return Ok(Authn {
+                        principal,
+                        session: None,
+                    });
+                }
+                let generation = state.cache.generation();
                 let principal = tokens::authenticate(&state.db, &token, email.as_deref(), now)
                     .await?
                     .ok_or(ApiError::Unauthorized)?;
+                state
+                    .cache
+                    .put_principal(key, generation, principal.clone());
                 return Ok(Authn {
                     principal,
                     session: None,
@@ -97,6 +123,14 @@ impl FromRequest for Authn {
                 session: Some(raw),
             })
         })
+    }
+}
+
+/// Whether a cached token principal has expired since it was cached.
+fn expired(principal: &Principal, now: chrono::DateTime<Utc>) -> bool {
+    match principal {
+        Principal::Token { token, .. } => token.expires_at.is_some_and(|at| now >= at),
+        Principal::User(_) => true,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod openapi;
 mod pages;
 mod rate_limit;
+pub mod read_cache;
 mod routes;
 mod startup;
 mod state;

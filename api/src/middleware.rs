@@ -38,6 +38,12 @@ pub async fn observe(
         .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let status = res.status();
     let elapsed = started.elapsed();
+    if let Some(state) = &state
+        && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    {
+        // Before the response leaves: whoever reads next after this write sees it.
+        state.cache.bump();
+    }
     if let Some(state) = state {
         state
             .metrics

@@ -12,6 +12,7 @@ use sluice_core::readiness::Readiness;
 
 use crate::oauth::OAuthProviders;
 use crate::rate_limit::RateLimiter;
+use crate::read_cache::ReadCache;
 
 /// Shared, cheaply cloned application state.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// OAuth / OpenID Connect sign-in providers.
     pub oauth: Arc<OAuthProviders>,
+    /// Hot reads kept in memory until the next write.
+    pub cache: Arc<ReadCache>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
             public_url,
+            cache: Arc::new(ReadCache::new(settings.read_cache)),
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",

@@ -87,6 +87,9 @@ pub struct Settings {
     pub auth_attempts_per_minute: u32,
     /// Sign-in providers by name (lowercase letters, digits, dashes).
     pub oauth: BTreeMap<String, OAuthProviderSettings>,
+    /// Cache token authentication, tenancy and project lists in memory (only where every
+    /// write passes through this process; `sluice api` replicas turn it off).
+    pub read_cache: bool,
 }
 
 impl Default for Settings {
@@ -108,6 +111,7 @@ impl Default for Settings {
             db_max_connections: 10,
             auth_attempts_per_minute: 10,
             oauth: BTreeMap::new(),
+            read_cache: true,
         }
     }
 }

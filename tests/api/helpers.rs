@@ -118,6 +118,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub test_db: TestDb,
+    /// The running app's state (its cache, keys…).
+    pub state: AppState,
     shutdown: CancellationToken,
     _data_dir: tempfile::TempDir,
 }
@@ -164,7 +166,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         &key,
     )
     .unwrap();
-    let app = Application::build(&settings, state).unwrap();
+    let app = Application::build(&settings, state.clone()).unwrap();
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -179,6 +181,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         client,
         db: prepared.db,
         test_db,
+        state,
         shutdown,
         _data_dir: data_dir,
     };

@@ -166,8 +166,36 @@ async fn demoting_the_creator_demotes_the_token_and_expiry_ends_it() {
         .execute_unprepared("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00Z'")
         .await
         .unwrap();
+    // Written behind the app's back: tell its read cache, as any write through the API does.
+    app.state.cache.bump();
     assert_eq!(
         app.get_as("/api/v1/orgs/acme/projects", &token).await.0,
         401
     );
+}
+
+#[tokio::test]
+async fn cached_project_lists_show_a_write_on_the_next_request() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let token = Auth::Token(app.create_token(&owner, "acme", &["write"]).await);
+    let count = |body: &serde_json::Value| body["items"].as_array().unwrap().len();
+    let (_, first) = app.get_as("/api/v1/orgs/acme/projects", &token).await;
+    let (_, again) = app.get_as("/api/v1/orgs/acme/projects", &token).await;
+    assert_eq!((count(&first), count(&again)), (0, 0));
+    app.create_project(&token, "acme", "web").await;
+    let (_, after) = app.get_as("/api/v1/orgs/acme/projects", &token).await;
+    assert_eq!(count(&after), 1, "the write is visible at once");
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/orgs/acme/projects/web",
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, gone) = app.get_as("/api/v1/orgs/acme/projects", &token).await;
+    assert_eq!(count(&gone), 0, "a write by another principal too");
 }

@@ -261,6 +261,16 @@ pub(crate) fn list<T: Serialize>(page: Page<T>) -> HttpResponse {
     })
 }
 
+/// The JSON of a paginated list, for responses that are also cached.
+pub(crate) fn list_body<T: Serialize>(page: Page<T>) -> Result<actix_web::web::Bytes, ApiError> {
+    serde_json::to_vec(&List {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    })
+    .map(Into::into)
+    .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
 /// The public base URL: configured, else what the request was addressed to.
 pub(crate) fn base_url(state: &AppState, req: &HttpRequest) -> String {
     match &state.public_url {

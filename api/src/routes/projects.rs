@@ -11,8 +11,9 @@ use sluice_core::tenancy::{Role, TenantScope};
 
 use crate::auth::Authn;
 use crate::error::ApiError;
-use crate::routes::{base_url, list};
+use crate::routes::{base_url, list_body};
 use crate::state::AppState;
+use actix_web::http::header::ContentType;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateProject {
@@ -125,11 +126,19 @@ pub async fn index(
     page: web::Query<PageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(&state, &path).await?;
-    Ok(list(
-        projects::list(&state.db, &scope, &page)
-            .await?
-            .map(|p| ProjectView::new(&p, None)),
-    ))
+    let key = (scope.org_id(), page.limit, page.cursor.clone());
+    if let Some(body) = state.cache.project_list(&key) {
+        return Ok(HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(body));
+    }
+    let generation = state.cache.generation();
+    let found = projects::list(&state.db, &scope, &page).await?;
+    let body = list_body(found.map(|p| ProjectView::new(&p, None)))?;
+    state.cache.put_project_list(key, generation, body.clone());
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// `GET /api/v1/orgs/{org}/projects/{project}`.
