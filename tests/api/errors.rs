@@ -5,6 +5,13 @@ async fn unknown_routes_answer_404_in_the_error_shape() {
     let app = spawn_app().await;
     assert_error(app.get("/no/such/route").await, 404, "not_found").await;
     assert_error(app.get("/static/missing.css").await, 404, "not_found").await;
+    assert_error(
+        app.get("/api/v1/orgs/acme/nothing/here").await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(app.get("/api/v1/nothing").await, 404, "not_found").await;
 }
 
 #[tokio::test]
@@ -13,6 +20,20 @@ async fn wrong_methods_answer_405_in_the_error_shape() {
     let res = app.client.post(app.url("/healthz")).send().await.unwrap();
     assert_error(res, 405, "method_not_allowed").await;
     let res = app.client.delete(app.url("/metrics")).send().await.unwrap();
+    assert_error(res, 405, "method_not_allowed").await;
+    let res = app
+        .client
+        .put(app.url("/api/v1/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 405, "method_not_allowed").await;
+    let res = app
+        .client
+        .put(app.url("/api/v1/orgs/acme/projects"))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 405, "method_not_allowed").await;
 }
 

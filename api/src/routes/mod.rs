@@ -225,6 +225,17 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
+/// Path prefixes registered as actix scopes, most specific first. Actix tries an app's
+/// services one after another, so without scopes a late route pays for matching every earlier
+/// one (measured: a third of the throughput of the projects list).
+const SCOPES: [&str; 5] = [
+    "/api/v1/orgs/{org}/projects",
+    "/api/v1/orgs/{org}",
+    "/api/v1",
+    "/orgs/{org}",
+    "/auth",
+];
+
 /// Registers every route; each path is one resource answering 405 to other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut resources: Vec<(&'static str, Vec<Route>)> = Vec::new();
@@ -234,14 +245,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             None => resources.push((path, vec![route])),
         }
     }
+    let mut scopes: Vec<actix_web::Scope> =
+        SCOPES.iter().map(|prefix| web::scope(prefix)).collect();
     for (path, routes) in resources {
         let mut resource = web::resource(path);
+        let scope = SCOPES.iter().position(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if let Some(i) = scope {
+            resource = web::resource(&path[SCOPES[i].len()..]);
+        }
         for route in routes {
             resource = resource.route(route);
         }
-        cfg.service(resource.default_service(web::to(|| async {
+        let resource = resource.default_service(web::to(|| async {
             Err::<(), _>(ApiError::MethodNotAllowed)
-        })));
+        }));
+        match scope {
+            Some(i) => {
+                let taken = std::mem::replace(&mut scopes[i], web::scope(SCOPES[i]));
+                scopes[i] = taken.service(resource);
+            }
+            None => {
+                cfg.service(resource);
+            }
+        }
+    }
+    for scope in scopes {
+        cfg.service(scope);
     }
 }
 
