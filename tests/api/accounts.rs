@@ -208,6 +208,18 @@ async fn sessions_expire_when_idle() {
 }
 
 #[tokio::test]
+async fn sessions_end_at_their_absolute_expiry_however_active() {
+    let app = spawn_app().await;
+    let session = app.signup("erin@example.com").await;
+    use sea_orm::ConnectionTrait;
+    app.db
+        .execute_unprepared("UPDATE sessions SET expires_at = '2000-01-01T00:00:00Z'")
+        .await
+        .unwrap();
+    assert_eq!(app.get_as("/api/v1/user", &session).await.0, 401);
+}
+
+#[tokio::test]
 async fn local_accounts_can_be_switched_off() {
     let app = spawn_app_with(|s| s.local_accounts = false).await;
     let (status, err) = app

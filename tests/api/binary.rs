@@ -364,3 +364,48 @@ fn passwords_tokens_and_secrets_never_reach_the_logs() {
         assert!(!logs.contains(value), "the {what} appears in the logs");
     }
 }
+
+#[test]
+fn a_request_in_flight_when_sigterm_arrives_still_gets_its_answer() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sluice(dir.path(), &["serve"], &[("SLUICE_BIND", "127.0.0.1:0")])
+        .spawn()
+        .unwrap();
+    let (url, _, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    let addr = url.trim_start_matches("http://").to_owned();
+    let body = r#"{"email":"nobody@example.com","password":"wrong password"}"#;
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Headers and half the body now; the rest after the stop signal.
+    write!(
+        conn,
+        "POST /auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    // A later connection answered means ours (accepted first, in order) is in the server.
+    assert_eq!(get(&format!("{url}/healthz")).0, 200);
+    signal(&child, "TERM");
+    // Finish the body only once the server has stopped accepting new connections.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the server kept accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    conn.write_all(body[10..].as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "in-flight request cut off: {response:?}"
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", stderr_of(&mut child));
+}
