@@ -44,3 +44,15 @@ pub async fn applied_migrations(db: &DatabaseConnection) -> Result<Vec<String>> 
         .map(|m| m.name().to_owned())
         .collect())
 }
+
+/// Starts a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
+/// "database is locked" when another writer committed in between, whatever the busy timeout.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    let options = sea_orm::TransactionOptions {
+        isolation_level: None,
+        access_mode: None,
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+    };
+    Ok(sea_orm::TransactionTrait::begin_with_options(db, options).await?)
+}

@@ -13,7 +13,7 @@ pub enum Error {
         message: String,
     },
     #[error("database error")]
-    Database(#[from] sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
     #[error("redis error")]
     Redis(#[from] redis::RedisError),
     #[error("{action} {path}")]
@@ -39,6 +39,25 @@ pub enum Error {
     Conflict(String),
     #[error("cryptography: {0}")]
     Crypto(&'static str),
+}
+
+impl From<sea_orm::DbErr> for Error {
+    /// A row that vanished between reading and writing (a concurrent delete) is `NotFound`,
+    /// not a server error.
+    fn from(err: sea_orm::DbErr) -> Self {
+        let vanished = matches!(
+            err,
+            sea_orm::DbErr::RecordNotFound(_) | sea_orm::DbErr::RecordNotUpdated
+        ) || matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+        );
+        if vanished {
+            Error::NotFound
+        } else {
+            Error::Database(err)
+        }
+    }
 }
 
 impl From<figment::Error> for Error {

@@ -399,7 +399,7 @@ fn a_request_in_flight_when_sigterm_arrives_still_gets_its_answer() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    conn.write_all(body[10..].as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[10..]).unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).unwrap();
     assert!(

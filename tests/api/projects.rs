@@ -208,3 +208,41 @@ async fn secret_values_go_in_encrypted_and_never_come_out() {
     let (status, _) = app.call(reqwest::Method::DELETE, path, &alice, None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn concurrent_writes_to_a_project_being_deleted_never_fail_with_500() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice@example.com").await;
+    app.create_org(&alice, "acme").await;
+    for round in 0..3 {
+        let slug = format!("web{round}");
+        app.create_project(&alice, "acme", &slug).await;
+        let base = format!("/api/v1/orgs/acme/projects/{slug}");
+        let mut specs = Vec::new();
+        for i in 0..8 {
+            specs.push((
+                reqwest::Method::PUT,
+                format!("{base}/secrets/KEY_{i}"),
+                Some(json!({"value": "v"})),
+            ));
+            specs.push((
+                reqwest::Method::PATCH,
+                base.clone(),
+                Some(json!({"name": format!("Name {i}")})),
+            ));
+            if i == 4 {
+                specs.push((reqwest::Method::DELETE, base.clone(), None));
+            }
+        }
+        let calls = specs
+            .iter()
+            .map(|(method, path, body)| app.call(method.clone(), path, &alice, body.clone()));
+        let results = futures_util::future::join_all(calls).await;
+        for (status, body) in results {
+            assert!(
+                [200, 201, 204, 404].contains(&status),
+                "round {round}: {status} {body}"
+            );
+        }
+    }
+}

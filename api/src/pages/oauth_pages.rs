@@ -3,8 +3,8 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
+use sluice_core::db::begin_write;
 use sluice_core::store::users;
 
 use crate::oauth::{FLOW_COOKIE, FLOW_LIFETIME, FlowError};
@@ -127,7 +127,7 @@ pub async fn callback(
         }
         Err(err) => return failed(&state, StatusCode::BAD_GATEWAY, err.to_string()),
     };
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let user = match users::sign_in_with_identity(&txn, &identity).await {
         Ok(user) => user,
         Err(sluice_core::Error::Conflict(message)) => {

@@ -4,8 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
+use sluice_core::db::begin_write;
 use sluice_core::store::{PageRequest, audit, invitations, orgs};
 use sluice_core::tenancy::{Role, TenantScope};
 
@@ -159,7 +159,7 @@ pub async fn create(
     let who = visitor.require(&req)?;
     who.check_csrf(&state, &form.csrf_token)?;
     let form = form.into_inner();
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let created = orgs::create(&txn, who.user.id, form.slug.trim(), &form.name).await;
     match created {
         Ok(org) => {
@@ -275,7 +275,7 @@ pub async fn invite(
     let scope = who.scope(&state, &path).await?;
     who.check_csrf(&state, &form.csrf_token)?;
     let role = Role::parse(&form.role)?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     match invitations::create(&txn, &scope, &form.email, role).await {
         Ok((_, raw)) => {
             txn.commit().await?;
@@ -317,7 +317,7 @@ pub async fn change_role(
     let scope = who.scope(&state, &org).await?;
     who.check_csrf(&state, &form.csrf_token)?;
     let role = Role::parse(&form.role)?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     orgs::set_role(&txn, &scope, user_id, role).await?;
     txn.commit().await?;
     Ok(see_other(&format!("/orgs/{org}/settings")))
@@ -335,7 +335,7 @@ pub async fn remove(
     let (org, user_id) = path.into_inner();
     let scope = who.scope(&state, &org).await?;
     who.check_csrf(&state, &form.csrf_token)?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     orgs::remove_member(&txn, &scope, user_id).await?;
     txn.commit().await?;
     Ok(see_other(&format!("/orgs/{org}/settings")))
@@ -367,7 +367,7 @@ pub async fn accept(
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     who.check_csrf(&state, &form.csrf_token)?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     match invitations::accept(&txn, &who.user, &path).await {
         Ok((org, _)) => {
             txn.commit().await?;

@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
+use sluice_core::db::begin_write;
 use sluice_core::entities::project;
 use sluice_core::store::PageRequest;
 use sluice_core::store::projects::{self, NewProject};
@@ -130,7 +130,7 @@ pub async fn create(
         default_branch: optional(&form.default_branch),
         pipeline_path: optional(&form.pipeline_path),
     };
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     match projects::create(&txn, &scope, &state.keys, new).await {
         Ok((project, _)) => {
             txn.commit().await?;

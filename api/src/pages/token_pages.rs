@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
+use sluice_core::db::begin_write;
 use sluice_core::store::{PageRequest, tokens};
 use sluice_core::tenancy::{Scope, TenantScope};
 
@@ -154,7 +154,7 @@ pub async fn create(
         },
     };
     if errors.is_empty() {
-        let txn = state.db.begin().await?;
+        let txn = begin_write(&state.db).await?;
         match tokens::create(&txn, &scope, &form.name, &scopes, expires).await {
             Ok((_, raw)) => {
                 txn.commit().await?;
@@ -205,7 +205,7 @@ pub async fn revoke(
     let (org, id) = path.into_inner();
     let scope = who.scope(&state, &org).await?;
     who.check_csrf(&state, &form.csrf_token)?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     tokens::revoke(&txn, &scope, id).await?;
     txn.commit().await?;
     Ok(see_other(&format!("/orgs/{org}/tokens")))

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
 use sluice_core::store::{PageRequest, audit, invitations, orgs};
 use sluice_core::tenancy::Role;
 
@@ -95,7 +95,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let (org, user_id) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let member = orgs::set_role(&txn, &scope, user_id, body.role).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(MemberView::from(member)))
@@ -110,7 +110,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let (org, user_id) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     orgs::remove_member(&txn, &scope, user_id).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -126,7 +126,7 @@ pub async fn invite(
     body: web::Json<InvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(&state, &path).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let (invitation, raw) = invitations::create(&txn, &scope, &body.email, body.role).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(InvitationView {
@@ -150,7 +150,7 @@ pub async fn accept(
             "invitations are accepted by people, not tokens".into(),
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let (org, role) = invitations::accept(&txn, authn.principal.user(), &path).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(Accepted {

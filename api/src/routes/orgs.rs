@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
 use sluice_core::entities::org;
 use sluice_core::store::{PageRequest, orgs};
 use sluice_core::tenancy::Role;
@@ -60,7 +60,7 @@ pub async fn create(
             "API tokens act within their org; sign in to create an org".into(),
         ));
     }
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let org = orgs::create(&txn, authn.principal.user().id, &body.slug, &body.name).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(OrgView::new(&org, Role::Owner)))
@@ -106,7 +106,7 @@ pub async fn update(
     body: web::Json<UpdateOrg>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(&state, &path).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let org = orgs::update(&txn, &scope, body.name.as_deref(), body.max_concurrent_runs).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(OrgView::new(&org, scope.role())))

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
 use sluice_core::entities::project;
 use sluice_core::store::PageRequest;
 use sluice_core::store::projects::{self, NewProject, ProjectChanges};
@@ -110,7 +110,7 @@ pub async fn create(
         default_branch: body.default_branch,
         pipeline_path: body.pipeline_path,
     };
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let (project, _secret) = projects::create(&txn, &scope, &state.keys, new).await?;
     txn.commit().await?;
     let webhook = webhook_view(&state, &req, &scope, &project)?;
@@ -173,7 +173,7 @@ pub async fn update(
         default_branch: body.default_branch,
         pipeline_path: body.pipeline_path,
     };
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let project = projects::update(&txn, &scope, &slug, changes).await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(ProjectView::new(&project, None)))
@@ -188,7 +188,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (org, slug) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     projects::delete(&txn, &scope, &slug).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())

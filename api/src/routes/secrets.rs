@@ -3,8 +3,8 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
 use sluice_core::store::{Page, projects};
 
 use crate::auth::Authn;
@@ -40,7 +40,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, name) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let created =
         projects::put_secret(&txn, &scope, &state.keys, &project, &name, &body.value).await?;
     txn.commit().await?;
@@ -85,7 +85,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, name) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     projects::delete_secret(&txn, &scope, &project, &name).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
 use sluice_core::entities::api_token;
 use sluice_core::store::{PageRequest, tokens};
 use sluice_core::tenancy::Scope;
@@ -70,7 +70,7 @@ pub async fn create(
     body: web::Json<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(&state, &path).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     let (token, raw) =
         tokens::create(&txn, &scope, &body.name, &body.scopes, body.expires_in_days).await?;
     txn.commit().await?;
@@ -105,7 +105,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let (org, id) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let txn = state.db.begin().await?;
+    let txn = begin_write(&state.db).await?;
     tokens::revoke(&txn, &scope, id).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())

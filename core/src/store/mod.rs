@@ -77,6 +77,6 @@ pub(crate) fn conflict_on_unique(err: sea_orm::DbErr, message: &str) -> crate::E
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
             crate::Error::Conflict(message.to_owned())
         }
-        _ => crate::Error::Database(err),
+        _ => err.into(),
     }
 }
