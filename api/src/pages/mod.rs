@@ -257,7 +257,8 @@ impl SignedIn {
             limit: Some(200),
             cursor: None,
         };
-        let orgs = orgs::list_for_user(&state.db, self.user.id, &page).await?;
+        let orgs =
+            orgs::list_for_principal(&state.db, &Principal::User(self.user.clone()), &page).await?;
         Ok(Nav {
             version: env!("CARGO_PKG_VERSION"),
             user: Some(self.user.name.clone()),

@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 use sluice_core::db::begin_write;
 use sluice_core::store::{PageRequest, audit, invitations, orgs};
-use sluice_core::tenancy::{Role, TenantScope};
+use sluice_core::tenancy::{Principal, Role, TenantScope};
 
 use crate::pages::account::CsrfForm;
 use crate::pages::{
@@ -110,7 +110,7 @@ async fn orgs_page(
         limit: Some(200),
         cursor: None,
     };
-    let orgs = orgs::list_for_user(&state.db, who.user.id, &page)
+    let orgs = orgs::list_for_principal(&state.db, &Principal::User(who.user.clone()), &page)
         .await?
         .items
         .into_iter()

@@ -73,17 +73,8 @@ pub async fn index(
     authn: Authn,
     page: web::Query<PageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let found = orgs::list_for_user(&state.db, authn.principal.user().id, &page).await?;
-    let ceiling = authn.principal.ceiling();
-    let token_org = authn.principal.token_org_id();
-    let mut page = found.map(|(org, role)| {
-        (
-            token_org.is_none_or(|id| id == org.id),
-            OrgView::new(&org, role.min(ceiling)),
-        )
-    });
-    page.items.retain(|(visible, _)| *visible);
-    Ok(list(page.map(|(_, view)| view)))
+    let found = orgs::list_for_principal(&state.db, &authn.principal, &page).await?;
+    Ok(list(found.map(|(org, role)| OrgView::new(&org, role))))
 }
 
 /// `GET /api/v1/orgs/{org}`.

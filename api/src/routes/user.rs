@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use sluice_core::store::{PageRequest, orgs};
-use sluice_core::tenancy::{Principal, Role};
+use sluice_core::tenancy::Role;
 
 use crate::auth::Authn;
 use crate::error::ApiError;
@@ -32,21 +32,14 @@ pub async fn me(state: web::Data<AppState>, authn: Authn) -> Result<HttpResponse
         limit: Some(200),
         cursor: None,
     };
-    let memberships = orgs::list_for_user(&state.db, user.id, &page).await?.items;
-    let orgs = memberships
+    let orgs = orgs::list_for_principal(&state.db, &authn.principal, &page)
+        .await?
+        .items
         .into_iter()
-        .filter_map(|(org, role)| match &authn.principal {
-            Principal::User(_) => Some(OrgRole {
-                slug: org.slug,
-                name: org.name,
-                role,
-            }),
-            Principal::Token { token, .. } if token.org_id == org.id => Some(OrgRole {
-                slug: org.slug,
-                name: org.name,
-                role: role.min(authn.principal.ceiling()),
-            }),
-            Principal::Token { .. } => None,
+        .map(|(org, role)| OrgRole {
+            slug: org.slug,
+            name: org.name,
+            role,
         })
         .collect();
     Ok(HttpResponse::Ok().json(Me {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::entities::{membership, org, user};
 use crate::store::{Page, PageRequest, audit, conflict_on_unique};
-use crate::tenancy::{Role, TenantScope};
+use crate::tenancy::{Principal, Role, TenantScope};
 use crate::{Error, Result, validate};
 
 /// Creates an org with `owner_id` as its owner, and records it in the org's audit log.
@@ -54,17 +54,21 @@ pub async fn create(
     Ok(org)
 }
 
-/// The orgs `user_id` belongs to, with the role held in each, by org id.
-pub async fn list_for_user(
+/// The orgs a principal may see, by org id, with the role it effectively holds in each: a
+/// person's memberships, or only a token's own org with the role capped by its scopes.
+pub async fn list_for_principal(
     db: &impl ConnectionTrait,
-    user_id: i64,
+    principal: &Principal,
     page: &PageRequest,
 ) -> Result<Page<(org::Model, Role)>> {
     let limit = page.limit()?;
     let mut query = membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::UserId.eq(principal.user().id))
         .order_by_asc(membership::Column::OrgId)
         .limit(limit + 1);
+    if let Some(org_id) = principal.token_org_id() {
+        query = query.filter(membership::Column::OrgId.eq(org_id));
+    }
     if let Some(after) = page.after()? {
         query = query.filter(membership::Column::OrgId.gt(after));
     }
@@ -77,7 +81,7 @@ pub async fn list_for_user(
     let mut rows = Vec::with_capacity(memberships.len());
     for m in memberships {
         if let Some(o) = orgs.iter().find(|o| o.id == m.org_id) {
-            rows.push((o.clone(), Role::parse(&m.role)?));
+            rows.push((o.clone(), Role::parse(&m.role)?.min(principal.ceiling())));
         }
     }
     Ok(Page::from_rows(rows, limit, |(o, _)| o.id))
