@@ -251,6 +251,19 @@ impl SignedIn {
         Ok(TenantScope::resolve(&state.db, &Principal::User(self.user.clone()), slug).await?)
     }
 
+    /// The org of a form post: resolved first (another org's answers 404), then the form's
+    /// CSRF field checked.
+    pub async fn form_scope(
+        &self,
+        state: &AppState,
+        slug: &str,
+        csrf: &str,
+    ) -> Result<TenantScope, PageError> {
+        let scope = self.scope(state, slug).await?;
+        self.check_csrf(state, csrf)?;
+        Ok(scope)
+    }
+
     /// The layout for this person, with `current_org` selected in the switcher.
     pub async fn nav(&self, state: &AppState, current_org: Option<&str>) -> Result<Nav, PageError> {
         let page = PageRequest {

@@ -272,8 +272,7 @@ pub async fn invite(
     form: web::Form<InviteForm>,
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
-    let scope = who.scope(&state, &path).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &path, &form.csrf_token).await?;
     let role = Role::parse(&form.role)?;
     let txn = begin_write(&state.db).await?;
     match invitations::create(&txn, &scope, &form.email, role).await {
@@ -314,8 +313,7 @@ pub async fn change_role(
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     let (org, user_id) = path.into_inner();
-    let scope = who.scope(&state, &org).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
     let role = Role::parse(&form.role)?;
     let txn = begin_write(&state.db).await?;
     orgs::set_role(&txn, &scope, user_id, role).await?;
@@ -333,8 +331,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     let (org, user_id) = path.into_inner();
-    let scope = who.scope(&state, &org).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
     let txn = begin_write(&state.db).await?;
     orgs::remove_member(&txn, &scope, user_id).await?;
     txn.commit().await?;

@@ -113,8 +113,7 @@ pub async fn create(
     form: web::Form<ProjectForm>,
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
-    let scope = who.scope(&state, &path).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &path, &form.csrf_token).await?;
     let form = form.into_inner();
     let optional = |v: &str| {
         if v.trim().is_empty() {

@@ -130,8 +130,7 @@ pub async fn create(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
-    let scope = who.scope(&state, &path).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &path, &form.csrf_token).await?;
     let form = form.into_inner();
     let scopes: Vec<Scope> = [
         (Scope::Read, &form.scope_read),
@@ -203,8 +202,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     let (org, id) = path.into_inner();
-    let scope = who.scope(&state, &org).await?;
-    who.check_csrf(&state, &form.csrf_token)?;
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
     let txn = begin_write(&state.db).await?;
     tokens::revoke(&txn, &scope, id).await?;
     txn.commit().await?;
