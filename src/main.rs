@@ -34,6 +34,11 @@ enum Command {
     Worker(DataDirArgs),
     /// Apply database migrations and exit.
     Migrate(DataDirArgs),
+    /// Check a Jenkinsfile: exit 0 when valid, 1 when not; diagnostics on stderr.
+    Lint {
+        /// The Jenkinsfile to check.
+        path: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -54,11 +59,15 @@ struct DataDirArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Lint { path } = &cli.command {
+        return lint(path);
+    }
     let (role, overrides) = match &cli.command {
         Command::Serve(a) => (Role::Serve, overrides(a.bind, &a.dirs)),
         Command::Api(a) => (Role::Api, overrides(a.bind, &a.dirs)),
         Command::Worker(d) => (Role::Worker, overrides(None, d)),
         Command::Migrate(d) => (Role::Migrate, overrides(None, d)),
+        Command::Lint { .. } => return ExitCode::from(2),
     };
     let settings = match Settings::load(cli.config.as_deref(), &overrides) {
         // Replicas cannot see each other's writes, so only the all-in-one process caches.
@@ -95,6 +104,34 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `sluice lint PATH`.
+fn lint(path: &std::path::Path) -> ExitCode {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!("sluice: cannot read {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let result = sluice_core::pipeline::lint(&source);
+    let file = path.display().to_string();
+    for diagnostic in &result.diagnostics {
+        eprintln!("{}", diagnostic.render(&file, &source));
+    }
+    if result.is_valid() {
+        eprintln!("{file}: valid");
+        ExitCode::SUCCESS
+    } else {
+        let errors = result
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == sluice_core::pipeline::Severity::Error)
+            .count();
+        eprintln!("{file}: {errors} error(s)");
+        ExitCode::FAILURE
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{auth, health, members, orgs, projects, secrets, tokens, user};
+use crate::routes::{auth, health, lint, members, orgs, projects, secrets, tokens, user};
 
 /// The error shape every failing request answers with.
 #[derive(Serialize, ToSchema)]
@@ -60,6 +60,7 @@ impl Modify for Security {
         tokens::create, tokens::index, tokens::revoke,
         projects::create, projects::index, projects::show, projects::update, projects::delete,
         secrets::index, secrets::put, secrets::delete,
+        lint::lint,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Security),
@@ -69,6 +70,7 @@ impl Modify for Security {
         (name = "orgs", description = "Organisations, members, invitations, audit log"),
         (name = "tokens", description = "API tokens"),
         (name = "projects", description = "Projects and their secrets"),
+        (name = "pipelines", description = "Jenkinsfiles"),
     )
 )]
 pub struct ApiDoc;

@@ -9,6 +9,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod metrics;
+pub mod pipeline;
 pub mod readiness;
 pub mod secret_key;
 pub mod startup;

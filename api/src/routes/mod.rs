@@ -13,6 +13,7 @@ use crate::state::AppState;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod lint;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod orgs;
@@ -43,6 +44,7 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/auth/login", post().to(auth::login)),
         (Method::POST, "/auth/logout", post().to(auth::logout)),
         (Method::GET, "/api/v1/user", get().to(user::me)),
+        (Method::POST, "/api/v1/lint", post().to(lint::lint)),
         (Method::POST, "/api/v1/orgs", post().to(orgs::create)),
         (Method::GET, "/api/v1/orgs", get().to(orgs::index)),
         (Method::GET, "/api/v1/orgs/{org}", get().to(orgs::show)),

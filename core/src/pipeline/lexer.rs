@@ -1,0 +1,374 @@
+//! Tokens of the declarative Jenkinsfile subset: words, Groovy strings (all four forms),
+//! numbers and punctuation, with `//` and `/* */` comments skipped. Every token knows its
+//! line and column so diagnostics can point at it.
+
+use super::diagnostics::{Diagnostic, Pos};
+
+/// A piece of a double-quoted string: literal text or an interpolated expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    /// `${expr}` or `$name`: the expression text, e.g. `env.BRANCH_NAME` or `params.X`.
+    Var(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tok {
+    Word(String),
+    /// Single-quoted (no interpolation).
+    Str(String),
+    /// Double-quoted, possibly interpolated.
+    GStr(Vec<Part>),
+    Num(f64),
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Comma,
+    Colon,
+    Assign,
+    Semi,
+    Newline,
+    /// Anything else (`.`, `+`, `==`, …): Groovy this subset does not accept.
+    Other(String),
+    Eof,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub tok: Tok,
+    pub pos: Pos,
+}
+
+/// Splits `src` into tokens; lexical errors are reported and skipped.
+pub fn lex(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
+    let mut lexer = Lexer {
+        chars: src.chars().collect(),
+        i: 0,
+        line: 1,
+        col: 1,
+    };
+    let mut out = Vec::new();
+    loop {
+        let token = lexer.next(diags);
+        let end = token.tok == Tok::Eof;
+        out.push(token);
+        if end {
+            return out;
+        }
+    }
+}
+
+struct Lexer {
+    chars: Vec<char>,
+    i: usize,
+    line: u32,
+    col: u32,
+}
+
+impl Lexer {
+    fn peek(&self, ahead: usize) -> Option<char> {
+        self.chars.get(self.i + ahead).copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.chars.get(self.i).copied()?;
+        self.i += 1;
+        if c == '\n' {
+            self.line += 1;
+            self.col = 1;
+        } else {
+            self.col += 1;
+        }
+        Some(c)
+    }
+
+    fn pos(&self) -> Pos {
+        Pos {
+            line: self.line,
+            col: self.col,
+        }
+    }
+
+    fn starts_with(&self, s: &str) -> bool {
+        s.chars().enumerate().all(|(k, c)| self.peek(k) == Some(c))
+    }
+
+    fn next(&mut self, diags: &mut Vec<Diagnostic>) -> Token {
+        loop {
+            // Whitespace other than newlines, comments, and line continuations.
+            match self.peek(0) {
+                Some(' ' | '\t' | '\r') => {
+                    self.bump();
+                }
+                Some('\\') if self.peek(1) == Some('\n') => {
+                    self.bump();
+                    self.bump();
+                }
+                Some('/') if self.peek(1) == Some('/') => {
+                    while self.peek(0).is_some_and(|c| c != '\n') {
+                        self.bump();
+                    }
+                }
+                Some('/') if self.peek(1) == Some('*') => {
+                    let start = self.pos();
+                    self.bump();
+                    self.bump();
+                    loop {
+                        match self.peek(0) {
+                            None => {
+                                diags.push(Diagnostic::error(start, "unterminated /* comment"));
+                                break;
+                            }
+                            Some('*') if self.peek(1) == Some('/') => {
+                                self.bump();
+                                self.bump();
+                                break;
+                            }
+                            _ => {
+                                self.bump();
+                            }
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        let pos = self.pos();
+        let Some(c) = self.peek(0) else {
+            return Token { tok: Tok::Eof, pos };
+        };
+        let tok = match c {
+            '\n' => {
+                self.bump();
+                Tok::Newline
+            }
+            '{' | '}' | '(' | ')' | '[' | ']' | ',' | ':' | ';' => {
+                self.bump();
+                match c {
+                    '{' => Tok::LBrace,
+                    '}' => Tok::RBrace,
+                    '(' => Tok::LParen,
+                    ')' => Tok::RParen,
+                    '[' => Tok::LBracket,
+                    ']' => Tok::RBracket,
+                    ',' => Tok::Comma,
+                    ':' => Tok::Colon,
+                    _ => Tok::Semi,
+                }
+            }
+            '=' if self.peek(1) != Some('=') => {
+                self.bump();
+                Tok::Assign
+            }
+            '\'' if self.starts_with("'''") => Tok::Str(self.raw_string("'''", pos, diags)),
+            '\'' => Tok::Str(self.raw_string("'", pos, diags)),
+            '"' if self.starts_with("\"\"\"") => Tok::GStr(self.gstring("\"\"\"", pos, diags)),
+            '"' => Tok::GStr(self.gstring("\"", pos, diags)),
+            c if c.is_ascii_digit() => {
+                let mut text = String::new();
+                while self
+                    .peek(0)
+                    .is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '_')
+                {
+                    text.extend(self.bump());
+                }
+                match text.replace('_', "").parse() {
+                    Ok(n) => Tok::Num(n),
+                    Err(_) => Tok::Other(text),
+                }
+            }
+            c if c.is_alphabetic() || c == '_' || c == '$' => {
+                let mut word = String::new();
+                while self
+                    .peek(0)
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                {
+                    word.extend(self.bump());
+                }
+                Tok::Word(word)
+            }
+            _ => {
+                let mut text = String::new();
+                text.extend(self.bump());
+                Tok::Other(text)
+            }
+        };
+        Token { tok, pos }
+    }
+
+    /// A single-quoted string ('…' or '''…'''); backslash escapes are decoded.
+    fn raw_string(&mut self, quote: &str, start: Pos, diags: &mut Vec<Diagnostic>) -> String {
+        for _ in 0..quote.len() {
+            self.bump();
+        }
+        let mut text = String::new();
+        loop {
+            if self.starts_with(quote) {
+                for _ in 0..quote.len() {
+                    self.bump();
+                }
+                return text;
+            }
+            match self.peek(0) {
+                None => {
+                    diags.push(Diagnostic::error(start, "unterminated string"));
+                    return text;
+                }
+                Some('\n') if quote.len() == 1 => {
+                    diags.push(Diagnostic::error(
+                        start,
+                        "unterminated string (use ''' for several lines)",
+                    ));
+                    return text;
+                }
+                Some('\\') => {
+                    self.bump();
+                    text.push(self.escape());
+                }
+                Some(_) => text.extend(self.bump()),
+            }
+        }
+    }
+
+    fn escape(&mut self) -> char {
+        match self.bump() {
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('r') => '\r',
+            Some('0') => '\0',
+            Some(other) => other,
+            None => '\\',
+        }
+    }
+
+    /// A double-quoted string ("…" or """…""") with `${expr}` and `$name` interpolation.
+    fn gstring(&mut self, quote: &str, start: Pos, diags: &mut Vec<Diagnostic>) -> Vec<Part> {
+        for _ in 0..quote.len() {
+            self.bump();
+        }
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        loop {
+            if self.starts_with(quote) {
+                for _ in 0..quote.len() {
+                    self.bump();
+                }
+                break;
+            }
+            match self.peek(0) {
+                None => {
+                    diags.push(Diagnostic::error(start, "unterminated string"));
+                    break;
+                }
+                Some('\n') if quote.len() == 1 => {
+                    diags.push(Diagnostic::error(
+                        start,
+                        "unterminated string (use \"\"\" for several lines)",
+                    ));
+                    break;
+                }
+                Some('\\') => {
+                    self.bump();
+                    text.push(self.escape());
+                }
+                Some('$') if self.peek(1) == Some('{') => {
+                    let at = self.pos();
+                    self.bump();
+                    self.bump();
+                    let mut expr = String::new();
+                    loop {
+                        match self.peek(0) {
+                            Some('}') => {
+                                self.bump();
+                                break;
+                            }
+                            None | Some('\n') => {
+                                diags.push(Diagnostic::error(at, "unterminated ${…} in string"));
+                                break;
+                            }
+                            Some(_) => expr.extend(self.bump()),
+                        }
+                    }
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(Part::Var(expr.trim().to_owned()));
+                }
+                Some('$') if self.peek(1).is_some_and(|c| c.is_alphabetic() || c == '_') => {
+                    self.bump();
+                    let mut name = String::new();
+                    while self
+                        .peek(0)
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                    {
+                        name.extend(self.bump());
+                    }
+                    let name = name.trim_end_matches('.').to_owned();
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(Part::Var(name));
+                }
+                Some(_) => text.extend(self.bump()),
+            }
+        }
+        if !text.is_empty() || parts.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(src: &str) -> Vec<Tok> {
+        let mut diags = Vec::new();
+        let out = lex(src, &mut diags).into_iter().map(|t| t.tok).collect();
+        assert!(diags.is_empty(), "{diags:?}");
+        out
+    }
+
+    #[test]
+    fn strings_in_every_groovy_form() {
+        assert_eq!(toks("'a\\'b'")[0], Tok::Str("a'b".into()));
+        assert_eq!(toks("'''x\ny'''")[0], Tok::Str("x\ny".into()));
+        assert_eq!(
+            toks("\"hi ${env.USER} and $NAME!\"")[0],
+            Tok::GStr(vec![
+                Part::Text("hi ".into()),
+                Part::Var("env.USER".into()),
+                Part::Text(" and ".into()),
+                Part::Var("NAME".into()),
+                Part::Text("!".into())
+            ])
+        );
+        assert_eq!(
+            toks("\"\"\"a\n\"b\" \"\"\"")[0],
+            Tok::GStr(vec![Part::Text("a\n\"b\" ".into())])
+        );
+    }
+
+    #[test]
+    fn comments_are_skipped_and_positions_kept() {
+        let mut diags = Vec::new();
+        let tokens = lex("// licence\n/* block\n comment */ stage", &mut diags);
+        let stage = tokens
+            .iter()
+            .find(|t| t.tok == Tok::Word("stage".into()))
+            .unwrap();
+        assert_eq!((stage.pos.line, stage.pos.col), (3, 13));
+    }
+
+    #[test]
+    fn unterminated_things_are_reported() {
+        let mut diags = Vec::new();
+        lex("sh 'oops\n", &mut diags);
+        assert_eq!(diags.len(), 1);
+        assert_eq!((diags[0].pos.line, diags[0].pos.col), (1, 4));
+    }
+}

@@ -1,0 +1,199 @@
+//! The typed pipeline a Jenkinsfile describes, as the worker will run it.
+
+use serde::Serialize;
+
+use super::diagnostics::Pos;
+use super::lexer::Part;
+use super::syntax::Args;
+
+/// A string that may interpolate `${VAR}`, `${env.X}`, `${params.X}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Template(pub Vec<Part>);
+
+impl Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Part::Text(t) => s.serialize_str(t),
+            Part::Var(v) => s.serialize_str(&format!("${{{v}}}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Agent {
+    Any,
+    None,
+    Label { label: String },
+    Docker { image: String },
+    Kubernetes { yaml: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EnvValue {
+    Text {
+        value: Template,
+    },
+    /// `credentials('id')`: the project secret `id`, masked in logs.
+    Credentials {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PipelineOption {
+    Timeout { seconds: u64 },
+    Retry { count: u32 },
+    DisableConcurrentBuilds,
+    SkipDefaultCheckout,
+    Timestamps,
+    BuildDiscarder { keep: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Parameter {
+    String {
+        name: String,
+        default: String,
+        description: String,
+    },
+    Boolean {
+        name: String,
+        default: bool,
+        description: String,
+    },
+    Choice {
+        name: String,
+        choices: Vec<String>,
+        description: String,
+    },
+    Text {
+        name: String,
+        default: String,
+        description: String,
+    },
+}
+
+impl Parameter {
+    pub fn name(&self) -> &str {
+        match self {
+            Parameter::String { name, .. }
+            | Parameter::Boolean { name, .. }
+            | Parameter::Choice { name, .. }
+            | Parameter::Text { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum When {
+    Branch { pattern: String },
+    Tag { pattern: String },
+    Environment { name: String, value: String },
+    ChangeRequest,
+    Not { condition: Box<When> },
+    AllOf { conditions: Vec<When> },
+    AnyOf { conditions: Vec<When> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Input {
+    pub message: String,
+    pub ok: Option<String>,
+    /// Comma-separated user emails or roles allowed to answer; None = developers and above.
+    pub submitter: Option<String>,
+    pub parameters: Vec<Parameter>,
+}
+
+/// A step with its arguments as written and, for wrappers (`dir`, `retry`…), nested steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub name: String,
+    #[serde(skip)]
+    pub pos: Pos,
+    #[serde(skip)]
+    pub args: Args,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostCondition {
+    Always,
+    Success,
+    Failure,
+    Unstable,
+    Aborted,
+    Changed,
+    Fixed,
+    Regression,
+    Cleanup,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Post {
+    pub conditions: Vec<(PostCondition, Vec<Step>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Axis {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StageBody {
+    Steps {
+        steps: Vec<Step>,
+    },
+    Parallel {
+        stages: Vec<Stage>,
+    },
+    Stages {
+        stages: Vec<Stage>,
+    },
+    Matrix {
+        axes: Vec<Axis>,
+        excludes: Vec<Vec<Axis>>,
+        stages: Vec<Stage>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    pub name: String,
+    #[serde(skip)]
+    pub pos: Pos,
+    pub agent: Option<Agent>,
+    pub environment: Vec<EnvVar>,
+    pub options: Vec<PipelineOption>,
+    pub when: Option<When>,
+    pub when_before_agent: bool,
+    pub input: Option<Input>,
+    pub body: StageBody,
+    pub post: Post,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pipeline {
+    pub agent: Agent,
+    pub environment: Vec<EnvVar>,
+    pub options: Vec<PipelineOption>,
+    pub parameters: Vec<Parameter>,
+    /// Cron specs with Jenkins' `H`.
+    pub triggers: Vec<String>,
+    pub stages: Vec<Stage>,
+    pub post: Post,
+}

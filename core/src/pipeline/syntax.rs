@@ -1,0 +1,491 @@
+//! The generic shape of a declarative Jenkinsfile: nested `name args { block }` statements
+//! and `NAME = value` assignments. A recursive-descent parser over the lexer's tokens; on an
+//! error it reports, skips to the end of the statement and carries on, so one run reports
+//! every problem it can.
+
+use super::diagnostics::{Diagnostic, Pos};
+use super::lexer::{Part, Tok, Token, lex};
+
+/// An argument or assigned value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String, Pos),
+    GStr(Vec<Part>, Pos),
+    Num(f64, Pos),
+    Bool(bool, Pos),
+    /// A bare word such as `any`, `none` or `MINUTES`.
+    Word(String, Pos),
+    List(Vec<Value>, Pos),
+    Map(Vec<(String, Value)>, Pos),
+    /// A call used as a value, e.g. `credentials('id')` or `logRotator(numToKeepStr: '5')`.
+    Call {
+        name: String,
+        args: Args,
+        pos: Pos,
+    },
+}
+
+impl Value {
+    pub fn pos(&self) -> Pos {
+        match self {
+            Value::Str(_, p)
+            | Value::GStr(_, p)
+            | Value::Num(_, p)
+            | Value::Bool(_, p)
+            | Value::Word(_, p)
+            | Value::List(_, p)
+            | Value::Map(_, p) => *p,
+            Value::Call { pos, .. } => *pos,
+        }
+    }
+}
+
+/// Positional and named arguments, in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Args {
+    pub positional: Vec<Value>,
+    pub named: Vec<(String, Value)>,
+}
+
+impl Args {
+    pub fn is_empty(&self) -> bool {
+        self.positional.is_empty() && self.named.is_empty()
+    }
+
+    pub fn named(&self, key: &str) -> Option<&Value> {
+        self.named.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// One statement: `name args { block }` or `name = value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub pos: Pos,
+    pub args: Args,
+    pub block: Option<Vec<Node>>,
+    pub assign: Option<Value>,
+}
+
+/// Parses a whole file; the result holds the top-level statements.
+pub fn parse(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+    let tokens = lex(src, diags);
+    let mut parser = Parser {
+        tokens,
+        i: 0,
+        diags,
+    };
+    let mut nodes = Vec::new();
+    loop {
+        parser.skip_separators();
+        if parser.at(&Tok::Eof) {
+            return nodes;
+        }
+        if parser.at(&Tok::RBrace) {
+            let pos = parser.pos();
+            parser.diags.push(Diagnostic::error(pos, "unmatched `}`"));
+            parser.i += 1;
+            continue;
+        }
+        match parser.statement() {
+            Some(node) => nodes.push(node),
+            None => parser.recover(),
+        }
+    }
+}
+
+struct Parser<'d> {
+    tokens: Vec<Token>,
+    i: usize,
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Parser<'_> {
+    fn tok(&self) -> &Tok {
+        &self.tokens[self.i.min(self.tokens.len() - 1)].tok
+    }
+
+    fn pos(&self) -> Pos {
+        self.tokens[self.i.min(self.tokens.len() - 1)].pos
+    }
+
+    fn at(&self, tok: &Tok) -> bool {
+        self.tok() == tok
+    }
+
+    fn advance(&mut self) -> Token {
+        let token = self.tokens[self.i.min(self.tokens.len() - 1)].clone();
+        if self.i < self.tokens.len() - 1 {
+            self.i += 1;
+        }
+        token
+    }
+
+    fn skip_newlines(&mut self) {
+        while self.at(&Tok::Newline) {
+            self.i += 1;
+        }
+    }
+
+    fn skip_separators(&mut self) {
+        while matches!(self.tok(), Tok::Newline | Tok::Semi) {
+            self.i += 1;
+        }
+    }
+
+    fn error(&mut self, message: impl Into<String>) {
+        let pos = self.pos();
+        self.diags.push(Diagnostic::error(pos, message));
+    }
+
+    fn describe(tok: &Tok) -> String {
+        match tok {
+            Tok::Word(w) => format!("`{w}`"),
+            Tok::Str(_) | Tok::GStr(_) => "a string".into(),
+            Tok::Num(_) => "a number".into(),
+            Tok::LBrace => "`{`".into(),
+            Tok::RBrace => "`}`".into(),
+            Tok::LParen => "`(`".into(),
+            Tok::RParen => "`)`".into(),
+            Tok::LBracket => "`[`".into(),
+            Tok::RBracket => "`]`".into(),
+            Tok::Comma => "`,`".into(),
+            Tok::Colon => "`:`".into(),
+            Tok::Assign => "`=`".into(),
+            Tok::Semi => "`;`".into(),
+            Tok::Newline => "the end of the line".into(),
+            Tok::Other(s) => format!("`{s}`"),
+            Tok::Eof => "the end of the file".into(),
+        }
+    }
+
+    /// Skips to the end of the current statement (a newline or `;` outside brackets, or the
+    /// `}` closing the enclosing block, which is left in place).
+    fn recover(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            match self.tok() {
+                Tok::Eof => return,
+                Tok::LBrace | Tok::LParen | Tok::LBracket => depth += 1,
+                Tok::RBrace | Tok::RParen | Tok::RBracket if depth == 0 => {
+                    if !self.at(&Tok::RBrace) {
+                        self.i += 1;
+                    }
+                    return;
+                }
+                Tok::RBrace | Tok::RParen | Tok::RBracket => depth -= 1,
+                Tok::Newline | Tok::Semi if depth == 0 => return,
+                _ => {}
+            }
+            self.i += 1;
+        }
+    }
+
+    fn statement(&mut self) -> Option<Node> {
+        let pos = self.pos();
+        let name = match self.tok().clone() {
+            Tok::Word(w) if w == "def" => {
+                self.error(
+                    "`def` declares a Groovy variable, which this Jenkinsfile subset does not run",
+                );
+                return None;
+            }
+            Tok::Other(at) if at == "@" => {
+                self.error("annotations such as `@Library` load Groovy, which this Jenkinsfile subset does not run");
+                return None;
+            }
+            Tok::Word(w) => w,
+            other => {
+                self.error(format!(
+                    "expected a section or step name, found {}",
+                    Self::describe(&other)
+                ));
+                return None;
+            }
+        };
+        self.advance();
+        let mut node = Node {
+            name,
+            pos,
+            args: Args::default(),
+            block: None,
+            assign: None,
+        };
+        match self.tok().clone() {
+            Tok::Assign => {
+                self.advance();
+                node.assign = Some(self.value()?);
+            }
+            Tok::LParen => {
+                self.advance();
+                node.args = self.args(&Tok::RParen)?;
+                if self.at(&Tok::LBrace) {
+                    node.block = Some(self.block()?);
+                }
+            }
+            Tok::LBrace => node.block = Some(self.block()?),
+            Tok::Newline | Tok::Semi | Tok::RBrace | Tok::Eof => {}
+            Tok::Other(s) if s == "." => {
+                self.error(format!(
+                    "`{}.…` calls are Groovy, which this Jenkinsfile subset does not run",
+                    node.name
+                ));
+                return None;
+            }
+            _ => {
+                node.args = self.command_args()?;
+                if self.at(&Tok::LBrace) {
+                    node.block = Some(self.block()?);
+                }
+            }
+        }
+        if !matches!(
+            self.tok(),
+            Tok::Newline | Tok::Semi | Tok::RBrace | Tok::Eof
+        ) {
+            let found = Self::describe(&self.tok().clone());
+            self.error(format!(
+                "expected the end of the statement after `{}`, found {found}",
+                node.name
+            ));
+            return None;
+        }
+        Some(node)
+    }
+
+    fn block(&mut self) -> Option<Vec<Node>> {
+        let open = self.pos();
+        self.advance(); // `{`
+        let mut nodes = Vec::new();
+        loop {
+            self.skip_separators();
+            match self.tok() {
+                Tok::RBrace => {
+                    self.advance();
+                    return Some(nodes);
+                }
+                Tok::Eof => {
+                    self.diags
+                        .push(Diagnostic::error(open, "this `{` is never closed"));
+                    return Some(nodes);
+                }
+                _ => match self.statement() {
+                    Some(node) => nodes.push(node),
+                    None => self.recover(),
+                },
+            }
+        }
+    }
+
+    /// `a, b, key: c` up to (and consuming) `close`; newlines are free inside.
+    fn args(&mut self, close: &Tok) -> Option<Args> {
+        let mut args = Args::default();
+        loop {
+            self.skip_newlines();
+            if self.at(close) {
+                self.advance();
+                return Some(args);
+            }
+            self.arg(&mut args)?;
+            self.skip_newlines();
+            if self.at(&Tok::Comma) {
+                self.advance();
+            } else if !self.at(close) {
+                let found = Self::describe(&self.tok().clone());
+                self.error(format!(
+                    "expected `,` or {}, found {found}",
+                    Self::describe(close)
+                ));
+                return None;
+            }
+        }
+    }
+
+    /// Arguments without parentheses (`sh 'make'`, `agent any`), up to the end of the line.
+    fn command_args(&mut self) -> Option<Args> {
+        let mut args = Args::default();
+        loop {
+            self.arg(&mut args)?;
+            if self.at(&Tok::Comma) {
+                self.advance();
+                self.skip_newlines();
+            } else {
+                return Some(args);
+            }
+        }
+    }
+
+    fn arg(&mut self, args: &mut Args) -> Option<()> {
+        let is_named = matches!(self.tok(), Tok::Word(_) | Tok::Str(_))
+            && self
+                .tokens
+                .get(self.i + 1)
+                .is_some_and(|t| t.tok == Tok::Colon);
+        if is_named {
+            let key = match self.advance().tok {
+                Tok::Word(w) | Tok::Str(w) => w,
+                _ => String::new(),
+            };
+            self.advance(); // `:`
+            self.skip_newlines();
+            let value = self.value()?;
+            args.named.push((key, value));
+        } else {
+            let value = self.value()?;
+            args.positional.push(value);
+        }
+        Some(())
+    }
+
+    fn value(&mut self) -> Option<Value> {
+        let pos = self.pos();
+        let value = match self.tok().clone() {
+            Tok::Str(s) => {
+                self.advance();
+                Value::Str(s, pos)
+            }
+            Tok::GStr(parts) => {
+                self.advance();
+                Value::GStr(parts, pos)
+            }
+            Tok::Num(n) => {
+                self.advance();
+                Value::Num(n, pos)
+            }
+            Tok::Other(s)
+                if s == "-"
+                    && matches!(
+                        self.tokens.get(self.i + 1).map(|t| &t.tok),
+                        Some(Tok::Num(_))
+                    ) =>
+            {
+                self.advance();
+                match self.advance().tok {
+                    Tok::Num(n) => Value::Num(-n, pos),
+                    _ => Value::Num(0.0, pos),
+                }
+            }
+            Tok::Word(w) if w == "true" || w == "false" => {
+                self.advance();
+                Value::Bool(w == "true", pos)
+            }
+            Tok::Word(w) => {
+                self.advance();
+                if self.at(&Tok::LParen) {
+                    self.advance();
+                    let args = self.args(&Tok::RParen)?;
+                    Value::Call { name: w, args, pos }
+                } else if matches!(self.tok(), Tok::Other(s) if s == ".") {
+                    self.error(format!(
+                        "`{w}.…` is a Groovy expression, which this Jenkinsfile subset does not run"
+                    ));
+                    return None;
+                } else {
+                    Value::Word(w, pos)
+                }
+            }
+            Tok::LBracket => {
+                self.advance();
+                self.skip_newlines();
+                if self.at(&Tok::Colon) {
+                    self.advance();
+                    self.skip_newlines();
+                    if !self.at(&Tok::RBracket) {
+                        self.error("expected `]` after `[:`");
+                        return None;
+                    }
+                    self.advance();
+                    return Some(Value::Map(Vec::new(), pos));
+                }
+                let args = self.args(&Tok::RBracket)?;
+                if args.named.is_empty() {
+                    Value::List(args.positional, pos)
+                } else if args.positional.is_empty() {
+                    Value::Map(args.named, pos)
+                } else {
+                    self.diags.push(Diagnostic::error(
+                        pos,
+                        "a list cannot mix `key: value` pairs and plain values",
+                    ));
+                    return None;
+                }
+            }
+            other => {
+                self.error(format!(
+                    "expected a value, found {}",
+                    Self::describe(&other)
+                ));
+                return None;
+            }
+        };
+        if let Tok::Other(op) = self.tok().clone() {
+            self.error(format!(
+                "`{op}` is a Groovy expression, which this Jenkinsfile subset does not run"
+            ));
+            return None;
+        }
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(src: &str) -> Vec<Node> {
+        let mut diags = Vec::new();
+        let nodes = parse(src, &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+        nodes
+    }
+
+    #[test]
+    fn nested_blocks_calls_and_assignments() {
+        let nodes = ok(
+            "pipeline {\n  agent any\n  environment { A = 'x'; B = credentials('tok') }\n  stages {\n    stage('Build') { steps { sh script: 'make', returnStdout: false } }\n  }\n}\n",
+        );
+        let pipeline = &nodes[0];
+        assert_eq!(pipeline.name, "pipeline");
+        let body = pipeline.block.as_ref().unwrap();
+        assert_eq!(
+            body[0].args.positional,
+            vec![Value::Word("any".into(), Pos { line: 2, col: 9 })]
+        );
+        let env = body[1].block.as_ref().unwrap();
+        assert_eq!(env[0].name, "A");
+        assert!(matches!(&env[1].assign, Some(Value::Call { name, .. }) if name == "credentials"));
+        let stage = &body[2].block.as_ref().unwrap()[0];
+        assert_eq!(
+            stage.args.positional[0],
+            Value::Str("Build".into(), Pos { line: 5, col: 11 })
+        );
+        let sh = &stage.block.as_ref().unwrap()[0].block.as_ref().unwrap()[0];
+        assert_eq!(sh.args.named.len(), 2);
+    }
+
+    #[test]
+    fn lists_maps_trailing_commas_and_multiline_calls() {
+        let nodes = ok("x(\n  a: ['p', 'q',],\n  b: [k: 1],\n  c: [:],\n)\n");
+        let args = &nodes[0].args;
+        assert!(matches!(args.named("a"), Some(Value::List(v, _)) if v.len() == 2));
+        assert!(matches!(args.named("b"), Some(Value::Map(v, _)) if v.len() == 1));
+        assert!(matches!(args.named("c"), Some(Value::Map(v, _)) if v.is_empty()));
+    }
+
+    #[test]
+    fn several_errors_are_reported_in_one_pass() {
+        let mut diags = Vec::new();
+        parse(
+            "pipeline {\n  agent any any2 )\n  stages { stage('a') { steps { sh 'x' + 'y' } } }\n  foo.bar()\n}\n",
+            &mut diags,
+        );
+        assert!(diags.len() >= 3, "{diags:?}");
+        assert!(diags.iter().any(|d| d.pos.line == 2));
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.pos.line == 3 && d.message.contains("`+`"))
+        );
+        assert!(diags.iter().any(|d| d.pos.line == 4));
+    }
+}
