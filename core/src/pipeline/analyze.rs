@@ -461,7 +461,13 @@ impl<'d> Analyzer<'d> {
         let mut crons = Vec::new();
         for t in node.block.iter().flatten() {
             match (t.name.as_str(), t.args.positional.first().and_then(text_of)) {
-                ("cron", Some(spec)) => crons.push(spec),
+                ("cron", Some(spec)) => match super::cron::Schedule::parse(&spec, "lint") {
+                    Ok(_) => crons.push(spec),
+                    Err(e) => {
+                        let pos = t.args.positional.first().map_or(t.pos, |v| v.pos());
+                        self.error(pos, format!("cron('{spec}'): {e}"));
+                    }
+                },
                 ("cron", None) => {
                     self.error(t.pos, "cron needs a schedule, e.g. cron('H 4 * * 1-5')")
                 }

@@ -3,6 +3,7 @@
 //! `file:line:col: message` before a run starts, never half-run.
 
 mod analyze;
+pub mod cron;
 pub mod diagnostics;
 pub mod lexer;
 pub mod model;
