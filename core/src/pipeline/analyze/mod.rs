@@ -1,0 +1,297 @@
+//! From generic statements to the typed [`Pipeline`], checking what Jenkins would refuse and
+//! what Sluice does not run (`script {}`, `when { expression {} }`, Groovy outside
+//! `pipeline {}`, unknown sections, options and steps), plus semantic rules: unique stage
+//! names, non-empty `stages`, `steps` alone or `parallel` alone, matrix axes with values,
+//! valid environment names.
+
+use std::collections::HashSet;
+
+use super::diagnostics::{Diagnostic, Pos};
+use super::lexer::Part;
+use super::model::*;
+use super::syntax::{Node, Value};
+
+/// Steps Sluice runs, and whether each takes a block of nested steps.
+pub(super) const STEPS: &[(&str, bool)] = &[
+    ("sh", false),
+    ("echo", false),
+    ("error", false),
+    ("sleep", false),
+    ("dir", true),
+    ("withEnv", true),
+    ("withCredentials", true),
+    ("timeout", true),
+    ("retry", true),
+    ("catchError", true),
+    ("warnError", true),
+    ("unstable", false),
+    ("archiveArtifacts", false),
+    ("stash", false),
+    ("unstash", false),
+    ("junit", false),
+    ("writeFile", false),
+    ("deleteDir", false),
+    ("checkout", false),
+    ("input", false),
+    ("deploy", false),
+];
+
+/// Jenkins options that change nothing here: accepted with a warning.
+pub(super) const HARMLESS_OPTIONS: &[&str] = &[
+    "ansiColor",
+    "quietPeriod",
+    "preserveStashes",
+    "parallelsAlwaysFailFast",
+    "durabilityHint",
+    "newContainerPerStage",
+    "checkoutToSubdirectory",
+];
+
+pub(crate) struct Analyzer<'d> {
+    pub diags: &'d mut Vec<Diagnostic>,
+    pub(super) stage_names: HashSet<String>,
+}
+
+pub(super) fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Str(s, _) => Some(s.clone()),
+        Value::GStr(parts, _) => Some(
+            parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => t.clone(),
+                    Part::Var(v) => format!("${{{v}}}"),
+                })
+                .collect(),
+        ),
+        Value::Word(w, _) => Some(w.clone()),
+        Value::Num(n, _) => Some(n.to_string()),
+        Value::Bool(b, _) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn template_of(value: &Value) -> Option<Template> {
+    match value {
+        Value::Str(s, _) => Some(Template(vec![Part::Text(s.clone())])),
+        Value::GStr(parts, _) => Some(Template(parts.clone())),
+        Value::Num(_, _) | Value::Bool(_, _) => {
+            text_of(value).map(|t| Template(vec![Part::Text(t)]))
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn env_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+mod sections;
+mod stage_parts;
+
+impl<'d> Analyzer<'d> {
+    pub fn new(diags: &'d mut Vec<Diagnostic>) -> Self {
+        Analyzer {
+            diags,
+            stage_names: HashSet::new(),
+        }
+    }
+
+    pub(super) fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(pos, message));
+    }
+
+    /// The top level: exactly one `pipeline { }` and nothing else.
+    pub fn file(&mut self, nodes: &[Node]) -> Option<Pipeline> {
+        let mut pipeline = None;
+        for node in nodes {
+            if node.name == "pipeline" && node.block.is_some() && pipeline.is_none() {
+                pipeline = Some(node);
+            } else if node.name == "pipeline" {
+                self.error(node.pos, "only one `pipeline { … }` block is allowed");
+            } else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`{}` outside `pipeline {{ … }}` is Groovy, which Sluice does not run",
+                        node.name
+                    ),
+                );
+            }
+        }
+        let Some(node) = pipeline else {
+            let pos = nodes.first().map_or(Pos { line: 1, col: 1 }, |n| n.pos);
+            self.error(
+                pos,
+                "no `pipeline { … }` block: Sluice runs declarative pipelines",
+            );
+            return None;
+        };
+        self.pipeline(node)
+    }
+
+    pub(super) fn pipeline(&mut self, node: &Node) -> Option<Pipeline> {
+        let mut agent = None;
+        let mut p = Pipeline {
+            agent: Agent::Any,
+            environment: Vec::new(),
+            options: Vec::new(),
+            parameters: Vec::new(),
+            triggers: Vec::new(),
+            stages: Vec::new(),
+            post: Post::default(),
+        };
+        let mut seen_stages = false;
+        let mut seen = HashSet::new();
+        for section in node.block.iter().flatten() {
+            if !seen.insert(section.name.clone()) {
+                self.error(
+                    section.pos,
+                    format!("`{}` appears twice in `pipeline`", section.name),
+                );
+                continue;
+            }
+            match section.name.as_str() {
+                "agent" => agent = self.agent(section),
+                "environment" => p.environment = self.environment(section),
+                "options" => p.options = self.options(section),
+                "parameters" => p.parameters = self.parameters(section),
+                "triggers" => p.triggers = self.triggers(section),
+                "tools" => self.diags.push(Diagnostic::warning(
+                    section.pos,
+                    "`tools` is ignored: install tools in the agent image",
+                )),
+                "stages" => {
+                    seen_stages = true;
+                    p.stages = self.stages(section);
+                }
+                "post" => p.post = self.post(section),
+                other => self.error(
+                    section.pos,
+                    format!("unknown section `{other}` in `pipeline`"),
+                ),
+            }
+        }
+        if agent.is_none() && !seen.contains("agent") {
+            self.error(
+                node.pos,
+                "`pipeline` needs an `agent` (for example `agent any`)",
+            );
+        }
+        if !seen_stages {
+            self.error(node.pos, "`pipeline` needs a `stages { … }` block");
+        }
+        p.agent = agent.unwrap_or(Agent::Any);
+        Some(p)
+    }
+
+    pub(super) fn stages(&mut self, node: &Node) -> Vec<Stage> {
+        let children = node.block.as_deref().unwrap_or_default();
+        if children.is_empty() {
+            self.error(
+                node.pos,
+                format!("`{}` is empty: add at least one stage", node.name),
+            );
+        }
+        let mut stages = Vec::new();
+        for child in children {
+            if child.name != "stage" {
+                self.error(
+                    child.pos,
+                    format!(
+                        "only `stage` may appear in `{}`, found `{}`",
+                        node.name, child.name
+                    ),
+                );
+                continue;
+            }
+            stages.extend(self.stage(child));
+        }
+        stages
+    }
+
+    pub(super) fn stage(&mut self, node: &Node) -> Option<Stage> {
+        let Some(name) = node.args.positional.first().and_then(text_of) else {
+            self.error(node.pos, "a stage needs a name: stage('Build') { … }");
+            return None;
+        };
+        if !self.stage_names.insert(name.clone()) {
+            self.error(node.pos, format!("duplicate stage name `{name}`"));
+        }
+        let mut stage = Stage {
+            name,
+            pos: node.pos,
+            agent: None,
+            environment: Vec::new(),
+            options: Vec::new(),
+            when: None,
+            when_before_agent: false,
+            input: None,
+            body: StageBody::Steps { steps: Vec::new() },
+            post: Post::default(),
+        };
+        let mut bodies = Vec::new();
+        for section in node.block.iter().flatten() {
+            match section.name.as_str() {
+                "agent" => stage.agent = self.agent(section),
+                "environment" => stage.environment = self.environment(section),
+                "options" => stage.options = self.options(section),
+                "when" => {
+                    stage.when_before_agent = section.block.iter().flatten().any(|n| {
+                        n.name == "beforeAgent"
+                            && matches!(n.args.positional.first(), Some(Value::Bool(true, _)))
+                    });
+                    stage.when = self.when_block(section);
+                }
+                "input" => stage.input = self.input(section),
+                "post" => stage.post = self.post(section),
+                "steps" => bodies.push((
+                    section.pos,
+                    StageBody::Steps {
+                        steps: self.steps(section),
+                    },
+                )),
+                "parallel" => bodies.push((
+                    section.pos,
+                    StageBody::Parallel {
+                        stages: self.stages(section),
+                    },
+                )),
+                "stages" => bodies.push((
+                    section.pos,
+                    StageBody::Stages {
+                        stages: self.stages(section),
+                    },
+                )),
+                "matrix" => bodies.extend(self.matrix(section).map(|m| (section.pos, m))),
+                other => self.error(
+                    section.pos,
+                    format!("unknown section `{other}` in stage `{}`", stage.name),
+                ),
+            }
+        }
+        match bodies.len() {
+            0 => self.error(
+                node.pos,
+                format!(
+                    "stage `{}` needs one of steps, parallel, stages or matrix",
+                    stage.name
+                ),
+            ),
+            1 => {}
+            _ => self.error(
+                bodies[1].0,
+                format!(
+                    "stage `{}` has more than one of steps, parallel, stages and matrix",
+                    stage.name
+                ),
+            ),
+        }
+        if let Some((_, body)) = bodies.into_iter().next() {
+            stage.body = body;
+        }
+        Some(stage)
+    }
+}

@@ -1,0 +1,306 @@
+//! Pipeline-level sections: agent, environment, options, parameters, triggers.
+
+use std::collections::HashSet;
+
+use super::super::diagnostics::{Diagnostic, Pos};
+use super::super::model::*;
+use super::super::syntax::{Node, Value};
+use super::{Analyzer, HARMLESS_OPTIONS, env_name_ok, template_of, text_of};
+
+impl Analyzer<'_> {
+    pub(super) fn agent(&mut self, node: &Node) -> Option<Agent> {
+        if let Some(Value::Word(word, pos)) = node.args.positional.first() {
+            return match word.as_str() {
+                "any" => Some(Agent::Any),
+                "none" => Some(Agent::None),
+                _ => {
+                    self.error(
+                        *pos,
+                        format!(
+                            "unknown agent `{word}`: use any, none, label, docker or kubernetes"
+                        ),
+                    );
+                    None
+                }
+            };
+        }
+        let Some(kind) = node.block.as_ref().and_then(|b| b.first()) else {
+            self.error(
+                node.pos,
+                "`agent` needs a value: any, none, or a `{ label | docker | kubernetes }` block",
+            );
+            return None;
+        };
+        let named = |key: &str| {
+            kind.args
+                .named(key)
+                .or(kind.args.positional.first())
+                .and_then(text_of)
+        };
+        let nested = |key: &str| {
+            kind.block
+                .iter()
+                .flatten()
+                .find(|n| n.name == key)
+                .and_then(|n| n.args.positional.first())
+                .and_then(text_of)
+        };
+        match kind.name.as_str() {
+            "label" => named("label").map(|label| Agent::Label { label }),
+            "docker" => named("image")
+                .or_else(|| nested("image"))
+                .map(|image| Agent::Docker { image }),
+            "kubernetes" => nested("yaml")
+                .or_else(|| named("yaml"))
+                .map(|yaml| Agent::Kubernetes { yaml }),
+            other => {
+                self.error(kind.pos, format!("unknown agent type `{other}`"));
+                return None;
+            }
+        }
+        .or_else(|| {
+            self.error(
+                kind.pos,
+                format!("`{}` agent is missing its value", kind.name),
+            );
+            None
+        })
+    }
+
+    pub(super) fn environment(&mut self, node: &Node) -> Vec<EnvVar> {
+        let mut vars = Vec::new();
+        for entry in node.block.iter().flatten() {
+            let Some(value) = &entry.assign else {
+                self.error(
+                    entry.pos,
+                    format!("expected `{} = 'value'` in `environment`", entry.name),
+                );
+                continue;
+            };
+            if !env_name_ok(&entry.name) {
+                self.error(
+                    entry.pos,
+                    format!(
+                        "`{}` is not a valid environment name (letters, digits, _)",
+                        entry.name
+                    ),
+                );
+                continue;
+            }
+            let value = match value {
+                Value::Call { name, args, pos } if name == "credentials" => {
+                    match args.positional.first().and_then(text_of) {
+                        Some(id) => EnvValue::Credentials { id },
+                        None => {
+                            self.error(*pos, "`credentials` needs the secret's name, e.g. credentials('DEPLOY_TOKEN')");
+                            continue;
+                        }
+                    }
+                }
+                other => match template_of(other) {
+                    Some(value) => EnvValue::Text { value },
+                    None => {
+                        self.error(
+                            other.pos(),
+                            "environment values are strings or credentials('id')",
+                        );
+                        continue;
+                    }
+                },
+            };
+            vars.push(EnvVar {
+                name: entry.name.clone(),
+                value,
+            });
+        }
+        vars
+    }
+
+    pub(super) fn number(&mut self, value: Option<&Value>, what: &str, pos: Pos) -> Option<u64> {
+        match value {
+            Some(Value::Num(n, _)) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
+            Some(Value::Str(s, p)) => s.parse().ok().or_else(|| {
+                self.error(*p, format!("{what} must be a whole number"));
+                None
+            }),
+            Some(other) => {
+                self.error(other.pos(), format!("{what} must be a whole number"));
+                None
+            }
+            None => {
+                self.error(pos, format!("{what} is missing"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn options(&mut self, node: &Node) -> Vec<PipelineOption> {
+        let mut options = Vec::new();
+        for opt in node.block.iter().flatten() {
+            let parsed = match opt.name.as_str() {
+                "timeout" => self
+                    .timeout_seconds(opt)
+                    .map(|seconds| PipelineOption::Timeout { seconds }),
+                "retry" => {
+                    let n = self.number(
+                        opt.args.positional.first().or(opt.args.named("count")),
+                        "retry count",
+                        opt.pos,
+                    );
+                    n.map(|count| PipelineOption::Retry {
+                        count: count.min(100) as u32,
+                    })
+                }
+                "disableConcurrentBuilds" => Some(PipelineOption::DisableConcurrentBuilds),
+                "skipDefaultCheckout" => Some(PipelineOption::SkipDefaultCheckout),
+                "timestamps" => Some(PipelineOption::Timestamps),
+                "buildDiscarder" => match opt.args.positional.first() {
+                    Some(Value::Call { name, args, pos }) if name == "logRotator" => {
+                        let keep = args.named("numToKeepStr").or(args.named("numToKeep"));
+                        self.number(keep, "numToKeepStr", *pos)
+                            .map(|k| PipelineOption::BuildDiscarder { keep: k as u32 })
+                    }
+                    _ => {
+                        self.error(opt.pos, "use buildDiscarder(logRotator(numToKeepStr: 'N'))");
+                        None
+                    }
+                },
+                name if HARMLESS_OPTIONS.contains(&name) => {
+                    self.diags.push(Diagnostic::warning(
+                        opt.pos,
+                        format!("option `{name}` has no effect in Sluice"),
+                    ));
+                    None
+                }
+                other => {
+                    self.error(opt.pos, format!("unknown option `{other}`"));
+                    None
+                }
+            };
+            options.extend(parsed);
+        }
+        options
+    }
+
+    pub(super) fn timeout_seconds(&mut self, node: &Node) -> Option<u64> {
+        let time = self.number(
+            node.args.named("time").or(node.args.positional.first()),
+            "timeout `time`",
+            node.pos,
+        )?;
+        let unit = node
+            .args
+            .named("unit")
+            .and_then(text_of)
+            .unwrap_or_else(|| "MINUTES".into());
+        let factor = match unit.as_str() {
+            "SECONDS" => 1,
+            "MINUTES" => 60,
+            "HOURS" => 3600,
+            "DAYS" => 86_400,
+            other => {
+                self.error(
+                    node.pos,
+                    format!("unknown timeout unit `{other}`: SECONDS, MINUTES, HOURS or DAYS"),
+                );
+                return None;
+            }
+        };
+        Some(time * factor)
+    }
+
+    pub(super) fn parameters(&mut self, node: &Node) -> Vec<Parameter> {
+        let mut params = Vec::new();
+        let mut names = HashSet::new();
+        for p in node.block.iter().flatten() {
+            let Some(name) = p.args.named("name").and_then(text_of) else {
+                self.error(p.pos, format!("`{}` parameter needs `name:`", p.name));
+                continue;
+            };
+            if !names.insert(name.clone()) {
+                self.error(p.pos, format!("parameter `{name}` is declared twice"));
+            }
+            let description = p
+                .args
+                .named("description")
+                .and_then(text_of)
+                .unwrap_or_default();
+            let default = p
+                .args
+                .named("defaultValue")
+                .and_then(text_of)
+                .unwrap_or_default();
+            let param = match p.name.as_str() {
+                "string" => Parameter::String {
+                    name,
+                    default,
+                    description,
+                },
+                "text" => Parameter::Text {
+                    name,
+                    default,
+                    description,
+                },
+                "booleanParam" => Parameter::Boolean {
+                    name,
+                    default: default == "true",
+                    description,
+                },
+                "choice" => {
+                    let choices = match p.args.named("choices") {
+                        Some(Value::List(items, _)) => items.iter().filter_map(text_of).collect(),
+                        Some(other) => text_of(other)
+                            .map(|t| t.lines().map(str::to_owned).collect())
+                            .unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    if choices.is_empty() {
+                        self.error(
+                            p.pos,
+                            format!("choice parameter `{name}` needs `choices: [...]`"),
+                        );
+                    }
+                    Parameter::Choice {
+                        name,
+                        choices,
+                        description,
+                    }
+                }
+                other => {
+                    self.error(
+                        p.pos,
+                        format!(
+                            "unknown parameter type `{other}`: string, booleanParam, choice or text"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            params.push(param);
+        }
+        params
+    }
+
+    pub(super) fn triggers(&mut self, node: &Node) -> Vec<String> {
+        let mut crons = Vec::new();
+        for t in node.block.iter().flatten() {
+            match (t.name.as_str(), t.args.positional.first().and_then(text_of)) {
+                ("cron", Some(spec)) => match super::super::cron::Schedule::parse(&spec, "lint") {
+                    Ok(_) => crons.push(spec),
+                    Err(e) => {
+                        let pos = t.args.positional.first().map_or(t.pos, |v| v.pos());
+                        self.error(pos, format!("cron('{spec}'): {e}"));
+                    }
+                },
+                ("cron", None) => {
+                    self.error(t.pos, "cron needs a schedule, e.g. cron('H 4 * * 1-5')")
+                }
+                (other, _) => self.error(
+                    t.pos,
+                    format!("unknown trigger `{other}`: Sluice supports cron"),
+                ),
+            }
+        }
+        crons
+    }
+}

@@ -1,0 +1,267 @@
+//! Parts of a stage: when, input, post, matrix and steps.
+
+use super::super::model::*;
+use super::super::syntax::Node;
+use super::{Analyzer, STEPS, text_of};
+
+impl Analyzer<'_> {
+    pub(super) fn when_block(&mut self, node: &Node) -> Option<When> {
+        let conditions: Vec<When> = node
+            .block
+            .iter()
+            .flatten()
+            .filter(|n| n.name != "beforeAgent")
+            .filter_map(|n| self.when(n))
+            .collect();
+        match conditions.len() {
+            0 => {
+                if node.block.as_ref().is_none_or(|b| b.is_empty()) {
+                    self.error(node.pos, "`when` needs a condition");
+                }
+                None
+            }
+            1 => conditions.into_iter().next(),
+            _ => Some(When::AllOf { conditions }),
+        }
+    }
+
+    pub(super) fn when(&mut self, node: &Node) -> Option<When> {
+        let first = node.args.positional.first().and_then(text_of);
+        let nested = |a: &mut Self| {
+            node.block
+                .iter()
+                .flatten()
+                .filter_map(|n| a.when(n))
+                .collect::<Vec<_>>()
+        };
+        match node.name.as_str() {
+            "branch" => first.or_else(|| node.args.named("pattern").and_then(text_of)).map(|pattern| When::Branch { pattern }),
+            "tag" => Some(When::Tag { pattern: first.or_else(|| node.args.named("pattern").and_then(text_of)).unwrap_or_else(|| "*".into()) }),
+            "environment" => match (node.args.named("name").and_then(text_of), node.args.named("value").and_then(text_of)) {
+                (Some(name), Some(value)) => Some(When::Environment { name, value }),
+                _ => {
+                    self.error(node.pos, "environment condition needs name: and value:");
+                    None
+                }
+            },
+            "changeRequest" => Some(When::ChangeRequest),
+            "not" => nested(self).into_iter().next().map(|c| When::Not { condition: Box::new(c) }),
+            "allOf" => Some(When::AllOf { conditions: nested(self) }),
+            "anyOf" => Some(When::AnyOf { conditions: nested(self) }),
+            "expression" => {
+                self.error(node.pos, "`when { expression { … } }` runs Groovy, which Sluice does not: use branch, tag, environment, changeRequest, not, allOf or anyOf");
+                None
+            }
+            other => {
+                self.error(node.pos, format!("unknown `when` condition `{other}`"));
+                None
+            }
+        }
+        .or_else(|| {
+            if !self.diags.iter().any(|d| d.pos == node.pos) {
+                self.error(node.pos, format!("`{}` condition is incomplete", node.name));
+            }
+            None
+        })
+    }
+
+    pub(super) fn input(&mut self, node: &Node) -> Option<Input> {
+        let block = node.block.as_deref().unwrap_or_default();
+        let field = |key: &str| {
+            block
+                .iter()
+                .find(|n| n.name == key)
+                .and_then(|n| n.args.positional.first())
+                .and_then(text_of)
+        };
+        let Some(message) =
+            field("message").or_else(|| node.args.named("message").and_then(text_of))
+        else {
+            self.error(node.pos, "`input` needs a message");
+            return None;
+        };
+        let parameters = block
+            .iter()
+            .find(|n| n.name == "parameters")
+            .map(|p| self.parameters(p))
+            .unwrap_or_default();
+        for n in block {
+            if ![
+                "message",
+                "ok",
+                "submitter",
+                "parameters",
+                "id",
+                "submitterParameter",
+            ]
+            .contains(&n.name.as_str())
+            {
+                self.error(n.pos, format!("unknown `input` field `{}`", n.name));
+            }
+        }
+        Some(Input {
+            message,
+            ok: field("ok"),
+            submitter: field("submitter"),
+            parameters,
+        })
+    }
+
+    pub(super) fn post(&mut self, node: &Node) -> Post {
+        let mut post = Post::default();
+        for cond in node.block.iter().flatten() {
+            let condition = match cond.name.as_str() {
+                "always" => PostCondition::Always,
+                "success" => PostCondition::Success,
+                "failure" => PostCondition::Failure,
+                "unstable" => PostCondition::Unstable,
+                "aborted" => PostCondition::Aborted,
+                "changed" => PostCondition::Changed,
+                "fixed" => PostCondition::Fixed,
+                "regression" => PostCondition::Regression,
+                "cleanup" => PostCondition::Cleanup,
+                other => {
+                    self.error(cond.pos, format!("unknown post condition `{other}`"));
+                    continue;
+                }
+            };
+            post.conditions.push((condition, self.steps(cond)));
+        }
+        post
+    }
+
+    pub(super) fn matrix(&mut self, node: &Node) -> Option<StageBody> {
+        let block = node.block.as_deref().unwrap_or_default();
+        let axes_of = |a: &mut Self, n: &Node, what: &str| -> Vec<Axis> {
+            let mut axes = Vec::new();
+            for axis in n.block.iter().flatten().filter(|x| x.name == "axis") {
+                let inner = axis.block.as_deref().unwrap_or_default();
+                let name = inner
+                    .iter()
+                    .find(|x| x.name == "name")
+                    .and_then(|x| x.args.positional.first())
+                    .and_then(text_of);
+                let values: Vec<String> = inner
+                    .iter()
+                    .find(|x| x.name == "values")
+                    .map(|x| x.args.positional.iter().filter_map(text_of).collect())
+                    .unwrap_or_default();
+                match name {
+                    Some(name) if !values.is_empty() => axes.push(Axis { name, values }),
+                    Some(name) => a.error(axis.pos, format!("{what} `{name}` has no values")),
+                    None => a.error(axis.pos, format!("{what} needs a name")),
+                }
+            }
+            axes
+        };
+        let axes = block
+            .iter()
+            .find(|n| n.name == "axes")
+            .map(|n| axes_of(self, n, "matrix axis"))
+            .unwrap_or_default();
+        if !block.iter().any(|n| n.name == "axes") {
+            self.error(
+                node.pos,
+                "a matrix needs `axes { axis { name '…'; values '…', '…' } }`",
+            );
+        }
+        let excludes = block
+            .iter()
+            .find(|n| n.name == "excludes")
+            .map(|n| {
+                n.block
+                    .iter()
+                    .flatten()
+                    .map(|e| axes_of(self, e, "excluded axis"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stages = match block.iter().find(|n| n.name == "stages") {
+            Some(s) => self.stages(s),
+            None => {
+                self.error(node.pos, "a matrix needs `stages { … }`");
+                Vec::new()
+            }
+        };
+        for n in block {
+            if ![
+                "axes",
+                "excludes",
+                "stages",
+                "agent",
+                "when",
+                "post",
+                "environment",
+                "options",
+            ]
+            .contains(&n.name.as_str())
+            {
+                self.error(n.pos, format!("unknown section `{}` in matrix", n.name));
+            }
+        }
+        Some(StageBody::Matrix {
+            axes,
+            excludes,
+            stages,
+        })
+    }
+
+    pub(super) fn steps(&mut self, node: &Node) -> Vec<Step> {
+        node.block
+            .iter()
+            .flatten()
+            .filter_map(|n| self.step(n))
+            .collect()
+    }
+
+    pub(super) fn step(&mut self, node: &Node) -> Option<Step> {
+        if node.name == "script" {
+            self.error(
+                node.pos,
+                "`script { … }` runs Groovy, which Sluice does not: use steps such as sh instead",
+            );
+            return None;
+        }
+        if node.assign.is_some() {
+            self.error(
+                node.pos,
+                format!(
+                    "`{} = …` is a Groovy assignment; use `environment` or `withEnv`",
+                    node.name
+                ),
+            );
+            return None;
+        }
+        let Some((_, takes_block)) = STEPS.iter().find(|(name, _)| *name == node.name) else {
+            self.error(node.pos, format!("unknown step `{}`", node.name));
+            return None;
+        };
+        if *takes_block && node.block.is_none() {
+            self.error(
+                node.pos,
+                format!("`{}` wraps steps: {}(…) {{ … }}", node.name, node.name),
+            );
+        }
+        if !*takes_block && node.block.is_some() {
+            self.error(node.pos, format!("`{}` takes no block", node.name));
+        }
+        let needs_argument = !matches!(
+            node.name.as_str(),
+            "deleteDir" | "catchError" | "warnError" | "checkout"
+        );
+        if needs_argument && node.args.is_empty() {
+            self.error(node.pos, format!("`{}` needs arguments", node.name));
+        }
+        let steps = if *takes_block {
+            self.steps(node)
+        } else {
+            Vec::new()
+        };
+        Some(Step {
+            name: node.name.clone(),
+            pos: node.pos,
+            args: node.args.clone(),
+            steps,
+        })
+    }
+}
