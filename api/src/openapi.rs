@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{auth, health, lint, members, orgs, projects, secrets, tokens, user};
+use crate::routes::{auth, health, lint, members, orgs, projects, runs, secrets, tokens, user};
 
 /// The error shape every failing request answers with.
 #[derive(Serialize, ToSchema)]
@@ -60,6 +60,7 @@ impl Modify for Security {
         tokens::create, tokens::index, tokens::revoke,
         projects::create, projects::index, projects::show, projects::update, projects::delete,
         secrets::index, secrets::put, secrets::delete,
+        runs::create, runs::index, runs::show,
         lint::lint,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -70,6 +71,7 @@ impl Modify for Security {
         (name = "orgs", description = "Organisations, members, invitations, audit log"),
         (name = "tokens", description = "API tokens"),
         (name = "projects", description = "Projects and their secrets"),
+        (name = "runs", description = "Runs of a project's pipeline"),
         (name = "pipelines", description = "Jenkinsfiles"),
     )
 )]

@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_tenancy;
+mod m20261129_000002_create_runs;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_create_tenancy::Migration)]
+        vec![
+            Box::new(m20261129_000001_create_tenancy::Migration),
+            Box::new(m20261129_000002_create_runs::Migration),
+        ]
     }
 }

@@ -19,5 +19,6 @@ mod openapi;
 mod orgs;
 mod pages;
 mod projects;
+mod runs;
 mod tenancy;
 mod tokens;

@@ -5,7 +5,7 @@ use sluice_migrations::{Migrator, MigratorTrait};
 
 use crate::helpers::TestDb;
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 13] = [
     "api_tokens",
     "audit_log",
     "identities",
@@ -14,8 +14,11 @@ const TABLES: [&str; 10] = [
     "orgs",
     "project_secrets",
     "projects",
+    "run_outbox",
+    "runs",
     "sessions",
     "users",
+    "webhook_deliveries",
 ];
 
 async fn connect(db: &TestDb) -> DatabaseConnection {

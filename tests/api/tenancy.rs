@@ -69,6 +69,10 @@ async fn victim(app: &TestApp) -> Victim {
             json!({"name": "t", "scopes": ["read"]}),
         )
         .await;
+    let (status, _) = app
+        .post_as("/api/v1/orgs/victim/projects/web/runs", &owner, json!({}))
+        .await;
+    assert_eq!(status, 201, "the victim has a run 1");
     let (_, me) = app.get_as("/api/v1/user", &owner).await;
     Victim {
         member_id: me["id"].as_i64().unwrap(),
@@ -99,6 +103,7 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
             .replace("{project}", "web")
             .replace("{user_id}", &victim.member_id.to_string())
             .replace("{id}", &victim.token_id.to_string())
+            .replace("{number}", "1")
             .replace("{name}", "API_KEY");
         assert!(
             !path.contains('{'),
@@ -176,6 +181,7 @@ async fn route_table_matches_what_the_server_answers() {
             .replace("{project}", "none")
             .replace("{user_id}", "1")
             .replace("{id}", "1")
+            .replace("{number}", "1")
             .replace("{name}", "NONE")
             .replace("{token}", "none")
             .replace("{provider}", "none")

@@ -18,6 +18,7 @@ pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod orgs;
 pub(crate) mod projects;
+pub(crate) mod runs;
 pub(crate) mod secrets;
 pub(crate) mod tokens;
 pub(crate) mod user;
@@ -44,6 +45,21 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/auth/login", post().to(auth::login)),
         (Method::POST, "/auth/logout", post().to(auth::logout)),
         (Method::GET, "/api/v1/user", get().to(user::me)),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/runs",
+            post().to(runs::create),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/runs",
+            get().to(runs::index),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}",
+            get().to(runs::show),
+        ),
         (Method::POST, "/api/v1/lint", post().to(lint::lint)),
         (Method::POST, "/api/v1/orgs", post().to(orgs::create)),
         (Method::GET, "/api/v1/orgs", get().to(orgs::index)),

@@ -8,5 +8,8 @@ pub mod membership;
 pub mod org;
 pub mod project;
 pub mod project_secret;
+pub mod run;
+pub mod run_outbox;
 pub mod session;
 pub mod user;
+pub mod webhook_delivery;

@@ -14,6 +14,7 @@ pub struct Model {
     pub default_branch: String,
     pub pipeline_path: String,
     pub webhook_secret_enc: Vec<u8>,
+    pub next_run_number: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

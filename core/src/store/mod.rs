@@ -6,6 +6,7 @@ pub mod audit;
 pub mod invitations;
 pub mod orgs;
 pub mod projects;
+pub mod runs;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,139 @@
+//! Runs: `POST|GET /api/v1/orgs/{org}/projects/{project}/runs`, `GET .../runs/{number}`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_core::db::begin_write;
+use sluice_core::entities::run;
+use sluice_core::store::PageRequest;
+use sluice_core::store::runs::{self, NewRun, RunStatus, Trigger};
+
+use crate::auth::Authn;
+use crate::error::ApiError;
+use crate::routes::list;
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreateRun {
+    /// Branch or tag to build; the project's default branch when absent.
+    #[serde(rename = "ref")]
+    #[schema(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Commit to build; the head of `ref` when absent.
+    pub commit: Option<String>,
+    /// Values for the pipeline's `parameters`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RunQuery {
+    /// Only runs in this status.
+    pub status: Option<String>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+/// A stage as it ran (filled in by the worker).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StageView {
+    pub name: String,
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunView {
+    pub number: i64,
+    pub status: RunStatus,
+    #[serde(rename = "ref")]
+    #[schema(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub trigger: String,
+    pub params: BTreeMap<String, String>,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub stages: Vec<StageView>,
+}
+
+impl RunView {
+    pub fn new(r: run::Model) -> RunView {
+        RunView {
+            number: r.number,
+            status: RunStatus::parse(&r.status).unwrap_or(RunStatus::Queued),
+            git_ref: r.git_ref,
+            commit: r.commit_sha,
+            trigger: r.trigger,
+            params: serde_json::from_str(&r.params).unwrap_or_default(),
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            stages: Vec::new(),
+        }
+    }
+}
+
+/// `POST .../runs` (developer): queues a run.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/runs", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), request_body = CreateRun, responses((status = 201, description = "Queued", body = RunView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, String)>,
+    body: web::Json<CreateRun>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let body = body.into_inner();
+    let new = NewRun {
+        trigger: Trigger::Api,
+        git_ref: body.git_ref,
+        commit: body.commit,
+        params: body.params,
+    };
+    let txn = begin_write(&state.db).await?;
+    let run = runs::create(&txn, &scope, &project, new).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(RunView::new(run)))
+}
+
+/// `GET .../runs`: newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), RunQuery), responses((status = 200, description = "Runs", body = crate::routes::List<RunView>), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn index(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, String)>,
+    query: web::Query<RunQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let query = query.into_inner();
+    let status = query.status.as_deref().map(RunStatus::parse).transpose()?;
+    let page = PageRequest {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    Ok(list(
+        runs::list(&state.db, &scope, &project, status, &page)
+            .await?
+            .map(RunView::new),
+    ))
+}
+
+/// `GET .../runs/{number}`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number")), responses((status = 200, description = "The run", body = RunView), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn show(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project, number) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    Ok(HttpResponse::Ok().json(RunView::new(
+        runs::get(&state.db, &scope, &project, number).await?,
+    )))
+}

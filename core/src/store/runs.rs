@@ -1,0 +1,233 @@
+//! Runs: numbered per project without races, written together with their outbox entry so
+//! the queue can never lose one (a reconciler republishes what the outbox still holds).
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::entities::{project, run, run_outbox};
+use crate::store::{Page, PageRequest, projects};
+use crate::tenancy::{Role, TenantScope};
+use crate::{Error, Result, validate};
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Waiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<RunStatus> {
+        match value {
+            "queued" => Ok(RunStatus::Queued),
+            "running" => Ok(RunStatus::Running),
+            "waiting" => Ok(RunStatus::Waiting),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            "cancelled" => Ok(RunStatus::Cancelled),
+            _ => Err(Error::invalid(
+                "status",
+                "one of queued, running, waiting, succeeded, failed, cancelled",
+            )),
+        }
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Api,
+    Github,
+    Gitlab,
+    Jenkins,
+    Cron,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Github => "github",
+            Trigger::Gitlab => "gitlab",
+            Trigger::Jenkins => "jenkins",
+            Trigger::Cron => "cron",
+        }
+    }
+}
+
+/// A run to queue.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub trigger: Trigger,
+    /// Branch or tag; the project's default branch when None.
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub params: BTreeMap<String, String>,
+}
+
+/// Takes the project's next run number atomically: concurrent triggers get distinct,
+/// consecutive numbers on SQLite and PostgreSQL alike.
+async fn next_number(db: &impl ConnectionTrait, project_id: i64) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "UPDATE projects SET next_run_number = next_run_number + 1 WHERE id = $1 RETURNING next_run_number - 1"
+        }
+        _ => {
+            "UPDATE projects SET next_run_number = next_run_number + 1 WHERE id = ? RETURNING next_run_number - 1"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [project_id.into()],
+        ))
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// Queues a run of `project_slug` (developer): the run row and its outbox entry in the
+/// caller's transaction.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    project_slug: &str,
+    new: NewRun,
+) -> Result<run::Model> {
+    scope.require(Role::Developer)?;
+    let project = projects::get(db, scope, project_slug).await?;
+    create_for_project(db, &project, new, Some(scope.user_id())).await
+}
+
+/// Queues a run of a project already found (webhooks find it by their secret, not a scope).
+pub async fn create_for_project(
+    db: &impl ConnectionTrait,
+    project: &project::Model,
+    new: NewRun,
+    created_by: Option<i64>,
+) -> Result<run::Model> {
+    let git_ref = new
+        .git_ref
+        .unwrap_or_else(|| project.default_branch.clone());
+    validate::path_like("ref", &git_ref, 255)?;
+    if let Some(commit) = &new.commit
+        && !(4..=64).contains(&commit.len())
+    {
+        return Err(Error::invalid(
+            "commit",
+            "must be a commit id (4 to 64 hex characters)",
+        ));
+    }
+    if let Some(commit) = &new.commit
+        && !commit.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::invalid(
+            "commit",
+            "must be a commit id (4 to 64 hex characters)",
+        ));
+    }
+    for (name, value) in &new.params {
+        validate::secret_name(name).map_err(|_| {
+            Error::invalid(
+                "params",
+                format!("`{name}` is not a parameter name (A-Z, 0-9, _)"),
+            )
+        })?;
+        if value.len() > 64 * 1024 {
+            return Err(Error::invalid(
+                "params",
+                format!("`{name}` is longer than 64 KiB"),
+            ));
+        }
+    }
+    let number = next_number(db, project.id).await?;
+    let now = Utc::now();
+    let run = run::ActiveModel {
+        org_id: Set(project.org_id),
+        project_id: Set(project.id),
+        number: Set(number),
+        status: Set(RunStatus::Queued.as_str().to_owned()),
+        trigger: Set(new.trigger.as_str().to_owned()),
+        git_ref: Set(Some(git_ref)),
+        commit_sha: Set(new.commit.map(|c| c.to_ascii_lowercase())),
+        params: Set(serde_json::to_string(&new.params).unwrap_or_else(|_| "{}".into())),
+        created_by: Set(created_by),
+        queued_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    run_outbox::ActiveModel {
+        run_id: Set(run.id),
+        created_at: Set(now),
+        published_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(run)
+}
+
+/// A project's runs, newest first, optionally only those in `status`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    project_slug: &str,
+    status: Option<RunStatus>,
+    page: &PageRequest,
+) -> Result<Page<run::Model>> {
+    let project = projects::get(db, scope, project_slug).await?;
+    let limit = page.limit()?;
+    let mut query = run::Entity::find()
+        .filter(run::Column::ProjectId.eq(project.id))
+        .order_by_desc(run::Column::Number)
+        .limit(limit + 1);
+    if let Some(status) = status {
+        query = query.filter(run::Column::Status.eq(status.as_str()));
+    }
+    if let Some(before) = page.after()? {
+        query = query.filter(run::Column::Number.lt(before));
+    }
+    Ok(Page::from_rows(query.all(db).await?, limit, |r| r.number))
+}
+
+/// One run of a project, by number.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    project_slug: &str,
+    number: i64,
+) -> Result<run::Model> {
+    let project = projects::get(db, scope, project_slug).await?;
+    run::Entity::find()
+        .filter(run::Column::ProjectId.eq(project.id))
+        .filter(run::Column::Number.eq(number))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)
+}
