@@ -21,6 +21,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// `sluice_http_request_duration_seconds{method,route}`.
     pub http_request_duration: HistogramVec,
+    /// `sluice_webhooks_total{provider,outcome}`.
+    pub webhooks: IntCounterVec,
 }
 
 impl Metrics {
@@ -42,6 +44,14 @@ impl Metrics {
             .buckets(HTTP_BUCKETS.to_vec()),
             &["method", "route"],
         )?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "sluice_webhooks_total",
+                "Webhook deliveries, by provider and outcome.",
+            ),
+            &["provider", "outcome"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -52,6 +62,7 @@ impl Metrics {
             registry,
             http_requests,
             http_request_duration,
+            webhooks,
         })
     }
 

@@ -22,3 +22,4 @@ mod projects;
 mod runs;
 mod tenancy;
 mod tokens;
+mod webhooks;

@@ -94,7 +94,8 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
     let routes = sluice_api::route_table();
     let scoped: Vec<_> = routes
         .iter()
-        .filter(|(_, path)| path.contains("{org}"))
+        // Webhooks authenticate by the project's secret, not a principal (tests/api/webhooks.rs).
+        .filter(|(_, path)| path.contains("{org}") && !path.starts_with("/hooks/"))
         .collect();
     assert!(scoped.len() >= 18, "route table shrank: {}", scoped.len());
     for (method, template) in scoped {

@@ -13,6 +13,7 @@ use crate::state::AppState;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod hooks;
 pub(crate) mod lint;
 pub(crate) mod members;
 pub(crate) mod metrics;
@@ -45,6 +46,16 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/auth/login", post().to(auth::login)),
         (Method::POST, "/auth/logout", post().to(auth::logout)),
         (Method::GET, "/api/v1/user", get().to(user::me)),
+        (
+            Method::POST,
+            "/hooks/github/{org}/{project}",
+            post().to(hooks::github),
+        ),
+        (
+            Method::POST,
+            "/hooks/gitlab/{org}/{project}",
+            post().to(hooks::gitlab),
+        ),
         (
             Method::POST,
             "/api/v1/orgs/{org}/projects/{project}/runs",

@@ -126,6 +126,26 @@ pub async fn get(
         .ok_or(Error::NotFound)
 }
 
+/// A project by org and project slug, for webhooks only: they authenticate with the
+/// project's webhook secret, which the caller must check before acting.
+pub async fn find_for_webhook(
+    db: &impl ConnectionTrait,
+    org_slug: &str,
+    project_slug: &str,
+) -> Result<project::Model> {
+    let org = crate::entities::org::Entity::find()
+        .filter(crate::entities::org::Column::Slug.eq(org_slug))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    project::Entity::find()
+        .filter(project::Column::OrgId.eq(org.id))
+        .filter(project::Column::Slug.eq(project_slug))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
 /// The project's webhook secret in clear.
 pub fn webhook_secret(keys: &Keyring, project: &project::Model) -> Result<String> {
     let plain = keys.decrypt(

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::entities::{project, run, run_outbox};
+use crate::entities::{project, run, run_outbox, webhook_delivery};
 use crate::store::{Page, PageRequest, projects};
 use crate::tenancy::{Role, TenantScope};
 use crate::{Error, Result, validate};
@@ -230,4 +230,49 @@ pub async fn get(
         .one(db)
         .await?
         .ok_or(Error::NotFound)
+}
+
+/// Queues a run for a webhook delivery, once per delivery id: `None` when this delivery was
+/// seen before (the provider retried it).
+pub async fn create_from_webhook(
+    db: &impl ConnectionTrait,
+    project: &project::Model,
+    provider: &str,
+    delivery_id: Option<&str>,
+    new: NewRun,
+) -> Result<Option<run::Model>> {
+    let delivery = match delivery_id {
+        Some(id) => {
+            let inserted = webhook_delivery::ActiveModel {
+                project_id: Set(project.id),
+                provider: Set(provider.to_owned()),
+                delivery_id: Set(id.chars().take(128).collect()),
+                run_id: Set(None),
+                received_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .insert(db)
+            .await;
+            match inserted {
+                Ok(delivery) => Some(delivery),
+                Err(err)
+                    if matches!(
+                        err.sql_err(),
+                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        None => None,
+    };
+    let run = create_for_project(db, project, new, None).await?;
+    if let Some(delivery) = delivery {
+        let mut active: webhook_delivery::ActiveModel = delivery.into();
+        active.run_id = Set(Some(run.id));
+        active.update(db).await?;
+    }
+    Ok(Some(run))
 }
