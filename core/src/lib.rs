@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod queue;
 pub mod readiness;
 pub mod secret_key;
 pub mod startup;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_tenancy;
 mod m20261129_000002_create_runs;
+mod m20261129_000003_create_queue_jobs;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_create_tenancy::Migration),
             Box::new(m20261129_000002_create_runs::Migration),
+            Box::new(m20261129_000003_create_queue_jobs::Migration),
         ]
     }
 }

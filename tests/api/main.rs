@@ -19,6 +19,7 @@ mod openapi;
 mod orgs;
 mod pages;
 mod projects;
+mod queue;
 mod runs;
 mod tenancy;
 mod tokens;

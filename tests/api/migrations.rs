@@ -5,7 +5,7 @@ use sluice_migrations::{Migrator, MigratorTrait};
 
 use crate::helpers::TestDb;
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "api_tokens",
     "audit_log",
     "identities",
@@ -14,6 +14,7 @@ const TABLES: [&str; 13] = [
     "orgs",
     "project_secrets",
     "projects",
+    "queue_jobs",
     "run_outbox",
     "runs",
     "sessions",

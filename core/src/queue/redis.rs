@@ -1,0 +1,316 @@
+//! The Redis backend: one stream, one consumer group. Claims read new entries
+//! (`XREADGROUP`) after first taking over entries whose consumer went quiet past the lease
+//! (`XAUTOCLAIM`); heartbeats reset an entry's idle time (`XCLAIM … JUSTID`); acknowledged
+//! entries are deleted; entries delivered too often move to a dead-letter stream.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{Value, cmd};
+
+use super::{Claimed, Job, Queue, QueueError, QueueResult, QueueSettings};
+
+const GROUP: &str = "workers";
+
+pub struct RedisQueue {
+    conn: MultiplexedConnection,
+    stream: String,
+    dead: String,
+    settings: QueueSettings,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `[id, [field, value, …]]` → (id, job).
+fn entry(v: &Value) -> QueueResult<(String, Job)> {
+    let Value::Array(parts) = v else {
+        return Err(QueueError::Malformed(format!("{v:?}")));
+    };
+    let id = parts
+        .first()
+        .and_then(text)
+        .ok_or_else(|| QueueError::Malformed("entry without id".into()))?;
+    let Some(Value::Array(fields)) = parts.get(1) else {
+        return Err(QueueError::Malformed(format!("entry {id} without fields")));
+    };
+    let mut job = Job {
+        run_id: 0,
+        org_id: 0,
+    };
+    for pair in fields.chunks(2) {
+        let (Some(k), Some(val)) = (pair.first().and_then(text), pair.get(1).and_then(text)) else {
+            continue;
+        };
+        let n: i64 = val
+            .parse()
+            .map_err(|_| QueueError::Malformed(format!("{k}={val}")))?;
+        match k.as_str() {
+            "run_id" => job.run_id = n,
+            "org_id" => job.org_id = n,
+            _ => {}
+        }
+    }
+    Ok((id, job))
+}
+
+impl RedisQueue {
+    /// Connects and makes sure the stream and its consumer group exist. `prefix` names the
+    /// keys (`{prefix}:jobs`, `{prefix}:dead`), so tests and tenants of one Redis stay apart.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        settings: QueueSettings,
+    ) -> QueueResult<RedisQueue> {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let stream = format!("{prefix}:jobs");
+        let created: redis::RedisResult<()> = cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = created
+            && err.code() != Some("BUSYGROUP")
+        {
+            return Err(err.into());
+        }
+        Ok(RedisQueue {
+            conn,
+            dead: format!("{prefix}:dead"),
+            stream,
+            settings,
+        })
+    }
+
+    /// How often the entry has been delivered (from the pending list).
+    async fn deliveries(&self, id: &str) -> QueueResult<u32> {
+        let mut conn = self.conn.clone();
+        let pending: Value = cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        if let Value::Array(rows) = pending
+            && let Some(Value::Array(row)) = rows.first()
+            && let Some(Value::Int(n)) = row.get(3)
+        {
+            return Ok(*n as u32);
+        }
+        Ok(1)
+    }
+
+    async fn bury(&self, id: &str, job: Job) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&self.dead)
+            .arg("*")
+            .arg("run_id")
+            .arg(job.run_id)
+            .arg("org_id")
+            .arg(job.org_id)
+            .arg("id")
+            .arg(id)
+            .ignore()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(id)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        tracing::warn!(
+            entry = id,
+            run = job.run_id,
+            "job dead-lettered after too many deliveries"
+        );
+        Ok(())
+    }
+
+    /// Takes over one entry idle past the lease, if any.
+    async fn reclaim(&self, consumer: &str) -> QueueResult<Option<(String, Job)>> {
+        let mut conn = self.conn.clone();
+        let reply: Value = cmd("XAUTOCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(self.settings.lease.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let Value::Array(parts) = reply else {
+            return Ok(None);
+        };
+        match parts.get(1) {
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .find(|e| matches!(e, Value::Array(_)))
+                .map(entry)
+                .transpose(),
+            _ => Ok(None),
+        }
+    }
+
+    async fn read_new(&self, consumer: &str, wait: Duration) -> QueueResult<Option<(String, Job)>> {
+        let mut conn = self.conn.clone();
+        let reply: Value = cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(wait.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        // [[stream, [[id, fields]]]] (RESP2) or a map (RESP3); nil on timeout.
+        let streams = match reply {
+            Value::Array(streams) => streams
+                .into_iter()
+                .filter_map(|s| {
+                    if let Value::Array(p) = s {
+                        p.into_iter().nth(1)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+            Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+            _ => Vec::new(),
+        };
+        for entries in streams {
+            if let Value::Array(entries) = entries
+                && let Some(first) = entries.first()
+            {
+                return entry(first).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl Queue for RedisQueue {
+    async fn publish(&self, job: Job) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = cmd("XADD")
+            .arg(&self.stream)
+            .arg("*")
+            .arg("run_id")
+            .arg(job.run_id)
+            .arg("org_id")
+            .arg(job.org_id)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
+        loop {
+            let found = match self.reclaim(consumer).await? {
+                Some(found) => Some(found),
+                None => self.read_new(consumer, wait).await?,
+            };
+            let Some((id, job)) = found else {
+                return Ok(None);
+            };
+            let deliveries = self.deliveries(&id).await?;
+            if deliveries > self.settings.max_deliveries {
+                self.bury(&id, job).await?;
+                continue;
+            }
+            return Ok(Some(Claimed {
+                job,
+                handle: id,
+                deliveries,
+            }));
+        }
+    }
+
+    async fn ack(&self, claimed: &Claimed) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&claimed.handle)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(&claimed.handle)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, claimed: &Claimed) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        // Re-claiming for the same consumer with JUSTID resets the idle time without counting
+        // a delivery.
+        let owner: Value = cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&claimed.handle)
+            .arg(&claimed.handle)
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let consumer = match owner {
+            Value::Array(rows) => rows.first().and_then(|r| {
+                if let Value::Array(r) = r {
+                    r.get(1).and_then(text)
+                } else {
+                    None
+                }
+            }),
+            _ => None,
+        };
+        if let Some(consumer) = consumer {
+            let _: Value = cmd("XCLAIM")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(&claimed.handle)
+                .arg("JUSTID")
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn depth(&self) -> QueueResult<u64> {
+        let mut conn = self.conn.clone();
+        Ok(cmd("XLEN").arg(&self.stream).query_async(&mut conn).await?)
+    }
+
+    async fn dead_letters(&self) -> QueueResult<u64> {
+        let mut conn = self.conn.clone();
+        Ok(cmd("XLEN").arg(&self.dead).query_async(&mut conn).await?)
+    }
+}
