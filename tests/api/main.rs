@@ -11,6 +11,7 @@ mod errors;
 mod github_standin;
 mod health;
 mod helpers;
+mod jenkins;
 mod lint;
 mod metrics;
 mod migrations;

@@ -276,3 +276,33 @@ pub async fn create_from_webhook(
     }
     Ok(Some(run))
 }
+
+/// A run of the scope's org by its global id (the Jenkins API's queue item id).
+pub async fn get_by_id(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    id: i64,
+) -> Result<run::Model> {
+    run::Entity::find_by_id(id)
+        .filter(run::Column::OrgId.eq(scope.org_id()))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// The newest run of a project, if any.
+pub async fn latest(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    project_slug: &str,
+) -> Result<Option<run::Model>> {
+    let page = PageRequest {
+        limit: Some(1),
+        cursor: None,
+    };
+    Ok(list(db, scope, project_slug, None, &page)
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
