@@ -184,6 +184,19 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
 
     let worker = matches!(role, Role::Serve | Role::Worker)
         .then(|| tokio::spawn(Worker::new().run(shutdown.clone())));
+    // Queued runs reach the job queue through the outbox; the reconciler refills a lost queue.
+    let dispatcher = if matches!(role, Role::Serve | Role::Worker) {
+        let queue = sluice_core::queue::from_settings(&settings, &db).await?;
+        let every = std::time::Duration::from_millis(500);
+        Some(tokio::spawn(sluice_core::dispatch::run(
+            db.clone(),
+            queue,
+            every,
+            shutdown.clone(),
+        )))
+    } else {
+        None
+    };
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.ok_or("the API needs a secret key")?;
@@ -205,6 +218,9 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     }
     if let Some(worker) = worker {
         worker.await?;
+    }
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.await?;
     }
     db.close().await?;
     tracing::info!("stopped cleanly");

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod dispatch;
 pub mod entities;
 pub mod error;
 pub mod metrics;

@@ -409,3 +409,64 @@ fn a_request_in_flight_when_sigterm_arrives_still_gets_its_answer() {
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{}", stderr_of(&mut child));
 }
+
+#[test]
+fn serve_moves_queued_runs_from_the_outbox_into_its_queue() {
+    let db = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(TestDb::create());
+    let dir = tempfile::tempdir().unwrap();
+    let env = database_env(&db);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("SLUICE_BIND", "127.0.0.1:0"));
+    let mut child = sluice(dir.path(), &["serve"], &vars).spawn().unwrap();
+    let (url, _, _rest) = wait_for_banner(child.stdout.take().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{url}/auth/signup"))
+            .json(&serde_json::json!({"email": "q@example.com", "password": "correct horse", "name": "Q"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let csrf = res.json::<serde_json::Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+        let post = |path: String, body: serde_json::Value| {
+            http.post(format!("{url}{path}")).header("cookie", &cookie).header("x-csrf-token", &csrf).json(&body).send()
+        };
+        post("/api/v1/orgs".into(), serde_json::json!({"slug": "acme", "name": "Acme"})).await.unwrap();
+        post("/api/v1/orgs/acme/projects".into(), serde_json::json!({"slug": "web", "name": "Web", "repo_url": "https://x.example/w.git"}))
+            .await
+            .unwrap();
+        let run = post("/api/v1/orgs/acme/projects/web/runs".into(), serde_json::json!({})).await.unwrap();
+        assert_eq!(run.status(), 201);
+        // The embedded queue lives in the same database: poll until the job is there.
+        let db_url = if db.is_postgres() { db.url.clone() } else { format!("sqlite://{}?mode=rw", dir.path().join("sluice-data/sluice.db").display()) };
+        let conn = sluice_core::db::connect(&db_url.into(), 1).await.unwrap();
+        use sea_orm::{ConnectionTrait, Statement};
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let row = conn
+                .query_one_raw(Statement::from_string(conn.get_database_backend(), "SELECT COUNT(*) FROM queue_jobs"))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get_by_index::<i64>(0).unwrap() == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run never reached the queue");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0),
+        "{}",
+        stderr_of(&mut child)
+    );
+}

@@ -7,6 +7,7 @@
 mod accounts;
 mod binary;
 mod browser;
+mod dispatch;
 mod errors;
 mod github_standin;
 mod health;

@@ -192,6 +192,19 @@ impl Queue for EmbeddedQueue {
         self.scalar("SELECT COUNT(*) FROM queue_jobs WHERE dead = true")
             .await
     }
+
+    async fn run_ids(&self) -> QueueResult<std::collections::HashSet<i64>> {
+        let backend = self.db.get_database_backend();
+        let sql = "SELECT run_id FROM queue_jobs WHERE dead = false";
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
+            .collect())
+    }
 }
 
 #[cfg(test)]

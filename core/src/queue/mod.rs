@@ -73,6 +73,8 @@ pub trait Queue: Send + Sync {
     async fn depth(&self) -> QueueResult<u64>;
     /// Jobs given up on after too many deliveries.
     async fn dead_letters(&self) -> QueueResult<u64>;
+    /// The runs that have a job in the queue (waiting or held), for the reconciler.
+    async fn run_ids(&self) -> QueueResult<std::collections::HashSet<i64>>;
 }
 
 /// The behaviour every backend must show: one suite, run against each backend by the tests.
@@ -200,4 +202,23 @@ pub mod conformance {
         }
         None
     }
+}
+
+/// The queue configured for this process: Redis when `SLUICE_REDIS_URL` is set, else the
+/// embedded queue in the database.
+pub async fn from_settings(
+    settings: &crate::config::Settings,
+    db: &sea_orm::DatabaseConnection,
+) -> QueueResult<std::sync::Arc<dyn Queue>> {
+    use secrecy::ExposeSecret;
+    Ok(match &settings.redis_url {
+        Some(url) => std::sync::Arc::new(
+            redis::RedisQueue::connect(url.expose_secret(), "sluice", QueueSettings::default())
+                .await?,
+        ),
+        None => std::sync::Arc::new(embedded::EmbeddedQueue::new(
+            db.clone(),
+            QueueSettings::default(),
+        )),
+    })
 }

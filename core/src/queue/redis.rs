@@ -212,23 +212,24 @@ impl RedisQueue {
     }
 }
 
-#[async_trait::async_trait]
-impl Queue for RedisQueue {
-    async fn publish(&self, job: Job) -> QueueResult<()> {
+impl RedisQueue {
+    async fn ensure_group(&self) -> QueueResult<()> {
         let mut conn = self.conn.clone();
-        let _: String = cmd("XADD")
+        let created: redis::RedisResult<()> = cmd("XGROUP")
+            .arg("CREATE")
             .arg(&self.stream)
-            .arg("*")
-            .arg("run_id")
-            .arg(job.run_id)
-            .arg("org_id")
-            .arg(job.org_id)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
             .query_async(&mut conn)
-            .await?;
-        Ok(())
+            .await;
+        match created {
+            Err(err) if err.code() != Some("BUSYGROUP") => Err(err.into()),
+            _ => Ok(()),
+        }
     }
 
-    async fn claim(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
+    async fn claim_once(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
         loop {
             let found = match self.reclaim(consumer).await? {
                 Some(found) => Some(found),
@@ -247,6 +248,34 @@ impl Queue for RedisQueue {
                 handle: id,
                 deliveries,
             }));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Queue for RedisQueue {
+    async fn publish(&self, job: Job) -> QueueResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = cmd("XADD")
+            .arg(&self.stream)
+            .arg("*")
+            .arg("run_id")
+            .arg(job.run_id)
+            .arg("org_id")
+            .arg(job.org_id)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
+        match self.claim_once(consumer, wait).await {
+            // The stream and its group vanished (Redis flushed): recreate, then go on.
+            Err(QueueError::Redis(err)) if err.code() == Some("NOGROUP") => {
+                self.ensure_group().await?;
+                self.claim_once(consumer, wait).await
+            }
+            other => other,
         }
     }
 
@@ -312,5 +341,23 @@ impl Queue for RedisQueue {
     async fn dead_letters(&self) -> QueueResult<u64> {
         let mut conn = self.conn.clone();
         Ok(cmd("XLEN").arg(&self.dead).query_async(&mut conn).await?)
+    }
+
+    async fn run_ids(&self) -> QueueResult<std::collections::HashSet<i64>> {
+        let mut conn = self.conn.clone();
+        let entries: Value = cmd("XRANGE")
+            .arg(&self.stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await?;
+        let Value::Array(entries) = entries else {
+            return Ok(Default::default());
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| entry(e).ok())
+            .map(|(_, job)| job.run_id)
+            .collect())
     }
 }
