@@ -135,19 +135,7 @@ pub async fn queue_item(
     let (org, id) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
     let run = runs::get_by_id(&state.db, &scope, id).await?;
-    let project = projects::list(
-        &state.db,
-        &scope,
-        &PageRequest {
-            limit: Some(200),
-            cursor: None,
-        },
-    )
-    .await?
-    .items
-    .into_iter()
-    .find(|p| p.id == run.project_id)
-    .ok_or(ApiError::NotFound)?;
+    let project = projects::get_by_id(&state.db, &scope, run.project_id).await?;
     let base = base_url(&state, &req);
     Ok(HttpResponse::Ok().json(json!({
         "_class": "hudson.model.Queue$LeftItem",

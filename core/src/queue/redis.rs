@@ -69,27 +69,15 @@ impl RedisQueue {
         settings: QueueSettings,
     ) -> QueueResult<RedisQueue> {
         let client = redis::Client::open(url)?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let stream = format!("{prefix}:jobs");
-        let created: redis::RedisResult<()> = cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        if let Err(err) = created
-            && err.code() != Some("BUSYGROUP")
-        {
-            return Err(err.into());
-        }
-        Ok(RedisQueue {
+        let conn = client.get_multiplexed_async_connection().await?;
+        let queue = RedisQueue {
             conn,
             dead: format!("{prefix}:dead"),
-            stream,
+            stream: format!("{prefix}:jobs"),
             settings,
-        })
+        };
+        queue.ensure_group().await?;
+        Ok(queue)
     }
 
     /// How often the entry has been delivered (from the pending list).

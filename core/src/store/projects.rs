@@ -126,6 +126,19 @@ pub async fn get(
         .ok_or(Error::NotFound)
 }
 
+/// One project of the scope's org, by id.
+pub async fn get_by_id(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    id: i64,
+) -> Result<project::Model> {
+    project::Entity::find_by_id(id)
+        .filter(project::Column::OrgId.eq(scope.org_id()))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
 /// A project by org and project slug, for webhooks only: they authenticate with the
 /// project's webhook secret, which the caller must check before acting.
 pub async fn find_for_webhook(
