@@ -172,6 +172,10 @@ impl TenantScope {
         principal: &Principal,
         slug: &str,
     ) -> Result<TenantScope> {
+        // A slug that breaks the rules cannot exist: no need to ask the database.
+        if crate::validate::slug("org", slug).is_err() {
+            return Err(Error::NotFound);
+        }
         // One query: the org and the caller's membership in it.
         let found = org::Entity::find()
             .filter(org::Column::Slug.eq(slug))

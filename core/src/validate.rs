@@ -23,6 +23,9 @@ pub fn slug(field: &'static str, value: &str) -> Result<()> {
 /// A display name: 1–200 characters after trimming.
 pub fn name(field: &'static str, value: &str) -> Result<String> {
     let trimmed = value.trim();
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
     if trimmed.is_empty() || trimmed.chars().count() > 200 {
         return Err(Error::invalid(field, "must be 1 to 200 characters"));
     }
@@ -39,7 +42,7 @@ pub fn email(value: &str) -> Result<String> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
         })
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid {
         return Err(Error::invalid(
             "email",
@@ -49,10 +52,10 @@ pub fn email(value: &str) -> Result<String> {
     Ok(email)
 }
 
-/// Passwords: 8 to 256 characters.
+/// Passwords: 8 to 256 characters, no NUL (it cannot be stored or typed).
 pub fn password(value: &str) -> Result<()> {
     let len = value.chars().count();
-    if !(8..=256).contains(&len) {
+    if !(8..=256).contains(&len) || value.contains('\0') {
         return Err(Error::invalid("password", "must be 8 to 256 characters"));
     }
     Ok(())
@@ -92,7 +95,10 @@ pub fn repo_url(value: &str) -> Result<()> {
                 .strip_prefix(scheme)
                 .is_some_and(|rest| rest.len() > 1)
         });
-    if value.len() > 2048 || value.chars().any(char::is_whitespace) || !(schemed || scp_style) {
+    if value.len() > 2048
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        || !(schemed || scp_style)
+    {
         return Err(Error::invalid(
             "repo_url",
             "must be an https://, ssh://, git@host:path or file:// repository URL",
@@ -137,6 +143,14 @@ mod tests {
         ] {
             assert!(slug("slug", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_everywhere() {
+        assert!(email("a\u{0}@example.com").is_err());
+        assert!(name("name", "x\u{0}y").is_err());
+        assert!(repo_url("https://x.example/\u{0}").is_err());
+        assert!(password("long enough\u{0}").is_err());
     }
 
     #[test]

@@ -50,3 +50,44 @@ async fn every_response_carries_a_distinct_request_id() {
     assert_eq!(a.len(), 36, "{a}");
     assert_ne!(a, b);
 }
+
+#[tokio::test]
+async fn nul_and_control_characters_are_refused_not_500() {
+    // PostgreSQL cannot store NUL in text: such input must be refused at the edge.
+    let app = spawn_app().await;
+    let (status, _) = app
+        .post_as(
+            "/auth/login",
+            &crate::helpers::Auth::None,
+            serde_json::json!({"email": "a\u{0}@example.com", "password": "whatever1"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let alice = app.signup("alice@example.com").await;
+    app.create_org(&alice, "acme").await;
+    assert_eq!(
+        app.get_as("/api/v1/orgs/ac%00me/projects", &alice).await.0,
+        404
+    );
+    assert_eq!(
+        app.get_as("/api/v1/orgs/acme/projects/w%00b", &alice)
+            .await
+            .0,
+        404
+    );
+    let (status, err) = app
+        .post_as(
+            "/api/v1/orgs/acme/projects",
+            &alice,
+            serde_json::json!({"slug": "web", "name": "We\u{0}b", "repo_url": "https://x.example/w.git"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["details"]["field"].as_str()),
+        (400, Some("name"))
+    );
+    // A NUL cannot travel in a header, but it can inside HTTP Basic's base64.
+    let token = format!("slc_{}", "\u{0}".repeat(43));
+    let basic = crate::helpers::Auth::Basic("alice@example.com".into(), token);
+    assert_eq!(app.get_as("/api/v1/orgs", &basic).await.0, 401);
+}

@@ -123,7 +123,8 @@ pub async fn create_account(
 
 /// Checks an email and password; `Unauthorized` for a wrong pair either way.
 pub async fn check_password(state: &AppState, body: LoginRequest) -> Result<user::Model, ApiError> {
-    let email = body.email.trim().to_lowercase();
+    // An address that could not have signed up cannot sign in (and never reaches the database).
+    let email = validate::email(&body.email).map_err(|_| ApiError::BadCredentials)?;
     let user = users::find_by_email(&state.db, &email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = body.password;

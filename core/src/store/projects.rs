@@ -118,6 +118,7 @@ pub async fn get(
     scope: &TenantScope,
     slug: &str,
 ) -> Result<project::Model> {
+    validate::slug("project", slug).map_err(|_| Error::NotFound)?;
     project::Entity::find()
         .filter(project::Column::OrgId.eq(scope.org_id()))
         .filter(project::Column::Slug.eq(slug))
@@ -146,6 +147,8 @@ pub async fn find_for_webhook(
     org_slug: &str,
     project_slug: &str,
 ) -> Result<project::Model> {
+    validate::slug("org", org_slug).map_err(|_| Error::NotFound)?;
+    validate::slug("project", project_slug).map_err(|_| Error::NotFound)?;
     let org = crate::entities::org::Entity::find()
         .filter(crate::entities::org::Column::Slug.eq(org_slug))
         .one(db)
@@ -294,6 +297,7 @@ pub async fn secret_value(
     slug: &str,
     name: &str,
 ) -> Result<String> {
+    validate::secret_name(name).map_err(|_| Error::NotFound)?;
     let project = get(db, scope, slug).await?;
     let row = project_secret::Entity::find()
         .filter(project_secret::Column::ProjectId.eq(project.id))
@@ -312,6 +316,7 @@ pub async fn delete_secret(
     slug: &str,
     name: &str,
 ) -> Result<()> {
+    validate::secret_name(name).map_err(|_| Error::NotFound)?;
     scope.require(Role::Developer)?;
     let project = get(db, scope, slug).await?;
     let deleted = project_secret::Entity::delete_many()

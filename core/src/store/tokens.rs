@@ -146,7 +146,8 @@ pub async fn authenticate(
     email: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<Principal>> {
-    if !raw.starts_with(TOKEN_PREFIX) || raw.len() < LOOKUP_LEN || !raw.is_ascii() {
+    let well_formed = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !raw.starts_with(TOKEN_PREFIX) || raw.len() < LOOKUP_LEN || !well_formed {
         return Ok(None);
     }
     // One query: the token and its creator.
