@@ -184,23 +184,21 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
 
     let worker = matches!(role, Role::Serve | Role::Worker)
         .then(|| tokio::spawn(Worker::new().run(shutdown.clone())));
+    let metrics = Metrics::new()?;
     // Queued runs reach the job queue through the outbox; the reconciler refills a lost queue.
     let dispatcher = if matches!(role, Role::Serve | Role::Worker) {
         let queue = sluice_core::queue::from_settings(&settings, &db).await?;
         let every = std::time::Duration::from_millis(500);
-        Some(tokio::spawn(sluice_core::dispatch::run(
-            db.clone(),
-            queue,
-            every,
-            shutdown.clone(),
-        )))
+        let dispatch =
+            sluice_core::dispatch::run(db.clone(), queue, metrics.clone(), every, shutdown.clone());
+        Some(tokio::spawn(dispatch))
     } else {
         None
     };
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.ok_or("the API needs a secret key")?;
-        let state = AppState::new(&settings, db.clone(), Metrics::new()?, &secret_key)?;
+        let state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
         let app = Application::build(&settings, state)?;
         let url = settings.public_url(app.local_addr());
         println!("Sluice is listening on {url}");

@@ -103,10 +103,12 @@ pub async fn reconcile(
     Ok(republished)
 }
 
-/// Publishes the outbox every `every` and reconciles every tenth pass, until cancelled.
+/// Publishes the outbox every `every`, reconciles every tenth pass and reports the queue's
+/// depth, until cancelled.
 pub async fn run(
     db: DatabaseConnection,
     queue: std::sync::Arc<dyn Queue>,
+    metrics: crate::metrics::Metrics,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -119,6 +121,12 @@ pub async fn run(
             && let Err(err) = reconcile(&db, queue.as_ref(), every * 10).await
         {
             tracing::error!(error = %err, "reconciling queued runs failed");
+        }
+        match queue.depth().await {
+            Ok(depth) => metrics
+                .queue_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX)),
+            Err(err) => tracing::warn!(error = %err, "reading the queue depth failed"),
         }
         pass += 1;
         tokio::select! {

@@ -3,7 +3,7 @@
 //! Label values stay bounded: route templates and methods, never raw paths or ids.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::Result;
@@ -23,6 +23,8 @@ pub struct Metrics {
     pub http_request_duration: HistogramVec,
     /// `sluice_webhooks_total{provider,outcome}`.
     pub webhooks: IntCounterVec,
+    /// `sluice_queue_depth`: jobs waiting or held in the job queue.
+    pub queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -52,6 +54,11 @@ impl Metrics {
             &["provider", "outcome"],
         )?;
         registry.register(Box::new(webhooks.clone()))?;
+        let queue_depth = IntGauge::new(
+            "sluice_queue_depth",
+            "Jobs waiting or held in the job queue.",
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -63,6 +70,7 @@ impl Metrics {
             http_requests,
             http_request_duration,
             webhooks,
+            queue_depth,
         })
     }
 

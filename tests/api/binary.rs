@@ -461,6 +461,15 @@ fn serve_moves_queued_runs_from_the_outbox_into_its_queue() {
             assert!(Instant::now() < deadline, "the run never reached the queue");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The dispatcher reports the depth on /metrics.
+        loop {
+            let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+            if metrics.lines().any(|l| l == "sluice_queue_depth 1") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sluice_queue_depth never reached 1");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     });
     signal(&child, "TERM");
     assert_eq!(
