@@ -33,8 +33,6 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("{0}")]
-    Unprocessable(String),
     #[error("{message}")]
     Unavailable {
         message: String,
@@ -59,7 +57,6 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -142,7 +139,6 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

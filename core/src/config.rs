@@ -323,11 +323,6 @@ impl Settings {
         }
     }
 
-    /// Whether the database is an SQLite file (the embedded default).
-    pub fn uses_sqlite(&self) -> bool {
-        self.database_url().expose_secret().starts_with("sqlite:")
-    }
-
     /// The public base URL, without a trailing slash.
     pub fn public_url(&self, listening_on: SocketAddr) -> String {
         match &self.public_url {
@@ -359,7 +354,12 @@ mod tests {
         let settings = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
         assert!(settings.local_accounts);
-        assert!(settings.uses_sqlite());
+        assert!(
+            settings
+                .database_url()
+                .expose_secret()
+                .starts_with("sqlite:")
+        );
     }
 
     #[test]

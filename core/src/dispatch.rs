@@ -39,9 +39,14 @@ pub async fn publish_outbox(
         .limit(BATCH)
         .all(db)
         .await?;
+    let run_ids: Vec<i64> = entries.iter().map(|e| e.run_id).collect();
+    let runs = run::Entity::find()
+        .filter(run::Column::Id.is_in(run_ids))
+        .all(db)
+        .await?;
     let mut published = 0;
     for entry in entries {
-        if let Some(r) = run::Entity::find_by_id(entry.run_id).one(db).await? {
+        if let Some(r) = runs.iter().find(|r| r.id == entry.run_id) {
             queue
                 .publish(Job {
                     run_id: r.id,

@@ -182,6 +182,41 @@ async fn secret_values_go_in_encrypted_and_never_come_out() {
         .await;
     assert_eq!(status, 200, "replacing answers 200");
 
+    // At rest: ciphertext only; with the server's keys it opens to the latest value.
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT value_enc FROM project_secrets",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed: Vec<u8> = row.try_get_by_index(0).unwrap();
+    assert!(
+        !sealed.windows(8).any(|w| w == b"rotated-"),
+        "secret stored in clear"
+    );
+    let me = app.get_as("/api/v1/user", &alice).await.1;
+    let user = sluice_core::store::users::get(&app.db, me["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    let principal = sluice_core::tenancy::Principal::User(user);
+    let scope = sluice_core::tenancy::TenantScope::resolve(&app.db, &principal, "acme")
+        .await
+        .unwrap();
+    let stored = sluice_core::store::projects::secret_value(
+        &app.db,
+        &scope,
+        &app.state.keys,
+        "web",
+        "DEPLOY_TOKEN",
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, "rotated-value-5678");
+
     let (status, list) = app
         .get_as("/api/v1/orgs/acme/projects/web/secrets", &alice)
         .await;

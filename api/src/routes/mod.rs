@@ -321,35 +321,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             None => resources.push((path, vec![route])),
         }
     }
-    let mut scopes: Vec<actix_web::Scope> =
-        SCOPES.iter().map(|prefix| web::scope(prefix)).collect();
+    let mut scoped: Vec<Vec<actix_web::Resource>> = SCOPES.iter().map(|_| Vec::new()).collect();
     for (path, routes) in resources {
-        let mut resource = web::resource(path);
         let scope = SCOPES.iter().position(|prefix| {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
-        if let Some(i) = scope {
-            resource = web::resource(&path[SCOPES[i].len()..]);
-        }
-        for route in routes {
-            resource = resource.route(route);
-        }
-        let resource = resource.default_service(web::to(|| async {
-            Err::<(), _>(ApiError::MethodNotAllowed)
-        }));
+        let relative = scope.map_or(path, |i| &path[SCOPES[i].len()..]);
+        let resource = routes
+            .into_iter()
+            .fold(web::resource(relative), |resource, route| {
+                resource.route(route)
+            })
+            .default_service(web::to(|| async {
+                Err::<(), _>(ApiError::MethodNotAllowed)
+            }));
         match scope {
-            Some(i) => {
-                let taken = std::mem::replace(&mut scopes[i], web::scope(SCOPES[i]));
-                scopes[i] = taken.service(resource);
-            }
+            Some(i) => scoped[i].push(resource),
             None => {
                 cfg.service(resource);
             }
         }
     }
-    for scope in scopes {
-        cfg.service(scope);
+    for (prefix, resources) in SCOPES.iter().zip(scoped) {
+        cfg.service(
+            resources
+                .into_iter()
+                .fold(web::scope(prefix), |scope, r| scope.service(r)),
+        );
     }
 }
 
