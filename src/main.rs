@@ -3,13 +3,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_api::{AppState, Application};
 use sluice_core::config::{LogFormat, Overrides, Settings};
+use sluice_core::dispatch::DispatchSettings;
 use sluice_core::metrics::Metrics;
 use sluice_core::startup::{Prepared, Role, prepare};
-use sluice_worker::Worker;
+use sluice_worker::minimal::MinimalExecutor;
+use sluice_worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -182,19 +186,41 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     let signals = Signals::install()?;
     tokio::spawn(signals.stop_on_signal(shutdown.clone()));
 
-    let worker = matches!(role, Role::Serve | Role::Worker)
-        .then(|| tokio::spawn(Worker::new().run(shutdown.clone())));
     let metrics = Metrics::new()?;
-    // Queued runs reach the job queue through the outbox; the reconciler refills a lost queue.
-    let dispatcher = if matches!(role, Role::Serve | Role::Worker) {
-        let queue = sluice_core::queue::from_settings(&settings, &db).await?;
-        let every = std::time::Duration::from_millis(500);
-        let dispatch =
-            sluice_core::dispatch::run(db.clone(), queue, metrics.clone(), every, shutdown.clone());
-        Some(tokio::spawn(dispatch))
-    } else {
-        None
-    };
+    let queue = sluice_core::queue::from_settings(&settings, &db).await?;
+    // Every role dispatches: the fair scheduler hands queued runs to the job queue (at once
+    // when this process queued one, else on the next tick) and the reconciler refills a lost
+    // queue. Passes are serialised in the database, so several processes are fine.
+    let dispatch = sluice_core::dispatch::run(
+        db.clone(),
+        queue.clone(),
+        metrics.clone(),
+        DispatchSettings {
+            every: Duration::from_millis(250),
+            backlog: settings.dispatch_backlog,
+            lease: Duration::from_secs(settings.queue_lease_secs),
+        },
+        shutdown.clone(),
+    );
+    let dispatcher = tokio::spawn(dispatch);
+    let worker = matches!(role, Role::Serve | Role::Worker).then(|| {
+        let config = WorkerConfig {
+            name: WorkerConfig::default_name(),
+            concurrency: settings.worker_concurrency,
+            lease: Duration::from_secs(settings.queue_lease_secs),
+            grace: Duration::from_secs(settings.shutdown_timeout_secs),
+            workspace_root: settings.workspace_dir(),
+            allow_local_repos: settings.allow_local_repos.unwrap_or(role == Role::Serve),
+        };
+        let worker = Worker::new(
+            db.clone(),
+            queue.clone(),
+            metrics.clone(),
+            config,
+            Arc::new(MinimalExecutor),
+        );
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.ok_or("the API needs a secret key")?;
@@ -217,9 +243,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     if let Some(worker) = worker {
         worker.await?;
     }
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.await?;
-    }
+    dispatcher.await?;
     db.close().await?;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -90,6 +90,20 @@ pub struct Settings {
     /// Cache token authentication, tenancy and project lists in memory (only where every
     /// write passes through this process; `sluice api` replicas turn it off).
     pub read_cache: bool,
+    /// Runs one worker process (or `serve`) executes at once.
+    pub worker_concurrency: usize,
+    /// Seconds a claimed job stays with a worker that stopped heart-beating before another
+    /// worker takes it over.
+    pub queue_lease_secs: u64,
+    /// Deliveries of one job before it is dead-lettered.
+    pub queue_max_deliveries: u32,
+    /// Prefix of the Redis keys of the job queue.
+    pub queue_prefix: String,
+    /// Runs handed to the queue but not yet started, across all orgs. The scheduler keeps the
+    /// rest in the database and picks fairly between orgs as workers free up.
+    pub dispatch_backlog: u32,
+    /// Where workers check out repositories; `{data_dir}/workspaces` when unset.
+    pub workspace_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -112,6 +126,12 @@ impl Default for Settings {
             auth_attempts_per_minute: 10,
             oauth: BTreeMap::new(),
             read_cache: true,
+            worker_concurrency: 2,
+            queue_lease_secs: 60,
+            queue_max_deliveries: 5,
+            queue_prefix: "sluice".to_owned(),
+            dispatch_backlog: 16,
+            workspace_dir: None,
         }
     }
 }
@@ -303,6 +323,25 @@ impl Settings {
                 message: "must be greater than zero".into(),
             });
         }
+        for (field, value) in [
+            ("worker_concurrency", self.worker_concurrency as u64),
+            ("queue_lease_secs", self.queue_lease_secs),
+            ("queue_max_deliveries", u64::from(self.queue_max_deliveries)),
+            ("dispatch_backlog", u64::from(self.dispatch_backlog)),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidSetting {
+                    field,
+                    message: "must be greater than zero".into(),
+                });
+            }
+        }
+        if self.queue_prefix.is_empty() || self.queue_prefix.chars().any(char::is_control) {
+            return Err(Error::InvalidSetting {
+                field: "queue_prefix",
+                message: "must be non-empty printable text".into(),
+            });
+        }
         if self.db_max_connections == 0 {
             return Err(Error::InvalidSetting {
                 field: "db_max_connections",
@@ -321,6 +360,21 @@ impl Settings {
                 SecretString::from(format!("sqlite://{}?mode=rwc", file.display()))
             }
         }
+    }
+
+    /// The job queue's lease and delivery limit.
+    pub fn queue_settings(&self) -> crate::queue::QueueSettings {
+        crate::queue::QueueSettings {
+            lease: std::time::Duration::from_secs(self.queue_lease_secs),
+            max_deliveries: self.queue_max_deliveries,
+        }
+    }
+
+    /// Where workers check out repositories.
+    pub fn workspace_dir(&self) -> PathBuf {
+        self.workspace_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("workspaces"))
     }
 
     /// The public base URL, without a trailing slash.

@@ -1,22 +1,22 @@
-//! Getting queued runs into the job queue, and keeping them there: the outbox written with
-//! each run is published, and a reconciler republishes queued runs whose job vanished (Redis
-//! flushed, a crash between commit and publish). The database is the source of truth; the
-//! queue may be lost.
+//! Getting queued runs into the job queue, and keeping them there: each pass the fair
+//! scheduler (`schedule`) admits runs and they are published; a reconciler republishes
+//! admitted runs whose job vanished (Redis flushed, a crash between commit and publish) and
+//! fails runs whose worker is gone for good. The database is the source of truth; the queue
+//! may be lost.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement,
 };
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::entities::{run, run_outbox};
+use crate::entities::run;
 use crate::queue::{Job, Queue};
-
-/// How many outbox entries one pass publishes.
-const BATCH: u64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -26,106 +26,153 @@ pub enum DispatchError {
     Queue(#[from] crate::queue::QueueError),
 }
 
-/// Publishes unpublished outbox entries, oldest first; returns how many. A crash between
-/// publishing and marking publishes again: workers treat a run that is no longer queued as
-/// done, so a duplicate job is harmless.
+/// Wakes this process's dispatcher before its next tick: a run was queued or a slot freed.
+static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Asks the dispatcher to run a pass now (cheap; many calls before a pass make one pass).
+pub fn wake() {
+    WAKE.notify_waiters();
+    WAKE.notify_one();
+}
+
+/// Admits what the scheduler allows (at most `backlog` runs waiting in the queue) and
+/// publishes it; returns how many. A crash between admitting and publishing leaves admitted
+/// runs the reconciler republishes; workers treat a run that is no longer queued as done, so
+/// a duplicate job is harmless.
 pub async fn publish_outbox(
     db: &DatabaseConnection,
     queue: &dyn Queue,
+    backlog: u32,
 ) -> Result<usize, DispatchError> {
-    let entries = run_outbox::Entity::find()
-        .filter(run_outbox::Column::PublishedAt.is_null())
-        .order_by_asc(run_outbox::Column::Id)
-        .limit(BATCH)
-        .all(db)
-        .await?;
-    let run_ids: Vec<i64> = entries.iter().map(|e| e.run_id).collect();
-    let runs = run::Entity::find()
-        .filter(run::Column::Id.is_in(run_ids))
-        .all(db)
-        .await?;
-    let mut published = 0;
-    for entry in entries {
-        if let Some(r) = runs.iter().find(|r| r.id == entry.run_id) {
-            queue
-                .publish(Job {
-                    run_id: r.id,
-                    org_id: r.org_id,
-                })
-                .await?;
-        }
-        let mut active: run_outbox::ActiveModel = entry.into();
-        active.published_at = Set(Some(Utc::now()));
-        active.update(db).await?;
-        published += 1;
+    let admitted = crate::schedule::admit(db, backlog).await?;
+    for admission in &admitted {
+        queue.publish(admission.job).await?;
     }
-    Ok(published)
+    Ok(admitted.len())
 }
 
-/// Republishes runs still `queued`, published longer ago than `grace`, whose job is no longer
-/// in the queue; returns how many.
+/// What a reconciler pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Admitted runs whose job was missing from the queue, published again.
+    pub republished: usize,
+    /// Runs whose worker stopped heart-beating and whose job is gone, marked failed.
+    pub abandoned: usize,
+}
+
+/// Republishes runs still `queued`, admitted longer ago than `grace`, whose job is no longer
+/// in the queue; marks failed the runs `running` without a heartbeat for `stale` whose job is
+/// gone too (dead-lettered or lost), so nothing stays running forever.
 pub async fn reconcile(
     db: &DatabaseConnection,
     queue: &dyn Queue,
     grace: Duration,
-) -> Result<usize, DispatchError> {
-    let cutoff =
-        Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::seconds(30));
-    let queued = run::Entity::find()
-        .filter(run::Column::Status.eq("queued"))
-        .filter(run::Column::QueuedAt.lt(cutoff))
-        .order_by_asc(run::Column::Id)
+    stale: Duration,
+) -> Result<Reconciled, DispatchError> {
+    let backend = db.get_database_backend();
+    let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+    let admitted = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                sea_orm::DatabaseBackend::Postgres => ADMITTED_SQL.replace('?', "$1"),
+                _ => ADMITTED_SQL.to_owned(),
+            },
+            [cutoff.into()],
+        ))
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<i64>(1)?)))
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    let stale_cutoff = Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
+    let stalled = run::Entity::find()
+        .filter(run::Column::Status.eq("running"))
+        .filter(run::Column::HeartbeatAt.lt(stale_cutoff))
         .all(db)
         .await?;
-    if queued.is_empty() {
-        return Ok(0);
+    let mut done = Reconciled::default();
+    if admitted.is_empty() && stalled.is_empty() {
+        return Ok(done);
     }
-    let unpublished: std::collections::HashSet<i64> = run_outbox::Entity::find()
-        .filter(run_outbox::Column::PublishedAt.is_null())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|e| e.run_id)
-        .collect();
     let in_queue = queue.run_ids().await?;
-    let mut republished = 0;
-    for r in queued
-        .iter()
-        .filter(|r| !in_queue.contains(&r.id) && !unpublished.contains(&r.id))
-    {
+    for (run_id, org_id) in admitted.iter().filter(|(id, _)| !in_queue.contains(id)) {
         tracing::warn!(
-            run = r.id,
+            run = run_id,
             "queued run missing from the queue: republishing"
         );
         queue
             .publish(Job {
-                run_id: r.id,
-                org_id: r.org_id,
+                run_id: *run_id,
+                org_id: *org_id,
             })
             .await?;
-        republished += 1;
+        done.republished += 1;
     }
-    Ok(republished)
+    for r in stalled.iter().filter(|r| !in_queue.contains(&r.id)) {
+        let reason = format!(
+            "worker {} stopped heart-beating and the job is gone from the queue",
+            r.worker.as_deref().unwrap_or("?")
+        );
+        let changed = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value("failed"))
+            .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(run::Column::Reason, Expr::value(reason.clone()))
+            .filter(run::Column::Id.eq(r.id))
+            .filter(run::Column::Status.eq("running"))
+            .filter(run::Column::Attempt.eq(r.attempt))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if changed == 1 {
+            tracing::warn!(run = r.id, "{reason}: marked failed");
+            done.abandoned += 1;
+        }
+    }
+    Ok(done)
 }
 
-/// Publishes the outbox every `every`, reconciles every tenth pass and reports the queue's
-/// depth, until cancelled.
+const ADMITTED_SQL: &str = "SELECT r.id, r.org_id FROM runs r JOIN run_outbox o ON o.run_id = r.id \
+     WHERE r.status = 'queued' AND o.published_at IS NOT NULL AND o.published_at < ? ORDER BY r.id";
+
+/// How the dispatcher paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    /// A pass at least this often (and whenever `wake` is called).
+    pub every: Duration,
+    /// Runs waiting in the queue at most.
+    pub backlog: u32,
+    /// The queue's lease: a run without a heartbeat for two leases is abandoned.
+    pub lease: Duration,
+}
+
+/// Admits and publishes every `every` (or when woken), reconciles every tenth pass and
+/// reports the queue's depth, until cancelled.
 pub async fn run(
     db: DatabaseConnection,
     queue: std::sync::Arc<dyn Queue>,
     metrics: crate::metrics::Metrics,
-    every: Duration,
+    settings: DispatchSettings,
     shutdown: CancellationToken,
 ) {
     let mut pass = 0u64;
+    // Cron slots are fired for (cron_after, now]; a fresh process looks two minutes back.
+    let mut cron_after = Utc::now() - chrono::Duration::minutes(2);
     loop {
-        if let Err(err) = publish_outbox(&db, queue.as_ref()).await {
-            tracing::error!(error = %err, "publishing the run outbox failed");
+        let now = Utc::now();
+        if now - cron_after >= chrono::Duration::seconds(5) {
+            match crate::cron_runs::fire_due(&db, cron_after, now).await {
+                Ok(_) => cron_after = now,
+                Err(err) => tracing::error!(error = %err, "firing cron triggers failed"),
+            }
+        }
+        if let Err(err) = publish_outbox(&db, queue.as_ref(), settings.backlog).await {
+            tracing::error!(error = %err, "publishing queued runs failed");
         }
         if pass.is_multiple_of(10)
-            && let Err(err) = reconcile(&db, queue.as_ref(), every * 10).await
+            && let Err(err) =
+                reconcile(&db, queue.as_ref(), settings.every * 10, settings.lease * 2).await
         {
-            tracing::error!(error = %err, "reconciling queued runs failed");
+            tracing::error!(error = %err, "reconciling runs failed");
         }
         match queue.depth().await {
             Ok(depth) => metrics
@@ -136,7 +183,8 @@ pub async fn run(
         pass += 1;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = WAKE.notified() => {}
+            _ = tokio::time::sleep(settings.every) => {}
         }
     }
 }

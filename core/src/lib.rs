@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod cron_runs;
 pub mod crypto;
 pub mod db;
 pub mod dispatch;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod readiness;
+pub mod schedule;
 pub mod secret_key;
 pub mod startup;
 pub mod store;

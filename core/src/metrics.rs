@@ -3,7 +3,8 @@
 //! Label values stay bounded: route templates and methods, never raw paths or ids.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::Result;
@@ -25,7 +26,18 @@ pub struct Metrics {
     pub webhooks: IntCounterVec,
     /// `sluice_queue_depth`: jobs waiting or held in the job queue.
     pub queue_depth: IntGauge,
+    /// `sluice_queue_wait_seconds`: from queued to started, per run.
+    pub queue_wait: Histogram,
+    /// `sluice_runs_running{org}`: runs this process is executing.
+    pub runs_running: IntGaugeVec,
+    /// `sluice_workers_busy`: worker slots of this process holding a run.
+    pub workers_busy: IntGauge,
 }
+
+/// Queue wait buckets, in seconds: from a near-instant start to an hour's backlog.
+const WAIT_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
 
 impl Metrics {
     /// Creates the registry with the process collector (RSS, CPU, open fds) and Sluice's metrics.
@@ -59,6 +71,27 @@ impl Metrics {
             "Jobs waiting or held in the job queue.",
         )?;
         registry.register(Box::new(queue_depth.clone()))?;
+        let queue_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "sluice_queue_wait_seconds",
+                "Time from a run being queued to a worker starting it.",
+            )
+            .buckets(WAIT_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(queue_wait.clone()))?;
+        let runs_running = IntGaugeVec::new(
+            Opts::new(
+                "sluice_runs_running",
+                "Runs this process is executing, by org.",
+            ),
+            &["org"],
+        )?;
+        registry.register(Box::new(runs_running.clone()))?;
+        let workers_busy = IntGauge::new(
+            "sluice_workers_busy",
+            "Worker slots of this process holding a run.",
+        )?;
+        registry.register(Box::new(workers_busy.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -71,6 +104,9 @@ impl Metrics {
             http_request_duration,
             webhooks,
             queue_depth,
+            queue_wait,
+            runs_running,
+            workers_busy,
         })
     }
 

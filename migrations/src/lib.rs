@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_tenancy;
 mod m20261129_000002_create_runs;
 mod m20261129_000003_create_queue_jobs;
+mod m20261129_000004_run_execution;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_tenancy::Migration),
             Box::new(m20261129_000002_create_runs::Migration),
             Box::new(m20261129_000003_create_queue_jobs::Migration),
+            Box::new(m20261129_000004_run_execution::Migration),
         ]
     }
 }

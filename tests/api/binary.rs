@@ -263,7 +263,7 @@ fn migrate_applies_the_schema_and_exits() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("database is up to date (migrations applied: 3)"),
+        stdout.contains("database is up to date (migrations applied: 4)"),
         "{stdout}"
     );
     // Running it again changes nothing and still succeeds.
@@ -411,11 +411,14 @@ fn a_request_in_flight_when_sigterm_arrives_still_gets_its_answer() {
 }
 
 #[test]
-fn serve_moves_queued_runs_from_the_outbox_into_its_queue() {
+fn serve_runs_a_jenkinsfile_from_a_local_repository_end_to_end() {
     let db = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(TestDb::create());
     let dir = tempfile::tempdir().unwrap();
+    let repo = crate::fleet::git_repo(
+        "pipeline { agent any\n stages { stage('Hello') { steps { sh 'echo hello' } } } }\n",
+    );
     let env = database_env(&db);
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("SLUICE_BIND", "127.0.0.1:0"));
@@ -439,35 +442,43 @@ fn serve_moves_queued_runs_from_the_outbox_into_its_queue() {
             http.post(format!("{url}{path}")).header("cookie", &cookie).header("x-csrf-token", &csrf).json(&body).send()
         };
         post("/api/v1/orgs".into(), serde_json::json!({"slug": "acme", "name": "Acme"})).await.unwrap();
-        post("/api/v1/orgs/acme/projects".into(), serde_json::json!({"slug": "web", "name": "Web", "repo_url": "https://x.example/w.git"}))
+        post("/api/v1/orgs/acme/projects".into(), serde_json::json!({"slug": "web", "name": "Web", "repo_url": repo.url}))
             .await
             .unwrap();
         let run = post("/api/v1/orgs/acme/projects/web/runs".into(), serde_json::json!({})).await.unwrap();
         assert_eq!(run.status(), 201);
-        // The embedded queue lives in the same database: poll until the job is there.
-        let db_url = if db.is_postgres() { db.url.clone() } else { format!("sqlite://{}?mode=rw", dir.path().join("sluice-data/sluice.db").display()) };
-        let conn = sluice_core::db::connect(&db_url.into(), 1).await.unwrap();
-        use sea_orm::{ConnectionTrait, Statement};
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // serve's own dispatcher and worker take it from the embedded queue and run it.
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let row = conn
-                .query_one_raw(Statement::from_string(conn.get_database_backend(), "SELECT COUNT(*) FROM queue_jobs"))
+            let run: serde_json::Value = http
+                .get(format!("{url}/api/v1/orgs/acme/projects/web/runs/1"))
+                .header("cookie", &cookie)
+                .send()
                 .await
                 .unwrap()
+                .json()
+                .await
                 .unwrap();
-            if row.try_get_by_index::<i64>(0).unwrap() == 1 {
+            if run["status"] == "succeeded" {
+                assert_eq!(run["stages"][0]["name"], "Hello");
                 break;
             }
-            assert!(Instant::now() < deadline, "the run never reached the queue");
+            assert!(
+                run["status"] == "queued" || run["status"] == "running",
+                "{run}"
+            );
+            assert!(Instant::now() < deadline, "the run never finished: {run}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // The dispatcher reports the depth on /metrics.
+        // The dispatcher's and the worker's metrics are on serve's /metrics.
         loop {
             let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
-            if metrics.lines().any(|l| l == "sluice_queue_depth 1") {
+            if metrics.lines().any(|l| l == "sluice_queue_depth 0")
+                && metrics.lines().any(|l| l == "sluice_queue_wait_seconds_count 1")
+            {
                 break;
             }
-            assert!(Instant::now() < deadline, "sluice_queue_depth never reached 1");
+            assert!(Instant::now() < deadline, "metrics never showed the run: {metrics}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });

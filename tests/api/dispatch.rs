@@ -29,10 +29,10 @@ async fn three_runs() -> TestApp {
 async fn the_outbox_is_published_once_into_the_embedded_queue() {
     let app = three_runs().await;
     let queue = EmbeddedQueue::new(app.db.clone(), QueueSettings::default());
-    assert_eq!(publish_outbox(&app.db, &queue).await.unwrap(), 3);
+    assert_eq!(publish_outbox(&app.db, &queue, 100).await.unwrap(), 3);
     assert_eq!(queue.depth().await.unwrap(), 3);
     assert_eq!(
-        publish_outbox(&app.db, &queue).await.unwrap(),
+        publish_outbox(&app.db, &queue, 100).await.unwrap(),
         0,
         "published entries stay published"
     );
@@ -43,7 +43,13 @@ async fn the_outbox_is_published_once_into_the_embedded_queue() {
         Some("0")
     );
     // Nothing is missing, so the reconciler republishes nothing.
-    assert_eq!(reconcile(&app.db, &queue, Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(
+        reconcile(&app.db, &queue, Duration::ZERO, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .republished,
+        0
+    );
 }
 
 #[tokio::test]
@@ -53,7 +59,7 @@ async fn queued_runs_survive_redis_losing_every_job() {
     let queue = RedisQueue::connect(&redis_url(), &prefix, QueueSettings::default())
         .await
         .unwrap();
-    assert_eq!(publish_outbox(&app.db, &queue).await.unwrap(), 3);
+    assert_eq!(publish_outbox(&app.db, &queue, 100).await.unwrap(), 3);
     assert_eq!(queue.depth().await.unwrap(), 3);
 
     // What FLUSHALL does to this queue (only its own keys: other tests share this Redis).
@@ -68,7 +74,10 @@ async fn queued_runs_survive_redis_losing_every_job() {
     assert_eq!(queue.depth().await.unwrap(), 0);
 
     assert_eq!(
-        reconcile(&app.db, &queue, Duration::ZERO).await.unwrap(),
+        reconcile(&app.db, &queue, Duration::ZERO, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .republished,
         3,
         "every queued run republished"
     );
@@ -84,7 +93,10 @@ async fn queued_runs_survive_redis_losing_every_job() {
     runs.sort();
     assert_eq!(runs.len(), 3, "{runs:?}");
     assert_eq!(
-        reconcile(&app.db, &queue, Duration::ZERO).await.unwrap(),
+        reconcile(&app.db, &queue, Duration::ZERO, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .republished,
         3,
         "still queued in the database: republished again"
     );

@@ -64,3 +64,14 @@ async fn redis_queue_reclaims_silent_claims_and_dead_letters() {
     let lease = Duration::from_millis(200);
     conformance::leases_reclaim_and_dead_letters(&redis(lease).await, lease).await;
 }
+
+#[tokio::test]
+async fn embedded_queue_takes_jobs_back_from_a_stopping_worker() {
+    let (queue, _db) = embedded(Duration::from_secs(30)).await;
+    conformance::release_hands_a_job_back(&queue).await;
+}
+
+#[tokio::test]
+async fn redis_queue_takes_jobs_back_from_a_stopping_worker() {
+    conformance::release_hands_a_job_back(&redis(Duration::from_secs(30)).await).await;
+}

@@ -201,6 +201,7 @@ async fn receive(
     match runs::create_from_webhook(&txn, &project, provider, delivery_id, new).await? {
         Some(run) => {
             txn.commit().await?;
+            sluice_core::dispatch::wake();
             count("queued");
             Ok(HttpResponse::Accepted().json(json!({ "run": run.number })))
         }

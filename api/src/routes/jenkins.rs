@@ -70,6 +70,7 @@ async fn queue_build(
     };
     let run = runs::create(&txn, &scope, project, new).await?;
     txn.commit().await?;
+    sluice_core::dispatch::wake();
     let location = format!(
         "{}/jenkins/{org}/queue/item/{}/",
         base_url(state, req),

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use sluice_core::db::begin_write;
 use sluice_core::entities::run;
 use sluice_core::store::PageRequest;
+use sluice_core::store::execution;
 use sluice_core::store::runs::{self, NewRun, RunStatus, Trigger};
 
 use crate::auth::Authn;
@@ -59,9 +61,53 @@ pub struct RunView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub stages: Vec<StageView>,
+    /// For a queued run: 1 + this org's runs queued before it. Workers are shared fairly
+    /// between orgs, so other orgs' queues are not counted (nor shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u64>,
+    /// Why a failed or cancelled run ended, when Sluice knows (the step, line or check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many times a worker started it (more than 1 after a worker was lost mid-run).
+    pub attempt: i32,
 }
 
 impl RunView {
+    /// The run with its stages and, when queued, its place in the queue.
+    pub async fn load(db: &impl ConnectionTrait, r: run::Model) -> Result<RunView, ApiError> {
+        Self::load_many(db, vec![r])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::from(sluice_core::Error::NotFound))
+    }
+
+    /// Several runs with their stages (one query) and queue positions (queued ones only).
+    pub async fn load_many(
+        db: &impl ConnectionTrait,
+        runs: Vec<run::Model>,
+    ) -> Result<Vec<RunView>, ApiError> {
+        let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+        let mut stages = execution::stages_of(db, &ids).await?;
+        let mut views = Vec::with_capacity(runs.len());
+        for r in runs {
+            let position = runs::queue_position(db, &r).await?;
+            let run_stages = stages.remove(&r.id).unwrap_or_default();
+            let mut view = RunView::new(r);
+            view.queue_position = position;
+            view.stages = run_stages
+                .into_iter()
+                .map(|s| StageView {
+                    name: s.name,
+                    status: s.status,
+                    started_at: s.started_at,
+                    finished_at: s.finished_at,
+                })
+                .collect();
+            views.push(view);
+        }
+        Ok(views)
+    }
+
     pub fn new(r: run::Model) -> RunView {
         RunView {
             number: r.number,
@@ -74,6 +120,9 @@ impl RunView {
             started_at: r.started_at,
             finished_at: r.finished_at,
             stages: Vec::new(),
+            queue_position: None,
+            reason: r.reason,
+            attempt: r.attempt,
         }
     }
 }
@@ -98,7 +147,8 @@ pub async fn create(
     let txn = begin_write(&state.db).await?;
     let run = runs::create(&txn, &scope, &project, new).await?;
     txn.commit().await?;
-    Ok(HttpResponse::Created().json(RunView::new(run)))
+    sluice_core::dispatch::wake();
+    Ok(HttpResponse::Created().json(RunView::load(&state.db, run).await?))
 }
 
 /// `GET .../runs`: newest first.
@@ -117,11 +167,12 @@ pub async fn index(
         limit: query.limit,
         cursor: query.cursor,
     };
-    Ok(list(
-        runs::list(&state.db, &scope, &project, status, &page)
-            .await?
-            .map(RunView::new),
-    ))
+    let page = runs::list(&state.db, &scope, &project, status, &page).await?;
+    let items = RunView::load_many(&state.db, page.items).await?;
+    Ok(list(sluice_core::store::Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET .../runs/{number}`.
@@ -133,7 +184,6 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    Ok(HttpResponse::Ok().json(RunView::new(
-        runs::get(&state.db, &scope, &project, number).await?,
-    )))
+    let run = runs::get(&state.db, &scope, &project, number).await?;
+    Ok(HttpResponse::Ok().json(RunView::load(&state.db, run).await?))
 }

@@ -2,6 +2,7 @@
 
 pub mod api_token;
 pub mod audit_log;
+pub mod cron_fire;
 pub mod identity;
 pub mod invitation;
 pub mod membership;
@@ -10,6 +11,7 @@ pub mod project;
 pub mod project_secret;
 pub mod run;
 pub mod run_outbox;
+pub mod run_stage;
 pub mod session;
 pub mod user;
 pub mod webhook_delivery;

@@ -10,6 +10,8 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub max_concurrent_runs: i32,
+    /// This org's share of the workers relative to other orgs with queued runs.
+    pub fair_share_weight: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -15,6 +15,12 @@ pub struct Model {
     pub pipeline_path: String,
     pub webhook_secret_enc: Vec<u8>,
     pub next_run_number: i64,
+    /// The parameters the last parsed Jenkinsfile declared (JSON), for checking triggers.
+    pub pipeline_params: Option<String>,
+    /// The last parsed Jenkinsfile's `cron(...)` trigger, evaluated by the scheduler.
+    pub pipeline_cron: Option<String>,
+    /// False when the last parsed Jenkinsfile said `disableConcurrentBuilds()`.
+    pub concurrent_builds: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

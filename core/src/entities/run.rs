@@ -19,6 +19,14 @@ pub struct Model {
     pub queued_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// How many times a worker started this run (a reclaimed run is taken over with +1).
+    pub attempt: i32,
+    /// The worker running it.
+    pub worker: Option<String>,
+    /// When that worker last said it was alive.
+    pub heartbeat_at: Option<DateTimeUtc>,
+    /// Why the run failed or was cancelled, when Sluice knows.
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

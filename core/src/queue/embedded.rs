@@ -183,6 +183,19 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
+    async fn release(&self, claimed: &Claimed) -> QueueResult<()> {
+        self.exec(
+            "UPDATE queue_jobs SET claimed_by = NULL, lease_until = NULL, deliveries = deliveries - 1 \
+             WHERE id = ? AND deliveries = ?",
+            vec![
+                handle(claimed)?.into(),
+                (claimed.deliveries as i32).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn depth(&self) -> QueueResult<u64> {
         self.scalar("SELECT COUNT(*) FROM queue_jobs WHERE dead = false")
             .await

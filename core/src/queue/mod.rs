@@ -69,6 +69,9 @@ pub trait Queue: Send + Sync {
     async fn ack(&self, claimed: &Claimed) -> QueueResult<()>;
     /// Still working on it: the lease starts again.
     async fn heartbeat(&self, claimed: &Claimed) -> QueueResult<()>;
+    /// Handing it back unfinished (a worker stopping): another worker may claim it at once,
+    /// in its old place, and this delivery is not counted against it.
+    async fn release(&self, claimed: &Claimed) -> QueueResult<()>;
     /// Jobs waiting or held, not counting dead letters.
     async fn depth(&self) -> QueueResult<u64>;
     /// Jobs given up on after too many deliveries.
@@ -172,6 +175,40 @@ pub mod conformance {
         assert_eq!(queue.depth().await.unwrap(), 0);
     }
 
+    /// A job handed back goes to the next claimer at once, in its place, without a delivery
+    /// counted against it.
+    pub async fn release_hands_a_job_back(queue: &dyn Queue) {
+        for run_id in [21, 22] {
+            queue.publish(Job { run_id, org_id: 3 }).await.unwrap();
+        }
+        let held = queue
+            .claim("stopping", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.job.run_id, 21);
+        queue.release(&held).await.unwrap();
+        let again = queue
+            .claim("other", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.job.run_id, again.deliveries),
+            (21, 1),
+            "handed back in its place, uncounted"
+        );
+        queue.ack(&again).await.unwrap();
+        let next = queue
+            .claim("other", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.job.run_id, 22);
+        queue.ack(&next).await.unwrap();
+        assert_eq!(queue.depth().await.unwrap(), 0);
+    }
+
     async fn poll_claim(queue: &dyn Queue, consumer: &str, within: Duration) -> Claimed {
         let deadline = Instant::now() + within;
         loop {
@@ -213,12 +250,16 @@ pub async fn from_settings(
     use secrecy::ExposeSecret;
     Ok(match &settings.redis_url {
         Some(url) => std::sync::Arc::new(
-            redis::RedisQueue::connect(url.expose_secret(), "sluice", QueueSettings::default())
-                .await?,
+            redis::RedisQueue::connect(
+                url.expose_secret(),
+                &settings.queue_prefix,
+                settings.queue_settings(),
+            )
+            .await?,
         ),
         None => std::sync::Arc::new(embedded::EmbeddedQueue::new(
             db.clone(),
-            QueueSettings::default(),
+            settings.queue_settings(),
         )),
     })
 }

@@ -13,7 +13,12 @@ use super::{Claimed, Job, Queue, QueueError, QueueResult, QueueSettings};
 const GROUP: &str = "workers";
 
 pub struct RedisQueue {
+    client: redis::Client,
+    /// For everything but blocking reads.
     conn: MultiplexedConnection,
+    /// Idle connections for blocking reads: a `BLOCK`ing XREADGROUP holds its connection for
+    /// the whole wait, so each claimer borrows its own instead of stalling the shared one.
+    blocking: std::sync::Mutex<Vec<MultiplexedConnection>>,
     stream: String,
     dead: String,
     settings: QueueSettings,
@@ -71,7 +76,9 @@ impl RedisQueue {
         let client = redis::Client::open(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
         let queue = RedisQueue {
+            client,
             conn,
+            blocking: std::sync::Mutex::new(Vec::new()),
             dead: format!("{prefix}:dead"),
             stream: format!("{prefix}:jobs"),
             settings,
@@ -160,7 +167,11 @@ impl RedisQueue {
     }
 
     async fn read_new(&self, consumer: &str, wait: Duration) -> QueueResult<Option<(String, Job)>> {
-        let mut conn = self.conn.clone();
+        let idle = self.blocking.lock().ok().and_then(|mut pool| pool.pop());
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.client.get_multiplexed_async_connection().await?,
+        };
         let reply: Value = cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -174,6 +185,9 @@ impl RedisQueue {
             .arg(">")
             .query_async(&mut conn)
             .await?;
+        if let Ok(mut pool) = self.blocking.lock() {
+            pool.push(conn);
+        }
         // [[stream, [[id, fields]]]] (RESP2) or a map (RESP3); nil on timeout.
         let streams = match reply {
             Value::Array(streams) => streams
@@ -318,6 +332,26 @@ impl Queue for RedisQueue {
                 .query_async(&mut conn)
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn release(&self, claimed: &Claimed) -> QueueResult<()> {
+        // Marked idle for a whole lease, so the next claim's XAUTOCLAIM takes it (in stream
+        // order), with the delivery count set back to what it was before this claim.
+        let mut conn = self.conn.clone();
+        let _: Value = cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("released")
+            .arg(0)
+            .arg(&claimed.handle)
+            .arg("IDLE")
+            .arg(self.settings.lease.as_millis() as u64)
+            .arg("RETRYCOUNT")
+            .arg(claimed.deliveries.saturating_sub(1))
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 

@@ -3,8 +3,10 @@
 //! Org-owned rows are only reached through a [`crate::tenancy::TenantScope`].
 
 pub mod audit;
+pub mod execution;
 pub mod invitations;
 pub mod orgs;
+pub mod params;
 pub mod projects;
 pub mod runs;
 pub mod sessions;

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::entities::{project, run, run_outbox, webhook_delivery};
-use crate::store::{Page, PageRequest, projects};
+use crate::store::{Page, PageRequest, params, projects};
 use crate::tenancy::{Role, TenantScope};
 use crate::{Error, Result, validate};
 
@@ -165,6 +165,12 @@ pub async fn create_for_project(
             ));
         }
     }
+    // Checked against the parameters the last parsed Jenkinsfile declared; the worker checks
+    // again against the Jenkinsfile of the run's own commit.
+    let params = match &project.pipeline_params {
+        Some(json) => params::check(&params::from_json(json), &new.params)?,
+        None => new.params,
+    };
     let number = next_number(db, project.id).await?;
     let now = Utc::now();
     let run = run::ActiveModel {
@@ -175,7 +181,7 @@ pub async fn create_for_project(
         trigger: Set(new.trigger.as_str().to_owned()),
         git_ref: Set(Some(git_ref)),
         commit_sha: Set(new.commit.map(|c| c.to_ascii_lowercase())),
-        params: Set(serde_json::to_string(&new.params).unwrap_or_else(|_| "{}".into())),
+        params: Set(serde_json::to_string(&params).unwrap_or_else(|_| "{}".into())),
         created_by: Set(created_by),
         queued_at: Set(now),
         ..Default::default()
@@ -305,4 +311,20 @@ pub async fn latest(
         .items
         .into_iter()
         .next())
+}
+
+/// Where a queued run stands: 1 + the runs of its org queued before it and not started yet.
+/// (Other orgs' runs are not counted: the scheduler shares workers fairly between orgs, and
+/// one org's queue is none of another's business.)
+pub async fn queue_position(db: &impl ConnectionTrait, run: &run::Model) -> Result<Option<u64>> {
+    if run.status != RunStatus::Queued.as_str() {
+        return Ok(None);
+    }
+    let ahead = run::Entity::find()
+        .filter(run::Column::OrgId.eq(run.org_id))
+        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(run::Column::Id.lt(run.id))
+        .count(db)
+        .await?;
+    Ok(Some(ahead + 1))
 }

@@ -1,0 +1,298 @@
+//! Which queued runs go to the job queue next: fair between orgs, within each org's limits.
+//!
+//! Queued runs wait in the database (their outbox entry unpublished) and only a bounded
+//! backlog waits in the job queue. Each pass fills that backlog one run at a time, always from
+//! the org using the smallest share of its weight (running runs plus runs already handed to
+//! the queue, divided by `fair_share_weight`), never past an org's `max_concurrent_runs`, and
+//! never a second run of a project whose Jenkinsfile said `disableConcurrentBuilds()`. So one
+//! org's flood of 500 runs takes its turn beside another org's 5 instead of ahead of them.
+//! Passes are serialised across processes (an advisory lock on PostgreSQL, the write lock on
+//! SQLite), so limits hold however many dispatchers run.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
+    Statement, TransactionTrait,
+};
+
+use crate::entities::{org, project, run_outbox};
+use crate::queue::Job;
+
+/// Any number unique to this lock in the installation's PostgreSQL database.
+const SCHEDULER_LOCK: i64 = 7_351_114_269;
+
+/// A run chosen for the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub outbox_id: i64,
+    pub job: Job,
+}
+
+/// A queued run whose outbox entry is unpublished.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    outbox_id: i64,
+    run_id: i64,
+    org_id: i64,
+    project_id: i64,
+}
+
+/// What one org may still take in this pass.
+#[derive(Debug)]
+struct OrgState {
+    active: i64,
+    limit: i64,
+    weight: i64,
+    /// Oldest first.
+    waiting: Vec<Candidate>,
+}
+
+async fn rows(
+    db: &impl ConnectionTrait,
+    sql: &str,
+) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+}
+
+/// Chooses up to `backlog` minus what the queue already holds, marks their outbox entries
+/// published and returns them, in one transaction. The caller publishes them to the queue
+/// after the commit; if it dies first, the reconciler republishes them.
+pub async fn admit(
+    db: &DatabaseConnection,
+    backlog: u32,
+) -> Result<Vec<Admission>, sea_orm::DbErr> {
+    let txn = match db.get_database_backend() {
+        DatabaseBackend::Sqlite => crate::db::begin_write(db).await.map_err(|e| match e {
+            crate::Error::Database(err) => err,
+            other => sea_orm::DbErr::Custom(other.to_string()),
+        })?,
+        _ => db.begin().await?,
+    };
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SCHEDULER_LOCK})"))
+            .await?;
+    }
+    // Outbox entries of runs cancelled before they were published have nothing to publish.
+    let now = Utc::now();
+    run_outbox::Entity::update_many()
+        .col_expr(run_outbox::Column::PublishedAt, Expr::value(now))
+        .filter(run_outbox::Column::PublishedAt.is_null())
+        .filter(
+            run_outbox::Column::RunId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(crate::entities::run::Column::Id)
+                    .from(crate::entities::run::Entity)
+                    .and_where(crate::entities::run::Column::Status.ne("queued"))
+                    .take(),
+            ),
+        )
+        .exec(&txn)
+        .await?;
+
+    let in_queue = rows(
+        &txn,
+        "SELECT COUNT(*) FROM runs r JOIN run_outbox o ON o.run_id = r.id \
+         WHERE r.status = 'queued' AND o.published_at IS NOT NULL",
+    )
+    .await?
+    .first()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .transpose()?
+    .unwrap_or(0);
+    let mut budget = i64::from(backlog) - in_queue;
+    if budget <= 0 {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+
+    let org_ids: Vec<i64> = rows(
+        &txn,
+        "SELECT DISTINCT r.org_id FROM run_outbox o JOIN runs r ON r.id = o.run_id \
+         WHERE o.published_at IS NULL",
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get_by_index::<i64>(0))
+    .collect::<Result<_, _>>()?;
+    if org_ids.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+
+    let mut active_by_org: HashMap<i64, i64> = HashMap::new();
+    let mut active_by_project: HashMap<i64, i64> = HashMap::new();
+    for row in rows(
+        &txn,
+        "SELECT r.org_id, r.project_id, COUNT(*) FROM runs r JOIN run_outbox o ON o.run_id = r.id \
+         WHERE r.status = 'running' OR (r.status = 'queued' AND o.published_at IS NOT NULL) \
+         GROUP BY r.org_id, r.project_id",
+    )
+    .await?
+    {
+        let (org_id, project_id, n): (i64, i64, i64) = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        );
+        *active_by_org.entry(org_id).or_default() += n;
+        *active_by_project.entry(project_id).or_default() += n;
+    }
+
+    let orgs = org::Entity::find()
+        .filter(org::Column::Id.is_in(org_ids.clone()))
+        .all(&txn)
+        .await?;
+    let mut states: HashMap<i64, OrgState> = HashMap::new();
+    let mut project_ids = HashSet::new();
+    for o in orgs {
+        let active = active_by_org.get(&o.id).copied().unwrap_or(0);
+        let limit = i64::from(o.max_concurrent_runs.max(1));
+        if active >= limit {
+            continue;
+        }
+        // Enough of the oldest to fill its free slots even past blocked projects.
+        let take = (limit - active).min(budget) + 64;
+        let waiting: Vec<Candidate> = rows(
+            &txn,
+            &format!(
+                "SELECT o.id, r.id, r.org_id, r.project_id FROM run_outbox o \
+                 JOIN runs r ON r.id = o.run_id \
+                 WHERE o.published_at IS NULL AND r.org_id = {} ORDER BY o.id LIMIT {take}",
+                o.id
+            ),
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Candidate {
+                outbox_id: r.try_get_by_index(0)?,
+                run_id: r.try_get_by_index(1)?,
+                org_id: r.try_get_by_index(2)?,
+                project_id: r.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+        project_ids.extend(waiting.iter().map(|c| c.project_id));
+        states.insert(
+            o.id,
+            OrgState {
+                active,
+                limit,
+                weight: i64::from(o.fair_share_weight.max(1)),
+                waiting,
+            },
+        );
+    }
+    let serial: HashSet<i64> = project::Entity::find()
+        .filter(project::Column::Id.is_in(project_ids))
+        .filter(project::Column::ConcurrentBuilds.eq(false))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+
+    let mut chosen = Vec::new();
+    while budget > 0 {
+        let Some(org_id) = fairest(&states) else {
+            break;
+        };
+        let Some(state) = states.get_mut(&org_id) else {
+            break;
+        };
+        let pick = state.waiting.iter().position(|c| {
+            !serial.contains(&c.project_id)
+                || active_by_project.get(&c.project_id).copied().unwrap_or(0) == 0
+        });
+        let Some(pick) = pick else {
+            // Everything it has waiting is behind a run of a serial project.
+            states.remove(&org_id);
+            continue;
+        };
+        let candidate = state.waiting.remove(pick);
+        state.active += 1;
+        *active_by_project.entry(candidate.project_id).or_default() += 1;
+        if state.active >= state.limit || state.waiting.is_empty() {
+            states.remove(&org_id);
+        }
+        budget -= 1;
+        chosen.push(Admission {
+            outbox_id: candidate.outbox_id,
+            job: Job {
+                run_id: candidate.run_id,
+                org_id: candidate.org_id,
+            },
+        });
+    }
+    if !chosen.is_empty() {
+        run_outbox::Entity::update_many()
+            .col_expr(run_outbox::Column::PublishedAt, Expr::value(now))
+            .filter(run_outbox::Column::Id.is_in(chosen.iter().map(|a| a.outbox_id)))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(chosen)
+}
+
+/// The org with the smallest weighted share in use; ties go to the one waiting longest.
+fn fairest(states: &HashMap<i64, OrgState>) -> Option<i64> {
+    states
+        .iter()
+        .filter(|(_, s)| !s.waiting.is_empty() && s.active < s.limit)
+        .min_by(|(_, a), (_, b)| {
+            // a.active / a.weight < b.active / b.weight, without division.
+            (a.active * b.weight)
+                .cmp(&(b.active * a.weight))
+                .then_with(|| {
+                    let oldest = |s: &OrgState| s.waiting.first().map_or(i64::MAX, |c| c.outbox_id);
+                    oldest(a).cmp(&oldest(b))
+                })
+        })
+        .map(|(id, _)| *id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(active: i64, weight: i64, oldest: i64) -> OrgState {
+        OrgState {
+            active,
+            limit: 100,
+            weight,
+            waiting: vec![Candidate {
+                outbox_id: oldest,
+                run_id: oldest,
+                org_id: 0,
+                project_id: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_org_using_the_least_of_its_share_goes_first() {
+        let states = HashMap::from([(1, state(8, 1, 1)), (2, state(0, 1, 900))]);
+        assert_eq!(fairest(&states), Some(2));
+        // Weight 4 with 8 running uses the same share as weight 1 with 2 running: the older
+        // waiting run breaks the tie.
+        let states = HashMap::from([(1, state(8, 4, 1)), (2, state(2, 1, 900))]);
+        assert_eq!(fairest(&states), Some(1));
+        let states = HashMap::from([(1, state(9, 4, 1)), (2, state(2, 1, 900))]);
+        assert_eq!(fairest(&states), Some(2));
+    }
+
+    #[test]
+    fn orgs_at_their_limit_or_with_nothing_waiting_are_skipped() {
+        let mut full = state(0, 1, 1);
+        full.limit = 0;
+        let mut empty = state(0, 1, 2);
+        empty.waiting.clear();
+        let states = HashMap::from([(1, full), (2, empty)]);
+        assert_eq!(fairest(&states), None);
+    }
+}

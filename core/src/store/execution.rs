@@ -1,0 +1,262 @@
+//! A run's life on a worker, written so that each change happens once: every transition is a
+//! compare-and-set on the run's status and attempt. A worker that stalls past its lease and
+//! comes back finds its attempt superseded and its writes refused, so a run reclaimed from a
+//! dead worker finishes exactly once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use crate::entities::{project, run, run_stage};
+use crate::store::runs::RunStatus;
+use crate::{Error, Result};
+
+/// What a worker holding a job should do with the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// The run was queued and is now this worker's (attempt in the model).
+    Started(run::Model),
+    /// The run's last worker stopped heart-beating; this worker took it over.
+    TakenOver(run::Model),
+    /// Nothing to do (finished, cancelled, or alive on another worker): ack the job.
+    Skip(&'static str),
+}
+
+/// Takes the run for `worker`: a queued run, or a running one whose heartbeat is older than
+/// `lease`. Earlier attempts' stages are cleared.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<Start> {
+    let Some(current) = run::Entity::find_by_id(run_id).one(db).await? else {
+        return Ok(Start::Skip("the run no longer exists"));
+    };
+    let now = Utc::now();
+    let stale_before = now - chrono::Duration::from_std(lease).unwrap_or_default();
+    let taking_over = match current.status.as_str() {
+        "queued" => false,
+        "running" if current.heartbeat_at.is_none_or(|at| at < stale_before) => true,
+        "running" => return Ok(Start::Skip("the run is alive on another worker")),
+        _ => return Ok(Start::Skip("the run has already ended")),
+    };
+    let taken = run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value("running"))
+        .col_expr(
+            run::Column::Attempt,
+            Expr::col(run::Column::Attempt).add(1i32),
+        )
+        .col_expr(run::Column::Worker, Expr::value(worker.to_owned()))
+        .col_expr(run::Column::HeartbeatAt, Expr::value(now))
+        .col_expr(
+            run::Column::StartedAt,
+            Expr::value(current.started_at.unwrap_or(now)),
+        )
+        .filter(run::Column::Id.eq(run_id))
+        .filter(run::Column::Status.eq(current.status.clone()))
+        .filter(run::Column::Attempt.eq(current.attempt))
+        .filter(
+            sea_orm::Condition::any()
+                .add(run::Column::Status.eq("queued"))
+                .add(run::Column::HeartbeatAt.is_null())
+                .add(run::Column::HeartbeatAt.lt(stale_before)),
+        )
+        .exec(db)
+        .await?
+        .rows_affected;
+    if taken != 1 {
+        return Ok(Start::Skip("another worker took the run first"));
+    }
+    run_stage::Entity::delete_many()
+        .filter(run_stage::Column::RunId.eq(run_id))
+        .exec(db)
+        .await?;
+    let model = run::Entity::find_by_id(run_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(if taking_over {
+        Start::TakenOver(model)
+    } else {
+        Start::Started(model)
+    })
+}
+
+/// Filters a write to the run as this attempt holds it.
+fn held(run_id: i64, attempt: i32) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(run::Column::Id.eq(run_id))
+        .add(run::Column::Status.eq("running"))
+        .add(run::Column::Attempt.eq(attempt))
+}
+
+/// Records that the worker is alive; false when the attempt lost the run (cancelled,
+/// reclaimed), and the worker should stop.
+pub async fn heartbeat(db: &impl ConnectionTrait, run_id: i64, attempt: i32) -> Result<bool> {
+    Ok(run::Entity::update_many()
+        .col_expr(run::Column::HeartbeatAt, Expr::value(Utc::now()))
+        .filter(held(run_id, attempt))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Ends the run; false when this attempt no longer holds it (nothing changed).
+pub async fn finish(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    attempt: i32,
+    status: RunStatus,
+    reason: Option<String>,
+) -> Result<bool> {
+    Ok(run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(run::Column::Reason, Expr::value(reason))
+        .filter(held(run_id, attempt))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Puts a run this worker cannot finish (it is stopping) back to `queued`, its stages
+/// cleared, for another worker; false when this attempt no longer holds it.
+pub async fn hand_back(db: &impl ConnectionTrait, run_id: i64, attempt: i32) -> Result<bool> {
+    let changed = run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value("queued"))
+        .col_expr(run::Column::Worker, Expr::value(Option::<String>::None))
+        .filter(held(run_id, attempt))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    if changed {
+        run_stage::Entity::delete_many()
+            .filter(run_stage::Column::RunId.eq(run_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// A stage began: its row, numbered in start order.
+pub async fn stage_started(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    seq: i32,
+    name: &str,
+) -> Result<()> {
+    run_stage::ActiveModel {
+        run_id: Set(run_id),
+        seq: Set(seq),
+        name: Set(name.chars().take(255).collect()),
+        status: Set("running".to_owned()),
+        started_at: Set(Some(Utc::now())),
+        finished_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// A stage ended (`succeeded`, `failed`, `skipped`, `cancelled`, `unstable`).
+pub async fn stage_finished(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    seq: i32,
+    status: &str,
+) -> Result<()> {
+    run_stage::Entity::update_many()
+        .col_expr(run_stage::Column::Status, Expr::value(status))
+        .col_expr(run_stage::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(run_stage::Column::RunId.eq(run_id))
+        .filter(run_stage::Column::Seq.eq(seq))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A run's stages in the order they started.
+pub async fn stages(db: &impl ConnectionTrait, run_id: i64) -> Result<Vec<run_stage::Model>> {
+    Ok(run_stage::Entity::find()
+        .filter(run_stage::Column::RunId.eq(run_id))
+        .order_by_asc(run_stage::Column::Seq)
+        .all(db)
+        .await?)
+}
+
+/// What the project's Jenkinsfile declared at its last parse, kept for the next triggers
+/// (parameter checks), the cron scheduler and the fair scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    /// The `parameters` block as JSON (see `store::params`).
+    pub params: String,
+    pub cron: Option<String>,
+    pub concurrent_builds: bool,
+}
+
+pub async fn remember_declared(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    declared: Declared,
+) -> Result<()> {
+    let Some(found) = project::Entity::find_by_id(project_id).one(db).await? else {
+        return Ok(());
+    };
+    if found.pipeline_params.as_deref() == Some(declared.params.as_str())
+        && found.pipeline_cron == declared.cron
+        && found.concurrent_builds == declared.concurrent_builds
+    {
+        return Ok(());
+    }
+    let mut active: project::ActiveModel = found.into();
+    active.pipeline_params = Set(Some(declared.params));
+    active.pipeline_cron = Set(declared.cron);
+    active.concurrent_builds = Set(declared.concurrent_builds);
+    active.update(db).await?;
+    Ok(())
+}
+
+/// The run's parameters as the worker resolved them (defaults filled in).
+pub async fn set_params(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let json = serde_json::to_string(params).unwrap_or_else(|_| "{}".into());
+    run::Entity::update_many()
+        .col_expr(run::Column::Params, Expr::value(json))
+        .filter(run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The stages of several runs, by run id, each in start order.
+pub async fn stages_of(
+    db: &impl ConnectionTrait,
+    run_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<run_stage::Model>>> {
+    let mut by_run: std::collections::HashMap<i64, Vec<run_stage::Model>> = Default::default();
+    if run_ids.is_empty() {
+        return Ok(by_run);
+    }
+    for stage in run_stage::Entity::find()
+        .filter(run_stage::Column::RunId.is_in(run_ids.iter().copied()))
+        .order_by_asc(run_stage::Column::RunId)
+        .order_by_asc(run_stage::Column::Seq)
+        .all(db)
+        .await?
+    {
+        by_run.entry(stage.run_id).or_default().push(stage);
+    }
+    Ok(by_run)
+}

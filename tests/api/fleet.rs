@@ -1,0 +1,153 @@
+//! Workers for tests: real git repositories with a Jenkinsfile, and a dispatcher plus worker
+//! slots running in the test process against the app's database and a real queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::dispatch::DispatchSettings;
+use sluice_core::queue::embedded::EmbeddedQueue;
+use sluice_core::queue::redis::RedisQueue;
+use sluice_core::queue::{Queue, QueueSettings};
+use sluice_worker::minimal::MinimalExecutor;
+use sluice_worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{Auth, TestApp, redis_url, wait_until};
+
+/// A git repository on disk whose `main` holds `Jenkinsfile`.
+pub struct Repo {
+    pub _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+pub fn git_repo(jenkinsfile: &str) -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(dir.path().join("Jenkinsfile"), jenkinsfile).unwrap();
+    git(dir.path(), &["add", "Jenkinsfile"]);
+    git(dir.path(), &["commit", "--quiet", "-m", "pipeline"]);
+    let url = format!("file://{}", dir.path().display());
+    Repo { _dir: dir, url }
+}
+
+/// Creates `org/slug` building `repo`.
+pub async fn project_for(app: &TestApp, auth: &Auth, org: &str, slug: &str, repo: &Repo) {
+    let (status, body) = app
+        .post_as(
+            &format!("/api/v1/orgs/{org}/projects"),
+            auth,
+            serde_json::json!({"slug": slug, "name": slug, "repo_url": repo.url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A queue of `backend` for the app, with its own Redis keys.
+pub async fn queue(app: &TestApp, backend: Backend, lease: Duration) -> Arc<dyn Queue> {
+    let settings = QueueSettings {
+        lease,
+        max_deliveries: 5,
+    };
+    match backend {
+        Backend::Embedded => Arc::new(EmbeddedQueue::new(app.db.clone(), settings)),
+        Backend::Redis => {
+            let prefix = format!("sluice-test-{}", uuid::Uuid::new_v4().simple());
+            Arc::new(
+                RedisQueue::connect(&redis_url(), &prefix, settings)
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+/// A dispatcher and `workers` workers of `slots` slots each; stopped when dropped.
+pub struct Fleet {
+    shutdown: CancellationToken,
+    _workspaces: tempfile::TempDir,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: usize) -> Fleet {
+    let shutdown = CancellationToken::new();
+    let workspaces = tempfile::tempdir().unwrap();
+    let lease = Duration::from_secs(30);
+    tokio::spawn(sluice_core::dispatch::run(
+        app.db.clone(),
+        queue.clone(),
+        app.state.metrics.clone(),
+        DispatchSettings {
+            every: Duration::from_millis(50),
+            backlog: 8,
+            lease,
+        },
+        shutdown.clone(),
+    ));
+    for n in 0..workers {
+        let config = WorkerConfig {
+            name: format!("test-worker-{n}"),
+            concurrency: slots,
+            lease,
+            grace: Duration::from_secs(5),
+            workspace_root: workspaces.path().to_path_buf(),
+            allow_local_repos: true,
+        };
+        let worker = Worker::new(
+            app.db.clone(),
+            queue.clone(),
+            app.state.metrics.clone(),
+            config,
+            Arc::new(MinimalExecutor),
+        );
+        tokio::spawn(worker.run(shutdown.clone()));
+    }
+    Fleet {
+        shutdown,
+        _workspaces: workspaces,
+    }
+}
+
+/// Polls `GET path` until the run's status is one of `statuses`; returns the run.
+pub async fn wait_for_run(
+    app: &TestApp,
+    auth: &Auth,
+    path: &str,
+    statuses: &[&str],
+) -> serde_json::Value {
+    let found = std::cell::RefCell::new(None);
+    wait_until(Duration::from_secs(60), || async {
+        let (_, run) = app.get_as(path, auth).await;
+        let done = statuses.iter().any(|s| run["status"] == *s);
+        if done {
+            *found.borrow_mut() = Some(run);
+        }
+        done
+    })
+    .await;
+    found.into_inner().unwrap()
+}

@@ -1,0 +1,151 @@
+//! Workers running real Jenkinsfiles from real git repositories through both queue backends:
+//! stages recorded as they start and end, failures with their line, parameters checked
+//! against the pipeline, and the worker metrics.
+
+use serde_json::json;
+
+use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+use crate::helpers::spawn_app;
+
+const TWO_STAGES: &str = r#"
+pipeline {
+    agent any
+    parameters {
+        string(name: 'TARGET', defaultValue: 'eu', description: 'where')
+        choice(name: 'SIZE', choices: ['s', 'm', 'l'])
+    }
+    stages {
+        stage('Build') {
+            steps {
+                sh 'echo "building for $TARGET" > built.txt'
+                sh 'test "$(cat built.txt)" = "building for ${TARGET}"'
+            }
+        }
+        stage('Test') {
+            steps { sh "test \"${params.SIZE}\" = l" }
+        }
+    }
+}
+"#;
+
+async fn runs_through_a_worker(backend: Backend) {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(TWO_STAGES);
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let queue = queue(&app, backend, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, queue, 1, 2);
+
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    let (status, _) = app
+        .post_as(runs, &owner, json!({"params": {"SIZE": "l"}}))
+        .await;
+    assert_eq!(status, 201);
+    let run = wait_for_run(&app, &owner, &format!("{runs}/1"), &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempt"], 1);
+    assert_eq!(
+        run["params"],
+        json!({"TARGET": "eu", "SIZE": "l"}),
+        "defaults filled in"
+    );
+    let stages: Vec<(&str, &str)> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stages, [("Build", "succeeded"), ("Test", "succeeded")]);
+    assert!(
+        run["stages"][0]["started_at"].is_string() && run["stages"][1]["finished_at"].is_string()
+    );
+    assert!(run["started_at"].is_string() && run["finished_at"].is_string());
+
+    // The pipeline's parameters are now known: triggers are checked against them.
+    let (status, err) = app
+        .post_as(runs, &owner, json!({"params": {"SIZE": "xl"}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "params");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`SIZE` must be one of s, m, l"),
+        "{err}"
+    );
+    let (status, err) = app
+        .post_as(runs, &owner, json!({"params": {"NOPE": "1"}}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+
+    // A run whose step fails: failed with the line at fault, later stages skipped.
+    let (status, _) = app
+        .post_as(runs, &owner, json!({"params": {"SIZE": "s"}}))
+        .await;
+    assert_eq!(status, 201);
+    let run = wait_for_run(&app, &owner, &format!("{runs}/2"), &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 16: script returned exit code 1"),
+        "{run}"
+    );
+    let statuses: Vec<&str> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "failed"]);
+
+    // The worker's metrics, on the shared registry.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("sluice_queue_wait_seconds_count 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_runs_running{org=\"acme\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sluice_workers_busy 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_run_executes_on_a_worker_through_the_embedded_queue() {
+    runs_through_a_worker(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_run_executes_on_a_worker_through_redis() {
+    runs_through_a_worker(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn a_jenkinsfile_that_does_not_lint_fails_the_run_before_any_step() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("ran");
+    let repo = git_repo(&format!(
+        "pipeline {{ agent any\n stages {{ stage('a') {{ steps {{ sh 'touch {}' }} }}\n stage('b') {{ steps {{ script {{ x() }} }} }} }} }}\n",
+        touched.display()
+    ));
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let queue = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, queue, 1, 1);
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    assert_eq!(app.post_as(runs, &owner, json!({})).await.0, 201);
+    let run = wait_for_run(&app, &owner, &format!("{runs}/1"), &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "failed");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(reason.starts_with("Jenkinsfile:3:"), "{reason}");
+    assert!(reason.contains("script"), "{reason}");
+    assert!(!touched.exists(), "no step ran");
+    assert_eq!(run["stages"], json!([]));
+}
