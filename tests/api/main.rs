@@ -24,6 +24,7 @@ mod pages;
 mod projects;
 mod queue;
 mod runs;
+mod scheduling;
 mod tenancy;
 mod tokens;
 mod webhooks;
