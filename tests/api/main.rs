@@ -28,4 +28,5 @@ mod scheduling;
 mod tenancy;
 mod tokens;
 mod webhooks;
+mod worker_processes;
 mod workers;

@@ -1,0 +1,189 @@
+//! `sluice worker` processes on a shared database and queue: a worker killed with SIGKILL
+//! mid-run loses the run to another worker, which finishes it once; a worker stopped with
+//! SIGTERM hands its run back and exits 0. Both queue backends, both databases.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::fleet::{Backend, git_repo, project_for};
+use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
+
+/// A `sluice worker` on the app's database with a one-second lease.
+fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("worker")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLUICE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("SLUICE_DATABASE_URL", &app.test_db.url)
+        .env("SLUICE_SECRET_KEY", "test-secret-key-0123456789abcdef0123456789")
+        .env("SLUICE_DATA_DIR", data_dir)
+        .env("SLUICE_QUEUE_LEASE_SECS", "1")
+        .env("SLUICE_WORKER_CONCURRENCY", "1")
+        .env("SLUICE_SHUTDOWN_TIMEOUT_SECS", "1")
+        .env("SLUICE_ALLOW_LOCAL_REPOS", "true");
+    if let Backend::Redis = backend {
+        cmd.env("SLUICE_REDIS_URL", redis_url())
+            .env("SLUICE_QUEUE_PREFIX", prefix);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Jobs left in the queue (acknowledged jobs leave it).
+async fn queue_depth(app: &TestApp, backend: Backend, prefix: &str) -> i64 {
+    match backend {
+        Backend::Embedded => app
+            .scalar("SELECT COUNT(*) FROM queue_jobs")
+            .await
+            .unwrap()
+            .parse()
+            .unwrap(),
+        Backend::Redis => {
+            let client = redis::Client::open(redis_url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("XLEN")
+                .arg(format!("{prefix}:jobs"))
+                .query_async(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+async fn run_status(app: &TestApp, auth: &crate::helpers::Auth) -> serde_json::Value {
+    app.get_as("/api/v1/orgs/acme/projects/web/runs/1", auth)
+        .await
+        .1
+}
+
+async fn sigkill_mid_run(backend: Backend) {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("started");
+    let repo = git_repo(&format!(
+        "pipeline {{ agent any\n stages {{ stage('Slow') {{ steps {{ sh 'echo started >> {}; sleep 3' }} }} }} }}\n",
+        marker.display()
+    ));
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let prefix = format!("sluice-test-{}", uuid::Uuid::new_v4().simple());
+    let mut first = worker(&app, backend, &prefix, scratch.path());
+    let (status, _) = app
+        .post_as("/api/v1/orgs/acme/projects/web/runs", &owner, json!({}))
+        .await;
+    assert_eq!(status, 201);
+    wait_until(Duration::from_secs(30), || async { lines(&marker) == 1 }).await;
+
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let mut second = worker(&app, backend, &prefix, scratch.path());
+    wait_until(Duration::from_secs(60), || async {
+        run_status(&app, &owner).await["status"] == "succeeded"
+    })
+    .await;
+    let run = run_status(&app, &owner).await;
+    assert_eq!(run["attempt"], 2, "taken over once: {run}");
+    assert_eq!(lines(&marker), 2, "the step ran again on the second worker");
+    assert_eq!(run["stages"].as_array().unwrap().len(), 1, "{run}");
+    assert_eq!(run["stages"][0]["status"], "succeeded");
+    wait_until(Duration::from_secs(30), || async {
+        queue_depth(&app, backend, &prefix).await == 0
+    })
+    .await;
+
+    nix_term(&second);
+    let status = tokio::time::timeout(Duration::from_secs(15), second.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        run_status(&app, &owner).await["status"],
+        "succeeded",
+        "finished once, not run again"
+    );
+}
+
+fn nix_term(child: &Child) {
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_loses_it_to_another_that_finishes_it_once_embedded() {
+    sigkill_mid_run(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_loses_it_to_another_that_finishes_it_once_redis() {
+    sigkill_mid_run(Backend::Redis).await;
+}
+
+async fn sigterm_hands_back(backend: Backend) {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let flag = scratch.path().join("first-attempt");
+    let repo = git_repo(&format!(
+        "pipeline {{ agent any\n stages {{ stage('Long') {{ steps {{ sh 'if [ -e {0} ]; then echo again; else touch {0}; sleep 60; fi' }} }} }} }}\n",
+        flag.display()
+    ));
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let prefix = format!("sluice-test-{}", uuid::Uuid::new_v4().simple());
+    let mut first = worker(&app, backend, &prefix, scratch.path());
+    let (status, _) = app
+        .post_as("/api/v1/orgs/acme/projects/web/runs", &owner, json!({}))
+        .await;
+    assert_eq!(status, 201);
+    wait_until(Duration::from_secs(30), || async { flag.exists() }).await;
+
+    // Out of grace after a second: the run is stopped and handed back; the process exits 0.
+    nix_term(&first);
+    let status = tokio::time::timeout(Duration::from_secs(15), first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let run = run_status(&app, &owner).await;
+    assert_eq!(run["status"], "queued", "handed back: {run}");
+    assert_eq!(run["stages"], json!([]));
+
+    let _second = worker(&app, backend, &prefix, scratch.path());
+    wait_until(Duration::from_secs(60), || async {
+        run_status(&app, &owner).await["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(run_status(&app, &owner).await["attempt"], 2);
+}
+
+#[tokio::test]
+async fn a_stopping_worker_hands_its_run_back_embedded() {
+    sigterm_hands_back(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_stopping_worker_hands_its_run_back_redis() {
+    sigterm_hands_back(Backend::Redis).await;
+}
