@@ -223,7 +223,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     });
 
     if matches!(role, Role::Serve | Role::Api) {
-        let secret_key = secret_key.ok_or("the API needs a secret key")?;
+        let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;
         let state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
         let app = Application::build(&settings, state)?;
         let url = settings.public_url(app.local_addr());
@@ -239,6 +239,16 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         let served = app.run_until_stopped(shutdown.clone()).await;
         shutdown.cancel();
         served?;
+    }
+    if role == Role::Worker {
+        // A worker serves only its probes and metrics.
+        let secret_key = secret_key.ok_or("the worker needs a secret key")?;
+        let state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
+        let probes = Application::build_probes(&settings, state)?;
+        let url = format!("http://{}", probes.local_addr());
+        println!("Sluice worker is running; metrics at {url}/metrics");
+        tracing::info!(%url, "worker probes listening");
+        probes.run_until_stopped(shutdown.clone()).await?;
     }
     if let Some(worker) = worker {
         worker.await?;

@@ -47,6 +47,29 @@ impl Application {
         Ok(Application { server, local_addr })
     }
 
+    /// Only `/healthz`, `/readyz` and `/metrics`: what a `sluice worker` process serves so
+    /// Prometheus and the orchestrator can see it.
+    pub fn build_probes(settings: &Settings, state: AppState) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(settings.bind)?;
+        let local_addr = listener.local_addr()?;
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(json_errors))
+                .app_data(data.clone())
+                .route("/healthz", web::get().to(routes::health::healthz))
+                .route("/readyz", web::get().to(routes::health::readyz))
+                .route("/metrics", web::get().to(routes::metrics::metrics))
+                .default_service(web::to(|| async { Err::<(), _>(ApiError::NotFound) }))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .workers(1)
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        .run();
+        Ok(Application { server, local_addr })
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -16,7 +16,7 @@ use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
 fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.arg("worker")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     for (key, _) in std::env::vars() {
@@ -25,8 +25,12 @@ fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Chi
         }
     }
     cmd.env("SLUICE_DATABASE_URL", &app.test_db.url)
-        .env("SLUICE_SECRET_KEY", "test-secret-key-0123456789abcdef0123456789")
+        .env(
+            "SLUICE_SECRET_KEY",
+            "test-secret-key-0123456789abcdef0123456789",
+        )
         .env("SLUICE_DATA_DIR", data_dir)
+        .env("SLUICE_BIND", "127.0.0.1:0")
         .env("SLUICE_QUEUE_LEASE_SECS", "1")
         .env("SLUICE_WORKER_CONCURRENCY", "1")
         .env("SLUICE_SHUTDOWN_TIMEOUT_SECS", "1")
@@ -107,6 +111,17 @@ async fn sigkill_mid_run(backend: Backend) {
     })
     .await;
 
+    // The worker process exports its metrics.
+    let url = metrics_url(&mut second).await;
+    let metrics = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    for line in [
+        "sluice_workers_busy 0",
+        "sluice_runs_running{org=\"acme\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("sluice_queue_depth"), "{metrics}");
+
     nix_term(&second);
     let status = tokio::time::timeout(Duration::from_secs(15), second.wait())
         .await
@@ -118,6 +133,19 @@ async fn sigkill_mid_run(backend: Backend) {
         "succeeded",
         "finished once, not run again"
     );
+}
+
+/// The metrics URL a worker prints when it starts.
+async fn metrics_url(child: &mut Child) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    line.split("metrics at ").nth(1).unwrap().to_owned()
 }
 
 fn nix_term(child: &Child) {
