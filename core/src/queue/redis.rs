@@ -233,14 +233,15 @@ impl RedisQueue {
 
     async fn claim_once(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
         loop {
-            let found = match self.reclaim(consumer).await? {
-                Some(found) => Some(found),
-                None => self.read_new(consumer, wait).await?,
+            let (found, fresh) = match self.reclaim(consumer).await? {
+                Some(found) => (Some(found), false),
+                None => (self.read_new(consumer, wait).await?, true),
             };
             let Some((id, job)) = found else {
                 return Ok(None);
             };
-            let deliveries = self.deliveries(&id).await?;
+            // A new entry read with `>` is on its first delivery; only a reclaimed one asks.
+            let deliveries = if fresh { 1 } else { self.deliveries(&id).await? };
             if deliveries > self.settings.max_deliveries {
                 self.bury(&id, job).await?;
                 continue;
