@@ -26,7 +26,13 @@ async fn enqueue_to_ack(queue: Arc<dyn Queue>, jobs: u64, consumers: usize) -> f
             let mut n = p;
             while n < jobs {
                 let id = i64::try_from(n).unwrap();
-                queue.publish(Job { run_id: id, org_id: 1 }).await.unwrap();
+                queue
+                    .publish(Job {
+                        run_id: id,
+                        org_id: 1,
+                    })
+                    .await
+                    .unwrap();
                 n += producers;
             }
         }));
@@ -37,10 +43,7 @@ async fn enqueue_to_ack(queue: Arc<dyn Queue>, jobs: u64, consumers: usize) -> f
         tasks.push(tokio::spawn(async move {
             let name = format!("bench-{c}");
             while acked.load(Ordering::Relaxed) < jobs {
-                if let Some(claimed) = queue
-                    .claim(&name, Duration::from_millis(50))
-                    .await
-                    .unwrap()
+                if let Some(claimed) = queue.claim(&name, Duration::from_millis(50)).await.unwrap()
                 {
                     queue.ack(&claimed).await.unwrap();
                     acked.fetch_add(1, Ordering::Relaxed);
@@ -70,7 +73,9 @@ async fn main() {
             .expect("Redis"),
     );
     let rate = enqueue_to_ack(redis, jobs, consumers).await;
-    println!("redis    enqueue->ack: {rate:>9.0} jobs/s ({jobs} jobs, 4 producers, {consumers} consumers)");
+    println!(
+        "redis    enqueue->ack: {rate:>9.0} jobs/s ({jobs} jobs, 4 producers, {consumers} consumers)"
+    );
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
@@ -81,11 +86,16 @@ async fn main() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
     let db = sluice_core::db::connect(&url.into(), 10).await.unwrap();
     sluice_core::db::migrate(&db).await.unwrap();
     let embedded: Arc<dyn Queue> = Arc::new(EmbeddedQueue::new(db, settings));
     let small = jobs.min(5_000);
     let rate = enqueue_to_ack(embedded, small, consumers).await;
-    println!("embedded enqueue->ack: {rate:>9.0} jobs/s ({small} jobs on SQLite, 4 producers, {consumers} consumers)");
+    println!(
+        "embedded enqueue->ack: {rate:>9.0} jobs/s ({small} jobs on SQLite, 4 producers, {consumers} consumers)"
+    );
 }

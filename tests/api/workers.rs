@@ -149,3 +149,54 @@ async fn a_jenkinsfile_that_does_not_lint_fails_the_run_before_any_step() {
     assert!(!touched.exists(), "no step ran");
     assert_eq!(run["stages"], json!([]));
 }
+
+#[tokio::test]
+async fn queued_runs_all_still_run_after_redis_loses_every_job() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo("pipeline { agent any\n stages { stage('a') { steps { echo 'hi' } } } }\n");
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    for _ in 0..3 {
+        assert_eq!(app.post_as(runs, &owner, json!({})).await.0, 201);
+    }
+    let prefix = format!("sluice-test-{}", uuid::Uuid::new_v4().simple());
+    let queue: std::sync::Arc<dyn sluice_core::queue::Queue> = std::sync::Arc::new(
+        sluice_core::queue::redis::RedisQueue::connect(
+            &crate::helpers::redis_url(),
+            &prefix,
+            sluice_core::queue::QueueSettings::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        sluice_core::dispatch::publish_outbox(&app.db, queue.as_ref(), 16)
+            .await
+            .unwrap(),
+        3
+    );
+    // FLUSHALL, as far as this test's keys go (other tests share this Redis).
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:jobs"))
+        .arg(format!("{prefix}:dead"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+
+    let _fleet = start_fleet(&app, queue, 1, 2);
+    for n in 1..=3 {
+        let run = wait_for_run(
+            &app,
+            &owner,
+            &format!("{runs}/{n}"),
+            &["succeeded", "failed"],
+        )
+        .await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+}

@@ -241,7 +241,11 @@ impl RedisQueue {
                 return Ok(None);
             };
             // A new entry read with `>` is on its first delivery; only a reclaimed one asks.
-            let deliveries = if fresh { 1 } else { self.deliveries(&id).await? };
+            let deliveries = if fresh {
+                1
+            } else {
+                self.deliveries(&id).await?
+            };
             if deliveries > self.settings.max_deliveries {
                 self.bury(&id, job).await?;
                 continue;
