@@ -200,3 +200,70 @@ async fn queued_runs_all_still_run_after_redis_loses_every_job() {
         assert_eq!(run["status"], "succeeded", "{run}");
     }
 }
+
+#[tokio::test]
+async fn a_run_is_taken_over_only_when_its_heartbeat_is_stale_and_ends_once() {
+    use sluice_core::store::execution::{self, Start};
+    use sluice_core::store::runs::RunStatus;
+    use std::time::Duration;
+
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    app.create_project(&owner, "acme", "web").await;
+    let (_, created) = app
+        .post_as("/api/v1/orgs/acme/projects/web/runs", &owner, json!({}))
+        .await;
+    assert_eq!(created["attempt"], 0);
+    let id: i64 = app
+        .scalar("SELECT id FROM runs")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let long = Duration::from_secs(3600);
+    let Start::Started(first) = execution::start(&app.db, id, "a", long).await.unwrap() else {
+        panic!("a queued run is started");
+    };
+    assert_eq!(first.attempt, 1);
+    assert_eq!(
+        execution::start(&app.db, id, "b", long).await.unwrap(),
+        Start::Busy,
+        "a fresh heartbeat keeps it with its worker"
+    );
+    let Start::TakenOver(second) = execution::start(&app.db, id, "b", Duration::ZERO)
+        .await
+        .unwrap()
+    else {
+        panic!("a stale heartbeat lets another worker take over");
+    };
+    assert_eq!(second.attempt, 2);
+    assert!(
+        !execution::heartbeat(&app.db, id, 1).await.unwrap(),
+        "the first worker learns it lost the run"
+    );
+    assert!(
+        !execution::finish(&app.db, id, 1, RunStatus::Failed, None)
+            .await
+            .unwrap(),
+        "the superseded attempt cannot end it"
+    );
+    assert!(
+        execution::finish(&app.db, id, 2, RunStatus::Succeeded, None)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        execution::start(&app.db, id, "c", Duration::ZERO)
+            .await
+            .unwrap(),
+        Start::Skip(_)
+    ));
+    let (_, run) = app
+        .get_as("/api/v1/orgs/acme/projects/web/runs/1", &owner)
+        .await;
+    assert_eq!(
+        (run["status"].as_str(), run["attempt"].as_i64()),
+        (Some("succeeded"), Some(2))
+    );
+}

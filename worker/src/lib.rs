@@ -119,7 +119,11 @@ impl Worker {
 
     async fn handle(&self, claimed: Claimed, consumer: &str, shutdown: &CancellationToken) {
         let run_id = claimed.job.run_id;
-        let started = match execution::start(&self.db, run_id, consumer, self.config.lease).await {
+        // The holder heart-beats four times per lease; two missed beats and it is gone. (Its
+        // queue lease ran out before this delivery, so its last run heartbeat is about a
+        // lease old, far past half of one.)
+        let stale_after = self.config.lease / 2;
+        let started = match execution::start(&self.db, run_id, consumer, stale_after).await {
             Ok(started) => started,
             Err(err) => {
                 // Left in the queue: the lease runs out and it is delivered again.
@@ -128,6 +132,20 @@ impl Worker {
             }
         };
         let run = match started {
+            Start::Busy if claimed.deliveries > 1 => {
+                // Redelivered while its holder still looks alive: leave it held here; if the
+                // holder is gone, the next delivery finds its heartbeat stale and takes over.
+                tracing::debug!(
+                    run = run_id,
+                    "run still heart-beating elsewhere; trying later"
+                );
+                return;
+            }
+            Start::Busy => {
+                // A duplicate job (republished) of a run alive on another worker.
+                self.ack(&claimed).await;
+                return;
+            }
             Start::Skip(why) => {
                 tracing::debug!(run = run_id, why, "job needs no work");
                 self.ack(&claimed).await;

@@ -22,27 +22,29 @@ pub enum Start {
     Started(run::Model),
     /// The run's last worker stopped heart-beating; this worker took it over.
     TakenOver(run::Model),
-    /// Nothing to do (finished, cancelled, or alive on another worker): ack the job.
+    /// Running on a worker that heart-beat it less than `stale_after` ago.
+    Busy,
+    /// Nothing to do (finished, cancelled, or taken by another worker first): ack the job.
     Skip(&'static str),
 }
 
 /// Takes the run for `worker`: a queued run, or a running one whose heartbeat is older than
-/// `lease`. Earlier attempts' stages are cleared.
+/// `stale_after`. Earlier attempts' stages are cleared.
 pub async fn start(
     db: &impl ConnectionTrait,
     run_id: i64,
     worker: &str,
-    lease: Duration,
+    stale_after: Duration,
 ) -> Result<Start> {
     let Some(current) = run::Entity::find_by_id(run_id).one(db).await? else {
         return Ok(Start::Skip("the run no longer exists"));
     };
     let now = Utc::now();
-    let stale_before = now - chrono::Duration::from_std(lease).unwrap_or_default();
+    let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
     let taking_over = match current.status.as_str() {
         "queued" => false,
         "running" if current.heartbeat_at.is_none_or(|at| at < stale_before) => true,
-        "running" => return Ok(Start::Skip("the run is alive on another worker")),
+        "running" => return Ok(Start::Busy),
         _ => return Ok(Start::Skip("the run has already ended")),
     };
     let taken = run::Entity::update_many()
