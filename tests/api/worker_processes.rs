@@ -175,7 +175,7 @@ async fn sigterm_hands_back(backend: Backend) {
     let scratch = tempfile::tempdir().unwrap();
     let flag = scratch.path().join("first-attempt");
     let repo = git_repo(&format!(
-        "pipeline {{ agent any\n stages {{ stage('Long') {{ steps {{ sh 'if [ -e {0} ]; then echo again; else touch {0}; sleep 60; fi' }} }} }} }}\n",
+        "pipeline {{ agent any\n stages {{ stage('Long') {{ steps {{ sh 'if [ -e {0} ]; then test -z \"$SLUICE_SECRET_KEY$SLUICE_DATABASE_URL\"; else touch {0}; sleep 60; fi' }} }} }} }}\n",
         flag.display()
     ));
     project_for(&app, &owner, "acme", "web", &repo).await;

@@ -44,6 +44,8 @@ async fn git(
         cmd.arg("-C").arg(dir);
     }
     cmd.args(args)
+        .env_clear()
+        .envs(crate::host_env::base())
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(Stdio::null())
@@ -98,6 +100,8 @@ pub async fn checkout(
         None => {
             let tag = format!("refs/tags/{git_ref}");
             let shown = Command::new("git")
+                .env_clear()
+                .envs(crate::host_env::base())
                 .arg("-C")
                 .arg(dest)
                 .args(["rev-parse", "--verify", "--quiet", &tag])

@@ -9,6 +9,7 @@
 
 pub mod checkout;
 pub mod executor;
+pub mod host_env;
 pub mod minimal;
 
 use std::collections::BTreeMap;

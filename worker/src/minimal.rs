@@ -412,6 +412,8 @@ impl Walk<'_> {
             .arg("-c")
             .arg(script)
             .current_dir(dir)
+            .env_clear()
+            .envs(crate::host_env::base())
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -165,12 +165,13 @@ pub async fn create_for_project(
             ));
         }
     }
-    // Checked against the parameters the last parsed Jenkinsfile declared; the worker checks
-    // again against the Jenkinsfile of the run's own commit.
-    let params = match &project.pipeline_params {
-        Some(json) => params::check(&params::from_json(json), &new.params)?,
-        None => new.params,
-    };
+    // Checked against the parameters the last parsed Jenkinsfile declared. Only what was
+    // given is stored: the worker fills in defaults from the Jenkinsfile of the run's own
+    // commit (which may declare other parameters) and checks again.
+    if let Some(json) = &project.pipeline_params {
+        params::check(&params::from_json(json), &new.params)?;
+    }
+    let params = new.params;
     let number = next_number(db, project.id).await?;
     let now = Utc::now();
     let run = run::ActiveModel {
