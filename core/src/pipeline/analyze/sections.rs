@@ -206,7 +206,14 @@ impl Analyzer<'_> {
                 return None;
             }
         };
-        Some(time * factor)
+        // A year is more than any build needs; anything past it is a typo.
+        match time.checked_mul(factor).filter(|s| *s <= 366 * 86_400) {
+            Some(seconds) => Some(seconds),
+            None => {
+                self.error(node.pos, "timeout is longer than a year");
+                None
+            }
+        }
     }
 
     pub(super) fn parameters(&mut self, node: &Node) -> Vec<Parameter> {
