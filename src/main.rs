@@ -198,7 +198,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         DispatchSettings {
             every: Duration::from_millis(250),
             backlog: settings.dispatch_backlog,
-            lease: Duration::from_secs(settings.queue_lease_secs),
+            lease: settings.queue_settings().lease,
         },
         shutdown.clone(),
     );
@@ -207,7 +207,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         let config = WorkerConfig {
             name: WorkerConfig::default_name(),
             concurrency: settings.worker_concurrency,
-            lease: Duration::from_secs(settings.queue_lease_secs),
+            lease: settings.queue_settings().lease,
             grace: Duration::from_secs(settings.shutdown_timeout_secs),
             workspace_root: settings.workspace_dir(),
             allow_local_repos: settings.allow_local_repos.unwrap_or(role == Role::Serve),

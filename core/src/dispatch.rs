@@ -8,14 +8,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement,
-};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::entities::run;
+use crate::entities::{run, run_outbox};
 use crate::queue::{Job, Queue};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +22,8 @@ pub enum DispatchError {
     Database(#[from] sea_orm::DbErr),
     #[error("queue error")]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
 }
 
 /// Wakes this process's dispatcher before its next tick: a run was queued or a slot freed.
@@ -69,21 +69,22 @@ pub async fn reconcile(
     grace: Duration,
     stale: Duration,
 ) -> Result<Reconciled, DispatchError> {
-    let backend = db.get_database_backend();
     let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
-    let admitted = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            match backend {
-                sea_orm::DatabaseBackend::Postgres => ADMITTED_SQL.replace('?', "$1"),
-                _ => ADMITTED_SQL.to_owned(),
-            },
-            [cutoff.into()],
-        ))
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<i64>(1)?)))
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    // Queued runs the scheduler admitted (outbox published) longer ago than `grace`.
+    let admitted = run::Entity::find()
+        .filter(run::Column::Status.eq("queued"))
+        .filter(
+            run::Column::Id.in_subquery(
+                Query::select()
+                    .column(run_outbox::Column::RunId)
+                    .from(run_outbox::Entity)
+                    .and_where(run_outbox::Column::PublishedAt.lt(cutoff))
+                    .take(),
+            ),
+        )
+        .order_by_asc(run::Column::Id)
+        .all(db)
+        .await?;
     let stale_cutoff = Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
     let stalled = run::Entity::find()
         .filter(run::Column::Status.eq("running"))
@@ -95,15 +96,15 @@ pub async fn reconcile(
         return Ok(done);
     }
     let in_queue = queue.run_ids().await?;
-    for (run_id, org_id) in admitted.iter().filter(|(id, _)| !in_queue.contains(id)) {
+    for r in admitted.iter().filter(|r| !in_queue.contains(&r.id)) {
         tracing::warn!(
-            run = run_id,
+            run = r.id,
             "queued run missing from the queue: republishing"
         );
         queue
             .publish(Job {
-                run_id: *run_id,
-                org_id: *org_id,
+                run_id: r.id,
+                org_id: r.org_id,
             })
             .await?;
         done.republished += 1;
@@ -130,9 +131,6 @@ pub async fn reconcile(
     }
     Ok(done)
 }
-
-const ADMITTED_SQL: &str = "SELECT r.id, r.org_id FROM runs r JOIN run_outbox o ON o.run_id = r.id \
-     WHERE r.status = 'queued' AND o.published_at IS NOT NULL AND o.published_at < ? ORDER BY r.id";
 
 /// How the dispatcher paces itself.
 #[derive(Debug, Clone, Copy)]

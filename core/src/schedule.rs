@@ -15,7 +15,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement, TransactionTrait,
+    Statement,
 };
 
 use crate::entities::{org, project, run_outbox};
@@ -61,17 +61,8 @@ async fn rows(
 /// Chooses up to `backlog` minus what the queue already holds, marks their outbox entries
 /// published and returns them, in one transaction. The caller publishes them to the queue
 /// after the commit; if it dies first, the reconciler republishes them.
-pub async fn admit(
-    db: &DatabaseConnection,
-    backlog: u32,
-) -> Result<Vec<Admission>, sea_orm::DbErr> {
-    let txn = match db.get_database_backend() {
-        DatabaseBackend::Sqlite => crate::db::begin_write(db).await.map_err(|e| match e {
-            crate::Error::Database(err) => err,
-            other => sea_orm::DbErr::Custom(other.to_string()),
-        })?,
-        _ => db.begin().await?,
-    };
+pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<Admission>> {
+    let txn = crate::db::begin_write(db).await?;
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SCHEDULER_LOCK})"))
             .await?;
@@ -109,16 +100,35 @@ pub async fn admit(
         return Ok(Vec::new());
     }
 
-    let org_ids: Vec<i64> = rows(
+    // Each org's oldest waiting runs, in one query: enough to fill the whole budget from any
+    // one org even past runs of serial projects.
+    let mut waiting_by_org: HashMap<i64, Vec<Candidate>> = HashMap::new();
+    for row in rows(
         &txn,
-        "SELECT DISTINCT r.org_id FROM run_outbox o JOIN runs r ON r.id = o.run_id \
-         WHERE o.published_at IS NULL",
+        &format!(
+            "SELECT id, run_id, org_id, project_id FROM ( \
+               SELECT o.id, r.id AS run_id, r.org_id, r.project_id, \
+                 ROW_NUMBER() OVER (PARTITION BY r.org_id ORDER BY o.id) AS place \
+               FROM run_outbox o JOIN runs r ON r.id = o.run_id \
+               WHERE o.published_at IS NULL) waiting \
+             WHERE place <= {} ORDER BY id",
+            budget + 64
+        ),
     )
     .await?
-    .iter()
-    .map(|r| r.try_get_by_index::<i64>(0))
-    .collect::<Result<_, _>>()?;
-    if org_ids.is_empty() {
+    {
+        let candidate = Candidate {
+            outbox_id: row.try_get_by_index(0)?,
+            run_id: row.try_get_by_index(1)?,
+            org_id: row.try_get_by_index(2)?,
+            project_id: row.try_get_by_index(3)?,
+        };
+        waiting_by_org
+            .entry(candidate.org_id)
+            .or_default()
+            .push(candidate);
+    }
+    if waiting_by_org.is_empty() {
         txn.commit().await?;
         return Ok(Vec::new());
     }
@@ -143,7 +153,7 @@ pub async fn admit(
     }
 
     let orgs = org::Entity::find()
-        .filter(org::Column::Id.is_in(org_ids.clone()))
+        .filter(org::Column::Id.is_in(waiting_by_org.keys().copied()))
         .all(&txn)
         .await?;
     let mut states: HashMap<i64, OrgState> = HashMap::new();
@@ -151,31 +161,9 @@ pub async fn admit(
     for o in orgs {
         let active = active_by_org.get(&o.id).copied().unwrap_or(0);
         let limit = i64::from(o.max_concurrent_runs.max(1));
-        if active >= limit {
+        let Some(waiting) = waiting_by_org.remove(&o.id).filter(|_| active < limit) else {
             continue;
-        }
-        // Enough of the oldest to fill its free slots even past blocked projects.
-        let take = (limit - active).min(budget) + 64;
-        let waiting: Vec<Candidate> = rows(
-            &txn,
-            &format!(
-                "SELECT o.id, r.id, r.org_id, r.project_id FROM run_outbox o \
-                 JOIN runs r ON r.id = o.run_id \
-                 WHERE o.published_at IS NULL AND r.org_id = {} ORDER BY o.id LIMIT {take}",
-                o.id
-            ),
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Candidate {
-                outbox_id: r.try_get_by_index(0)?,
-                run_id: r.try_get_by_index(1)?,
-                org_id: r.try_get_by_index(2)?,
-                project_id: r.try_get_by_index(3)?,
-            })
-        })
-        .collect::<Result<_, sea_orm::DbErr>>()?;
+        };
         project_ids.extend(waiting.iter().map(|c| c.project_id));
         states.insert(
             o.id,

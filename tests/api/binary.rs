@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::TestDb;
 
 /// A `sluice` command in `dir` with no SLUICE_* variables but those given.
-fn sluice(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn sluice(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args(args)
         .current_dir(dir)
@@ -52,9 +52,14 @@ fn wait_for_banner(stdout: ChildStdout) -> (String, Vec<String>, BufReader<Child
 }
 
 fn signal(child: &Child, name: &str) {
+    signal_pid(child.id(), name);
+}
+
+/// Sends signal `name` (`TERM`, `INT`…) to process `pid`.
+pub(crate) fn signal_pid(pid: u32, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status()
         .unwrap();
     assert!(status.success());

@@ -16,11 +16,11 @@ use crate::helpers::{Auth, TestApp, redis_url, wait_until};
 
 /// A git repository on disk whose `main` holds `Jenkinsfile`.
 pub struct Repo {
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub url: String,
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
+pub fn git(dir: &std::path::Path, args: &[&str]) {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -41,7 +41,7 @@ pub fn git_repo(jenkinsfile: &str) -> Repo {
     git(dir.path(), &["add", "Jenkinsfile"]);
     git(dir.path(), &["commit", "--quiet", "-m", "pipeline"]);
     let url = format!("file://{}", dir.path().display());
-    Repo { _dir: dir, url }
+    Repo { dir, url }
 }
 
 /// Creates `org/slug` building `repo`.

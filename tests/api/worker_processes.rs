@@ -9,36 +9,35 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
+use crate::binary::{signal_pid, sluice};
 use crate::fleet::{Backend, git_repo, project_for};
 use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
 
 /// A `sluice worker` on the app's database with a one-second lease.
 fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.arg("worker")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SLUICE_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("SLUICE_DATABASE_URL", &app.test_db.url)
-        .env(
+    let redis = redis_url();
+    let data = data_dir.display().to_string();
+    let mut env = vec![
+        ("SLUICE_DATABASE_URL", app.test_db.url.as_str()),
+        (
             "SLUICE_SECRET_KEY",
             "test-secret-key-0123456789abcdef0123456789",
-        )
-        .env("SLUICE_DATA_DIR", data_dir)
-        .env("SLUICE_BIND", "127.0.0.1:0")
-        .env("SLUICE_QUEUE_LEASE_SECS", "1")
-        .env("SLUICE_WORKER_CONCURRENCY", "1")
-        .env("SLUICE_SHUTDOWN_TIMEOUT_SECS", "1")
-        .env("SLUICE_ALLOW_LOCAL_REPOS", "true");
+        ),
+        ("SLUICE_DATA_DIR", data.as_str()),
+        ("SLUICE_BIND", "127.0.0.1:0"),
+        ("SLUICE_QUEUE_LEASE_SECS", "1"),
+        ("SLUICE_WORKER_CONCURRENCY", "1"),
+        ("SLUICE_SHUTDOWN_TIMEOUT_SECS", "1"),
+        ("SLUICE_ALLOW_LOCAL_REPOS", "true"),
+    ];
     if let Backend::Redis = backend {
-        cmd.env("SLUICE_REDIS_URL", redis_url())
-            .env("SLUICE_QUEUE_PREFIX", prefix);
+        env.extend([
+            ("SLUICE_REDIS_URL", redis.as_str()),
+            ("SLUICE_QUEUE_PREFIX", prefix),
+        ]);
     }
+    let mut cmd = Command::from(sluice(data_dir, &["worker"], &env));
+    cmd.stderr(Stdio::null()).kill_on_drop(true);
     cmd.spawn().unwrap()
 }
 
@@ -149,13 +148,7 @@ async fn metrics_url(child: &mut Child) -> String {
 }
 
 fn nix_term(child: &Child) {
-    let pid = child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal_pid(child.id().unwrap(), "TERM");
 }
 
 #[tokio::test]

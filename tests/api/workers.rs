@@ -267,3 +267,57 @@ async fn a_run_is_taken_over_only_when_its_heartbeat_is_stale_and_ends_once() {
         (Some("succeeded"), Some(2))
     );
 }
+
+#[tokio::test]
+async fn when_branch_and_when_tag_follow_the_ref_built() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        "pipeline { agent any\n stages {\n\
+         stage('Branch') { when { branch 'main' }\n steps { sh 'test \"$BRANCH_NAME\" = main' } }\n\
+         stage('Release') { when { tag 'v*' }\n steps { sh 'test \"$TAG_NAME\" = v1.0' } } } }\n",
+    );
+    crate::fleet::git(repo.dir.path(), &["tag", "v1.0"]);
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let queue = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, queue, 1, 2);
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    for git_ref in ["main", "v1.0"] {
+        assert_eq!(
+            app.post_as(runs, &owner, json!({"ref": git_ref})).await.0,
+            201
+        );
+    }
+    let mut statuses = Vec::new();
+    for n in 1..=2 {
+        let run = wait_for_run(
+            &app,
+            &owner,
+            &format!("{runs}/{n}"),
+            &["succeeded", "failed"],
+        )
+        .await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let stages: Vec<String> = run["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}={}",
+                    s["name"].as_str().unwrap(),
+                    s["status"].as_str().unwrap()
+                )
+            })
+            .collect();
+        statuses.push(stages.join(" "));
+    }
+    assert_eq!(
+        statuses,
+        [
+            "Branch=succeeded Release=skipped",
+            "Branch=skipped Release=succeeded"
+        ]
+    );
+}

@@ -71,7 +71,8 @@ async fn git(
     }
 }
 
-/// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`.
+/// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`; true when
+/// `git_ref` names a tag (a tag build) rather than a branch.
 pub async fn checkout(
     url: &str,
     git_ref: &str,
@@ -79,7 +80,7 @@ pub async fn checkout(
     dest: &Path,
     allow_local: bool,
     cancel: &CancellationToken,
-) -> Result<(), CheckoutError> {
+) -> Result<bool, CheckoutError> {
     if is_local(url) {
         if !allow_local {
             return Err(CheckoutError::LocalNotAllowed(url.to_owned()));
@@ -95,27 +96,22 @@ pub async fn checkout(
         cancel,
     )
     .await?;
+    let tag = format!("refs/tags/{git_ref}");
+    let is_tag = Command::new("git")
+        .env_clear()
+        .envs(crate::host_env::base())
+        .arg("-C")
+        .arg(dest)
+        .args(["rev-parse", "--verify", "--quiet", &tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
     let target = match commit {
         Some(sha) => sha.to_owned(),
-        None => {
-            let tag = format!("refs/tags/{git_ref}");
-            let shown = Command::new("git")
-                .env_clear()
-                .envs(crate::host_env::base())
-                .arg("-C")
-                .arg(dest)
-                .args(["rev-parse", "--verify", "--quiet", &tag])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .is_ok_and(|s| s.success());
-            if shown {
-                tag
-            } else {
-                format!("origin/{git_ref}")
-            }
-        }
+        None if is_tag => tag,
+        None => format!("origin/{git_ref}"),
     };
     git(
         Some(dest),
@@ -123,5 +119,6 @@ pub async fn checkout(
         "checkout",
         cancel,
     )
-    .await
+    .await?;
+    Ok(is_tag)
 }

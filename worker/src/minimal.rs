@@ -55,7 +55,7 @@ impl Executor for MinimalExecutor {
                 ctx.project.repo_url
             ))
             .await;
-        if let Err(err) = checkout(
+        let is_tag = match checkout(
             &ctx.project.repo_url,
             &git_ref,
             ctx.run.commit_sha.as_deref(),
@@ -65,11 +65,12 @@ impl Executor for MinimalExecutor {
         )
         .await
         {
-            return match err {
-                CheckoutError::Cancelled => Outcome::Cancelled("cancelled during checkout".into()),
-                other => Outcome::Failed(other.to_string()),
-            };
-        }
+            Ok(is_tag) => is_tag,
+            Err(CheckoutError::Cancelled) => {
+                return Outcome::Cancelled("cancelled during checkout".into());
+            }
+            Err(other) => return Outcome::Failed(other.to_string()),
+        };
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
@@ -104,7 +105,9 @@ impl Executor for MinimalExecutor {
         env.insert("BUILD_NUMBER".into(), ctx.run.number.to_string());
         env.insert("BUILD_ID".into(), ctx.run.number.to_string());
         env.insert("JOB_NAME".into(), ctx.project.slug.clone());
-        env.insert("BRANCH_NAME".into(), git_ref.clone());
+        // Jenkins names a tag build's ref TAG_NAME and a branch build's BRANCH_NAME.
+        let ref_var = if is_tag { "TAG_NAME" } else { "BRANCH_NAME" };
+        env.insert(ref_var.into(), git_ref.clone());
         env.insert("WORKSPACE".into(), src.display().to_string());
         env.insert("CI".into(), "true".into());
         if let Some(sha) = &ctx.run.commit_sha {
@@ -116,8 +119,8 @@ impl Executor for MinimalExecutor {
         let walk = Walk {
             events,
             cancel: &cancel,
-            branch: git_ref.clone(),
-            tag: None,
+            tag: is_tag.then(|| git_ref.clone()),
+            branch: git_ref,
         };
         let env = match walk.environment(&env, &pipeline.environment, &run_params) {
             Ok(env) => env,

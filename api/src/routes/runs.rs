@@ -88,9 +88,10 @@ impl RunView {
     ) -> Result<Vec<RunView>, ApiError> {
         let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
         let mut stages = execution::stages_of(db, &ids).await?;
+        let positions = runs::queue_positions(db, &runs).await?;
         let mut views = Vec::with_capacity(runs.len());
         for r in runs {
-            let position = runs::queue_position(db, &r).await?;
+            let position = positions.get(&r.id).copied();
             let run_stages = stages.remove(&r.id).unwrap_or_default();
             let mut view = RunView::new(r);
             view.queue_position = position;

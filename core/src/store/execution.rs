@@ -186,15 +186,6 @@ pub async fn stage_finished(
     Ok(())
 }
 
-/// A run's stages in the order they started.
-pub async fn stages(db: &impl ConnectionTrait, run_id: i64) -> Result<Vec<run_stage::Model>> {
-    Ok(run_stage::Entity::find()
-        .filter(run_stage::Column::RunId.eq(run_id))
-        .order_by_asc(run_stage::Column::Seq)
-        .all(db)
-        .await?)
-}
-
 /// What the project's Jenkinsfile declared at its last parse, kept for the next triggers
 /// (parameter checks), the cron scheduler and the fair scheduler.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,12 @@
 //! Runs: numbered per project without races, written together with their outbox entry so
 //! the queue can never lose one (a reconciler republishes what the outbox still holds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 
@@ -314,18 +314,43 @@ pub async fn latest(
         .next())
 }
 
-/// Where a queued run stands: 1 + the runs of its org queued before it and not started yet.
-/// (Other orgs' runs are not counted: the scheduler shares workers fairly between orgs, and
-/// one org's queue is none of another's business.)
-pub async fn queue_position(db: &impl ConnectionTrait, run: &run::Model) -> Result<Option<u64>> {
-    if run.status != RunStatus::Queued.as_str() {
-        return Ok(None);
-    }
-    let ahead = run::Entity::find()
-        .filter(run::Column::OrgId.eq(run.org_id))
+/// Where the queued ones of `runs` stand, by run id: 1 + the runs of their org queued before
+/// them and not started yet, in one query. (Other orgs' runs are not counted: the scheduler
+/// shares workers fairly between orgs, and one org's queue is none of another's business.)
+pub async fn queue_positions(
+    db: &impl ConnectionTrait,
+    runs: &[run::Model],
+) -> Result<HashMap<i64, u64>> {
+    let queued: Vec<&run::Model> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Queued.as_str())
+        .collect();
+    let Some(last) = queued.iter().map(|r| r.id).max() else {
+        return Ok(HashMap::new());
+    };
+    let orgs: HashSet<i64> = queued.iter().map(|r| r.org_id).collect();
+    let mut queued_by_org: HashMap<i64, Vec<i64>> = HashMap::new();
+    let rows: Vec<(i64, i64)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::OrgId)
+        .column(run::Column::Id)
+        .filter(run::Column::OrgId.is_in(orgs))
         .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
-        .filter(run::Column::Id.lt(run.id))
-        .count(db)
+        .filter(run::Column::Id.lte(last))
+        .order_by_asc(run::Column::Id)
+        .into_tuple()
+        .all(db)
         .await?;
-    Ok(Some(ahead + 1))
+    for (org_id, id) in rows {
+        queued_by_org.entry(org_id).or_default().push(id);
+    }
+    Ok(queued
+        .iter()
+        .map(|r| {
+            let ahead = queued_by_org
+                .get(&r.org_id)
+                .map_or(0, |ids| ids.partition_point(|id| *id < r.id));
+            (r.id, ahead as u64 + 1)
+        })
+        .collect())
 }
