@@ -49,7 +49,9 @@ async fn embedded_queue_is_fifo_with_acks_and_depth() {
 
 #[tokio::test]
 async fn embedded_queue_reclaims_silent_claims_and_dead_letters() {
-    let lease = Duration::from_millis(200);
+    // Long enough that a heartbeat write waiting behind the rest of the parallel suite's
+    // writes (hundreds of ms on SQLite under CI load) does not look like a dead worker.
+    let lease = Duration::from_millis(1000);
     let (queue, _db) = embedded(lease).await;
     conformance::leases_reclaim_and_dead_letters(&queue, lease).await;
 }

@@ -250,7 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_leases_reclaim_and_dead_letters() {
-        let lease = Duration::from_millis(150);
+        let lease = Duration::from_millis(500);
         let (q, _dir) = queue(lease).await;
         super::super::conformance::leases_reclaim_and_dead_letters(&q, lease).await;
     }

@@ -153,13 +153,17 @@ pub mod conformance {
         // While heart-beating, nobody else gets it.
         let deadline = Instant::now() + lease * 3;
         while Instant::now() < deadline {
+            let beat = Instant::now();
             queue.heartbeat(&held).await.unwrap();
+            let stolen = queue
+                .claim("thief", Duration::from_millis(10))
+                .await
+                .unwrap();
             assert!(
-                queue
-                    .claim("thief", Duration::from_millis(10))
-                    .await
-                    .unwrap()
-                    .is_none()
+                stolen.is_none(),
+                "taken {:?} after a heartbeat (lease {lease:?}): pick a longer lease if the \
+                 database is this slow",
+                beat.elapsed()
             );
         }
         // Silent past the lease: reclaimed by another worker, delivery count rising.
