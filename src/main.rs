@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sluice_api::{AppState, Application};
 use sluice_core::config::{LogFormat, Overrides, Settings};
+use sluice_core::crypto::Keyring;
 use sluice_core::dispatch::DispatchSettings;
 use sluice_core::metrics::Metrics;
 use sluice_core::startup::{Prepared, Role, prepare};
-use sluice_worker::minimal::MinimalExecutor;
-use sluice_worker::{Worker, WorkerConfig};
+use sluice_worker::local::LocalExecutor;
+use sluice_worker::{Worker, WorkerConfig, WorkerParts};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -188,6 +189,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
 
     let metrics = Metrics::new()?;
     let queue = sluice_core::queue::from_settings(&settings, &db).await?;
+    let objects = sluice_core::objects::open(&settings)?;
     // Every role dispatches: the fair scheduler hands queued runs to the job queue (at once
     // when this process queued one, else on the next tick) and the reconciler refills a lost
     // queue. Passes are serialised in the database, so several processes are fine.
@@ -211,16 +213,24 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             grace: Duration::from_secs(settings.shutdown_timeout_secs),
             workspace_root: settings.workspace_dir(),
             allow_local_repos: settings.allow_local_repos.unwrap_or(role == Role::Serve),
+            keep_workspaces: settings.keep_workspaces,
+            log_max_bytes: settings.log_max_bytes,
         };
-        let worker = Worker::new(
-            db.clone(),
-            queue.clone(),
-            metrics.clone(),
-            config,
-            Arc::new(MinimalExecutor),
+        tracing::warn!(
+            "builds run on this host with this process's privileges (the local executor): \
+             for single-team installs only; multi-tenant installs use the Kubernetes executor"
         );
-        tokio::spawn(worker.run(shutdown.clone()))
+        let parts = WorkerParts {
+            db: db.clone(),
+            queue: queue.clone(),
+            metrics: metrics.clone(),
+            objects: objects.clone(),
+            keys: Keyring::new(secret_key.as_ref().ok_or("the worker needs a secret key")?),
+        };
+        let worker = Worker::new(parts, config, Arc::new(LocalExecutor));
+        Ok::<_, BoxError>(tokio::spawn(worker.run(shutdown.clone())))
     });
+    let worker = worker.transpose()?;
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;

@@ -6,7 +6,10 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{auth, health, lint, members, orgs, projects, runs, secrets, tokens, user};
+use crate::routes::{
+    auth, health, lint, members, orgs, projects, run_actions, run_outputs, runs, secrets, tokens,
+    user,
+};
 
 /// The error shape every failing request answers with.
 #[derive(Serialize, ToSchema)]
@@ -61,6 +64,8 @@ impl Modify for Security {
         projects::create, projects::index, projects::show, projects::update, projects::delete,
         secrets::index, secrets::put, secrets::delete,
         runs::create, runs::index, runs::show,
+        run_outputs::log, run_outputs::artifact_index, run_outputs::artifact_download,
+        run_actions::cancel, run_actions::approve, run_actions::rerun,
         lint::lint,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub oauth: Arc<OAuthProviders>,
     /// Hot reads kept in memory until the next write.
     pub cache: Arc<ReadCache>,
+    /// Run logs and artifacts.
+    pub objects: sluice_core::objects::Objects,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
                 .is_some_and(|u| u.starts_with("https://")),
             public_url,
             cache: Arc::new(ReadCache::new(settings.read_cache)),
+            objects: sluice_core::objects::open(settings)?,
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",

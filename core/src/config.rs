@@ -104,6 +104,14 @@ pub struct Settings {
     pub dispatch_backlog: u32,
     /// Where workers check out repositories; `{data_dir}/workspaces` when unset.
     pub workspace_dir: Option<PathBuf>,
+    /// Where run logs and artifacts go: `s3://bucket/prefix`, `az://…`, `gs://…` (credentials
+    /// from the provider's usual `AWS_*`, `AZURE_*`, `GOOGLE_*` variables); unset means the
+    /// local filesystem under `{data_dir}/objects`.
+    pub object_store_url: Option<String>,
+    /// Largest log one run may write, in bytes; past it, lines are dropped after a marker.
+    pub log_max_bytes: u64,
+    /// Keep each run's workspace after it ends (for debugging builds); off by default.
+    pub keep_workspaces: bool,
 }
 
 impl Default for Settings {
@@ -132,6 +140,9 @@ impl Default for Settings {
             queue_prefix: "sluice".to_owned(),
             dispatch_backlog: 16,
             workspace_dir: None,
+            object_store_url: None,
+            log_max_bytes: 64 * 1024 * 1024,
+            keep_workspaces: false,
         }
     }
 }

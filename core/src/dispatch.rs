@@ -87,7 +87,7 @@ pub async fn reconcile(
         .await?;
     let stale_cutoff = Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
     let stalled = run::Entity::find()
-        .filter(run::Column::Status.eq("running"))
+        .filter(run::Column::Status.is_in(["running", "waiting"]))
         .filter(run::Column::HeartbeatAt.lt(stale_cutoff))
         .all(db)
         .await?;
@@ -119,7 +119,7 @@ pub async fn reconcile(
             .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
             .col_expr(run::Column::Reason, Expr::value(reason.clone()))
             .filter(run::Column::Id.eq(r.id))
-            .filter(run::Column::Status.eq("running"))
+            .filter(run::Column::Status.is_in(["running", "waiting"]))
             .filter(run::Column::Attempt.eq(r.attempt))
             .exec(db)
             .await?

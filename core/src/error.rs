@@ -37,6 +37,8 @@ pub enum Error {
     /// A unique name already taken, or a state that forbids the change.
     #[error("{0}")]
     Conflict(String),
+    #[error("object storage: {0}")]
+    Storage(#[from] object_store::Error),
     #[error("cryptography: {0}")]
     Crypto(&'static str),
 }

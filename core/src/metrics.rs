@@ -32,7 +32,20 @@ pub struct Metrics {
     pub runs_running: IntGaugeVec,
     /// `sluice_workers_busy`: worker slots of this process holding a run.
     pub workers_busy: IntGauge,
+    /// `sluice_runs_total{org,result}`: runs ended, by how.
+    pub runs_total: IntCounterVec,
+    /// `sluice_run_duration_seconds`: from start to end, per run.
+    pub run_duration: Histogram,
+    /// `sluice_steps_total{step,result}`: steps ended (step names are the bounded subset).
+    pub steps_total: IntCounterVec,
+    /// `sluice_step_duration_seconds{step}`.
+    pub step_duration: HistogramVec,
 }
+
+/// Run and step duration buckets, in seconds: a second to two hours.
+const RUN_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
 
 /// Queue wait buckets, in seconds: from a near-instant start to an hour's backlog.
 const WAIT_BUCKETS: &[f64] = &[
@@ -92,6 +105,36 @@ impl Metrics {
             "Worker slots of this process holding a run.",
         )?;
         registry.register(Box::new(workers_busy.clone()))?;
+        let runs_total = IntCounterVec::new(
+            Opts::new("sluice_runs_total", "Runs ended, by org and result."),
+            &["org", "result"],
+        )?;
+        registry.register(Box::new(runs_total.clone()))?;
+        let run_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "sluice_run_duration_seconds",
+                "Time from a worker starting a run to its end.",
+            )
+            .buckets(RUN_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(run_duration.clone()))?;
+        let steps_total = IntCounterVec::new(
+            Opts::new(
+                "sluice_steps_total",
+                "Pipeline steps ended, by step and result.",
+            ),
+            &["step", "result"],
+        )?;
+        registry.register(Box::new(steps_total.clone()))?;
+        let step_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sluice_step_duration_seconds",
+                "Time a pipeline step took, by step.",
+            )
+            .buckets(RUN_BUCKETS.to_vec()),
+            &["step"],
+        )?;
+        registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -107,6 +150,10 @@ impl Metrics {
             queue_wait,
             runs_running,
             workers_busy,
+            runs_total,
+            run_duration,
+            steps_total,
+            step_duration,
         })
     }
 

@@ -138,7 +138,7 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
     for row in rows(
         &txn,
         "SELECT r.org_id, r.project_id, COUNT(*) FROM runs r JOIN run_outbox o ON o.run_id = r.id \
-         WHERE r.status = 'running' OR (r.status = 'queued' AND o.published_at IS NOT NULL) \
+         WHERE r.status IN ('running', 'waiting') OR (r.status = 'queued' AND o.published_at IS NOT NULL) \
          GROUP BY r.org_id, r.project_id",
     )
     .await?

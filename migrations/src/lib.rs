@@ -10,6 +10,7 @@ mod m20261129_000001_create_tenancy;
 mod m20261129_000002_create_runs;
 mod m20261129_000003_create_queue_jobs;
 mod m20261129_000004_run_execution;
+mod m20261129_000005_run_outputs;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_create_runs::Migration),
             Box::new(m20261129_000003_create_queue_jobs::Migration),
             Box::new(m20261129_000004_run_execution::Migration),
+            Box::new(m20261129_000005_run_outputs::Migration),
         ]
     }
 }

@@ -8,8 +8,8 @@ use sluice_core::dispatch::DispatchSettings;
 use sluice_core::queue::embedded::EmbeddedQueue;
 use sluice_core::queue::redis::RedisQueue;
 use sluice_core::queue::{Queue, QueueSettings};
-use sluice_worker::minimal::MinimalExecutor;
-use sluice_worker::{Worker, WorkerConfig};
+use sluice_worker::local::LocalExecutor;
+use sluice_worker::{Worker, WorkerConfig, WorkerParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Auth, TestApp, redis_url, wait_until};
@@ -116,14 +116,17 @@ pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: 
             grace: Duration::from_secs(5),
             workspace_root: workspaces.path().to_path_buf(),
             allow_local_repos: true,
+            keep_workspaces: false,
+            log_max_bytes: 64 * 1024 * 1024,
         };
-        let worker = Worker::new(
-            app.db.clone(),
-            queue.clone(),
-            app.state.metrics.clone(),
-            config,
-            Arc::new(MinimalExecutor),
-        );
+        let parts = WorkerParts {
+            db: app.db.clone(),
+            queue: queue.clone(),
+            metrics: app.state.metrics.clone(),
+            objects: app.state.objects.clone(),
+            keys: app.state.keys.clone(),
+        };
+        let worker = Worker::new(parts, config, Arc::new(LocalExecutor));
         tokio::spawn(worker.run(shutdown.clone()));
     }
     Fleet {

@@ -9,6 +9,7 @@ mod binary;
 mod browser;
 mod dispatch;
 mod errors;
+mod execution;
 mod fleet;
 mod github_standin;
 mod health;

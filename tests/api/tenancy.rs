@@ -19,6 +19,7 @@ fn body_for(method: &str, path: &str) -> Option<serde_json::Value> {
         }
         ("PATCH", p) if p.ends_with("/projects/{project}") => json!({"name": "Pwned"}),
         ("PUT", p) if p.ends_with("/secrets/{name}") => json!({"value": "overwritten"}),
+        ("POST", p) if p.ends_with("/approve") => json!({"id": "1-1", "approve": true}),
         ("GET" | "DELETE", _) => return None,
         _ => json!({}),
     };
@@ -109,7 +110,8 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
             .replace("{user_id}", &victim.member_id.to_string())
             .replace("{id}", &victim.token_id.to_string())
             .replace("{number}", "1")
-            .replace("{name}", "API_KEY");
+            .replace("{name}", "API_KEY")
+            .replace("{path:.*}", "dist/app.tar.gz");
         assert!(
             !path.contains('{'),
             "unknown placeholder in {template}: teach this test about it"

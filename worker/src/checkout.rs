@@ -16,6 +16,12 @@ pub enum CheckoutError {
     LocalNotAllowed(String),
     #[error("repository URL `{0}` is not https://, ssh://, git@host:path or a local path")]
     Unsupported(String),
+    #[error(
+        "repository host `{0}` resolves to a loopback, link-local or cloud-metadata address; such hosts are allowed only with SLUICE_ALLOW_LOCAL_REPOS"
+    )]
+    InternalHost(String),
+    #[error("repository host `{0}` cannot be resolved: {1}")]
+    Unresolved(String, String),
     #[error("git {step} failed: {stderr}")]
     Git { step: &'static str, stderr: String },
     #[error("checkout cancelled")]
@@ -71,6 +77,69 @@ async fn git(
     }
 }
 
+/// The host and port of a remote URL: `scheme://[user@]host[:port]/…` or `user@host:path`.
+pub fn host_of(url: &str) -> Option<(String, u16)> {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority = rest.split('/').next()?;
+        let host_port = authority.rsplit('@').next()?;
+        let default = match scheme {
+            "ssh" => 22,
+            "http" => 80,
+            _ => 443,
+        };
+        if let Some(v6) = host_port.strip_prefix('[') {
+            let (host, after) = v6.split_once(']')?;
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return Some((host.to_owned(), port.unwrap_or(default)));
+        }
+        return match host_port.rsplit_once(':') {
+            Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
+            None => Some((host_port.to_owned(), default)),
+        };
+    }
+    let (user_host, _) = url.split_once(':')?;
+    Some((user_host.rsplit('@').next()?.to_owned(), 22))
+}
+
+/// Loopback, unspecified, link-local (which holds 169.254.169.254) and the cloud metadata
+/// addresses outside it.
+pub fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_link_local()
+                || v4.octets() == [100, 100, 100, 200]
+                || v4.octets() == [192, 0, 0, 192]
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+/// Refuses a remote URL whose host resolves to an internal address.
+async fn refuse_internal(url: &str) -> Result<(), CheckoutError> {
+    let Some((host, port)) = host_of(url) else {
+        return Err(CheckoutError::Unsupported(url.to_owned()));
+    };
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| CheckoutError::Unresolved(host.clone(), e.to_string()))?;
+    let internal = addrs.into_iter().any(|a| is_internal(a.ip()));
+    if internal {
+        return Err(CheckoutError::InternalHost(host));
+    }
+    Ok(())
+}
+
 /// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`; true when
 /// `git_ref` names a tag (a tag build) rather than a branch.
 pub async fn checkout(
@@ -87,6 +156,8 @@ pub async fn checkout(
         }
     } else if !is_remote(url) {
         return Err(CheckoutError::Unsupported(url.to_owned()));
+    } else if !allow_local {
+        refuse_internal(url).await?;
     }
     let dest_str = dest.to_string_lossy();
     git(
@@ -121,4 +192,54 @@ pub async fn checkout(
     )
     .await?;
     Ok(is_tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_https_ssh_and_scp_urls() {
+        assert_eq!(
+            host_of("https://git.example.com/a/b.git"),
+            Some(("git.example.com".into(), 443))
+        );
+        assert_eq!(
+            host_of("ssh://git@git.example.com:2222/a/b"),
+            Some(("git.example.com".into(), 2222))
+        );
+        assert_eq!(
+            host_of("git@github.com:a/b.git"),
+            Some(("github.com".into(), 22))
+        );
+        assert_eq!(host_of("https://[::1]:8443/x"), Some(("::1".into(), 8443)));
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "::1",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["140.82.112.3", "10.0.0.5", "2606:4700::1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_resolving_to_loopback_is_refused_unless_local_repos_are_allowed() {
+        let err = refuse_internal("https://localhost:1/x.git")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckoutError::InternalHost(_)), "{err}");
+        assert!(refuse_internal("ssh://git@127.0.0.1/x").await.is_err());
+    }
 }

@@ -1,12 +1,18 @@
 //! What a worker asks of an executor: run one attempt of a run and report as it goes. The
-//! local executor runs on the worker's host; a Kubernetes executor will run the same trait in
-//! a Pod per run. Cancellation and timeouts are the executor's job: when `cancel` fires it
-//! stops everything it started and returns promptly.
+//! local executor runs steps on the worker's host; a Kubernetes executor will run the same
+//! trait in a Pod per run (a stage may name a container image; steps stream their output
+//! through [`RunEvents::log`]). Cancellation and timeouts are the executor's job: when
+//! `cancel` fires it stops everything it started and returns promptly.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sluice_core::entities::{project, run};
+use sluice_core::logs::Origin;
+use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution::Declared;
+use sluice_core::store::gates::WaitingFor;
 use tokio_util::sync::CancellationToken;
 
 /// One attempt of a run, as handed to an executor.
@@ -16,17 +22,44 @@ pub struct RunContext {
     pub project: project::Model,
     /// A directory for this attempt only; the worker removes it afterwards.
     pub workspace: PathBuf,
-    /// Whether `file://` and local-path repositories may be checked out.
+    /// Whether `file://`, local-path and internal-host repositories may be checked out.
     pub allow_local_repos: bool,
+    /// The project's secrets by name, for `credentials()` and `withCredentials`. Their values
+    /// are masked in the log by the worker, whatever the executor prints.
+    pub secrets: BTreeMap<String, String>,
+    /// The status of the project's previous ended run (`changed`, `fixed`, `regression`).
+    pub previous: Option<String>,
 }
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
+    /// Finished with failing tests or a step that marked it unstable.
+    Unstable(String),
     /// With the reason a person needs (the step, line or check at fault).
     Failed(String),
     Cancelled(String),
+}
+
+/// How a gate was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAnswer {
+    Approved {
+        by: String,
+    },
+    Rejected {
+        by: String,
+    },
+    /// The run was cancelled (or lost) while it waited.
+    Stopped,
+}
+
+/// A file archived to object storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Where an executor reports progress; the worker records it.
@@ -35,13 +68,23 @@ pub trait RunEvents: Send + Sync {
     /// The Jenkinsfile was parsed: what it declares outlives the run (parameters, triggers).
     async fn declared(&self, declared: Declared);
     /// The run's parameters after checking them against the Jenkinsfile (defaults filled in).
-    async fn params(&self, params: &std::collections::BTreeMap<String, String>);
-    /// A stage started; returns its number in the run.
-    async fn stage_started(&self, name: &str) -> i32;
-    /// A stage ended: `succeeded`, `failed`, `skipped`, `cancelled`.
+    async fn params(&self, params: &BTreeMap<String, String>);
+    /// A stage started (inside `parent`, for branches and nested stages); returns its number.
+    async fn stage_started(&self, name: &str, parent: Option<i32>) -> i32;
+    /// A stage ended: `succeeded`, `unstable`, `failed`, `skipped`, `cancelled`.
     async fn stage_finished(&self, seq: i32, status: &str);
-    /// A line of output or of Sluice's own commentary.
-    async fn log(&self, line: &str);
+    /// A line of output or of Sluice's own commentary; never blocks on storage.
+    fn log(&self, origin: &Origin, line: &str);
+    /// A line saying why a step or the run failed.
+    fn log_error(&self, origin: &Origin, line: &str);
+    /// A step ended (for the step metrics).
+    fn step_finished(&self, step: &str, ok: bool, took: Duration);
+    /// Uploads `file` as the artifact `path`.
+    async fn archive(&self, path: &str, file: &Path) -> Result<Archived, String>;
+    /// The run's test results so far.
+    async fn tests(&self, summary: &TestSummary);
+    /// Parks the run at a gate until someone answers it or `cancel` fires.
+    async fn gate(&self, gate: WaitingFor, cancel: &CancellationToken) -> GateAnswer;
 }
 
 #[async_trait::async_trait]

@@ -8,24 +8,32 @@
 #![forbid(unsafe_code)]
 
 pub mod checkout;
+mod events;
 pub mod executor;
 pub mod host_env;
-pub mod minimal;
+pub mod janitor;
+pub mod local;
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, EntityTrait};
-use sluice_core::entities::{org, project};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sluice_core::crypto::Keyring;
+use sluice_core::entities::{org, project, run as run_entity};
+use sluice_core::logs::{LogSink, Masker, Origin};
 use sluice_core::metrics::Metrics;
+use sluice_core::objects::Objects;
 use sluice_core::queue::{Claimed, Queue};
-use sluice_core::store::execution::{self, Declared, Start};
+use sluice_core::store::execution::{self, Start};
+use sluice_core::store::gates;
 use sluice_core::store::runs::RunStatus;
 use tokio_util::sync::CancellationToken;
+
+use crate::events::{DbEvents, POLL};
 
 pub use executor::{Executor, Outcome, RunContext, RunEvents};
 
@@ -43,6 +51,10 @@ pub struct WorkerConfig {
     /// Where attempts get their workspace.
     pub workspace_root: PathBuf,
     pub allow_local_repos: bool,
+    /// Keep each attempt's workspace afterwards (debugging builds).
+    pub keep_workspaces: bool,
+    /// Largest log one run may write.
+    pub log_max_bytes: u64,
 }
 
 impl WorkerConfig {
@@ -62,23 +74,45 @@ pub struct Worker {
     metrics: Metrics,
     config: WorkerConfig,
     executor: Arc<dyn Executor>,
+    objects: Objects,
+    keys: Keyring,
+    /// Workspaces this process's slots are using (the janitor leaves them alone).
+    active: Mutex<HashSet<PathBuf>>,
+}
+
+/// What a worker needs besides its queue and executor.
+pub struct WorkerParts {
+    pub db: DatabaseConnection,
+    pub queue: Arc<dyn Queue>,
+    pub metrics: Metrics,
+    pub objects: Objects,
+    pub keys: Keyring,
 }
 
 impl Worker {
-    pub fn new(
-        db: DatabaseConnection,
-        queue: Arc<dyn Queue>,
-        metrics: Metrics,
-        config: WorkerConfig,
-        executor: Arc<dyn Executor>,
-    ) -> Worker {
+    pub fn new(parts: WorkerParts, config: WorkerConfig, executor: Arc<dyn Executor>) -> Worker {
         Worker {
-            db,
-            queue,
-            metrics,
+            db: parts.db,
+            queue: parts.queue,
+            metrics: parts.metrics,
             config,
             executor,
+            objects: parts.objects,
+            keys: parts.keys,
+            active: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Removes dead attempts' workspaces (and kills what they left running).
+    pub async fn sweep(&self) -> usize {
+        let active = self.active.lock().map(|a| a.clone()).unwrap_or_default();
+        janitor::sweep(
+            &self.db,
+            &self.config.workspace_root,
+            &active,
+            self.config.lease / 2,
+        )
+        .await
     }
 
     /// Runs until `shutdown` is cancelled and every slot has finished or handed back its run.
@@ -90,6 +124,17 @@ impl Worker {
         );
         let this = Arc::new(self);
         let mut slots = tokio::task::JoinSet::new();
+        let sweeper = this.clone();
+        let stop_sweeping = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                sweeper.sweep().await;
+                tokio::select! {
+                    _ = stop_sweeping.cancelled() => return,
+                    _ = tokio::time::sleep(sweeper.config.lease / 2) => {}
+                }
+            }
+        });
         for slot in 0..this.config.concurrency.max(1) {
             slots.spawn(this.clone().slot(slot, shutdown.clone()));
         }
@@ -132,6 +177,7 @@ impl Worker {
                 return;
             }
         };
+        let taken_over = matches!(started, Start::TakenOver(_));
         let run = match started {
             Start::Busy if claimed.deliveries > 1 => {
                 // Redelivered while its holder still looks alive: leave it held here; if the
@@ -166,6 +212,10 @@ impl Worker {
                 run
             }
         };
+        if taken_over || claimed.deliveries > 1 {
+            // The attempt before may have died on this host: clear what it left.
+            self.sweep().await;
+        }
         let org_slug = org::Entity::find_by_id(run.org_id)
             .one(&self.db)
             .await
@@ -182,11 +232,47 @@ impl Worker {
                     Err(err) => format!("loading the project failed: {err}"),
                     _ => "the project no longer exists".to_owned(),
                 };
-                self.end(&claimed, run.id, run.attempt, Outcome::Failed(reason))
+                self.end(&claimed, &run, &org_slug, None, Outcome::Failed(reason))
                     .await;
                 return;
             }
         };
+        let secrets =
+            match sluice_core::store::projects::secrets_for_run(&self.db, &self.keys, project.id)
+                .await
+            {
+                Ok(secrets) => secrets,
+                Err(err) => {
+                    let reason = format!("reading the project's secrets failed: {err}");
+                    self.end(
+                        &claimed,
+                        &run,
+                        &org_slug,
+                        Some(&project),
+                        Outcome::Failed(reason),
+                    )
+                    .await;
+                    return;
+                }
+            };
+        let masker = Masker::new(secrets.values().cloned());
+        let sink = match LogSink::open(
+            self.db.clone(),
+            self.objects.clone(),
+            run.id,
+            masker,
+            self.config.log_max_bytes,
+        )
+        .await
+        {
+            Ok(sink) => sink,
+            Err(err) => {
+                // Left in the queue: the lease runs out and it is delivered again.
+                tracing::error!(run = run_id, error = %err, "opening the run's log failed");
+                return;
+            }
+        };
+        let previous = previous_status(&self.db, &run).await;
         let running = self.metrics.runs_running.with_label_values(&[&org_slug]);
         running.inc();
         self.metrics.workers_busy.inc();
@@ -196,20 +282,43 @@ impl Worker {
             .config
             .workspace_root
             .join(format!("run-{}-{}", run.id, attempt));
+        if let Ok(mut active) = self.active.lock() {
+            active.insert(workspace.clone());
+        }
+        let here = Origin::default();
+        if taken_over {
+            sink.line(
+                &here,
+                &format!(
+                    "[sluice] the worker running attempt {} stopped heart-beating; attempt {attempt} starts over on {consumer}",
+                    attempt - 1
+                ),
+            );
+        } else {
+            sink.line(&here, &format!("[sluice] running on {consumer}"));
+        }
         let ctx = RunContext {
-            run,
-            project,
+            run: run.clone(),
+            project: project.clone(),
             workspace: workspace.clone(),
             allow_local_repos: self.config.allow_local_repos,
+            secrets,
+            previous,
         };
         let events = DbEvents {
             db: self.db.clone(),
+            objects: self.objects.clone(),
+            metrics: self.metrics.clone(),
+            sink: sink.clone(),
             run_id,
-            project_id: ctx.project.id,
+            attempt,
+            project_id: project.id,
             next_seq: AtomicI32::new(0),
         };
         let cancel = CancellationToken::new();
+        let cancelled_by: Arc<Mutex<Option<String>>> = Arc::default();
         let beating = self.heartbeat(&claimed, run_id, attempt, cancel.clone());
+        let watching = self.watch(run_id, attempt, cancel.clone(), cancelled_by.clone());
         let execute = async {
             if let Err(err) = tokio::fs::create_dir_all(&workspace).await {
                 return Outcome::Failed(format!("creating the workspace failed: {err}"));
@@ -220,6 +329,7 @@ impl Worker {
         let outcome = tokio::select! {
             outcome = &mut execute => Some(outcome),
             _ = beating => None,
+            _ = watching => None,
             _ = shutdown.cancelled() => {
                 tracing::info!(run = run_id, grace = ?self.config.grace, "stopping: letting the run finish");
                 tokio::select! {
@@ -231,19 +341,60 @@ impl Worker {
         let outcome = match outcome {
             Some(outcome) => Some(outcome),
             None => {
-                // Lost the run (cancelled elsewhere or taken over), or out of grace: stop it.
+                // Lost the run (taken over elsewhere), or out of grace: stop it.
                 cancel.cancel();
                 let _ = execute.await;
                 None
             }
         };
-        if let Err(err) = tokio::fs::remove_dir_all(&workspace).await
+        // A user's cancel: the run ends `cancelled` with who asked, whatever the executor saw.
+        let outcome = match (outcome, cancelled_by.lock().ok().and_then(|c| c.clone())) {
+            (Some(Outcome::Cancelled(_) | Outcome::Failed(_)), Some(by)) => {
+                Some(Outcome::Cancelled(by))
+            }
+            (outcome, _) => outcome,
+        };
+        let leftovers = local::process::reap(&workspace);
+        if leftovers > 0 {
+            tracing::info!(
+                run = run_id,
+                leftovers,
+                "killed processes the run left behind"
+            );
+        }
+        if let Some(outcome) = &outcome
+            && let Outcome::Failed(reason) | Outcome::Cancelled(reason) | Outcome::Unstable(reason) =
+                outcome
+            && !reason.is_empty()
+        {
+            sink.line(
+                &here,
+                &format!("[sluice] {}", reason.lines().next().unwrap_or_default()),
+            );
+        }
+        if let Err(err) = sink.close().await {
+            tracing::warn!(run = run_id, error = %err, "writing the rest of the log failed");
+        }
+        if !self.config.keep_workspaces
+            && let Err(err) = tokio::fs::remove_dir_all(&workspace).await
             && err.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(run = run_id, error = %err, "removing the workspace failed");
         }
+        if let Ok(mut active) = self.active.lock() {
+            active.remove(&workspace);
+        }
+        let masked = |o: Outcome| match o {
+            Outcome::Failed(r) => Outcome::Failed(sink.masker().mask(&r)),
+            Outcome::Cancelled(r) => Outcome::Cancelled(sink.masker().mask(&r)),
+            Outcome::Unstable(r) => Outcome::Unstable(sink.masker().mask(&r)),
+            Outcome::Succeeded => Outcome::Succeeded,
+        };
         match outcome {
-            Some(outcome) => self.end(&claimed, run_id, attempt, outcome).await,
+            Some(outcome) => {
+                self.end(&claimed, &run, &org_slug, Some(&project), masked(outcome))
+                    .await
+            }
             None if shutdown.is_cancelled() => self.hand_back(&claimed, run_id, attempt).await,
             None => {
                 tracing::info!(run = run_id, "this worker no longer holds the run");
@@ -280,22 +431,99 @@ impl Worker {
         }
     }
 
-    async fn end(&self, claimed: &Claimed, run_id: i64, attempt: i32, outcome: Outcome) {
+    /// Polls for a cancel request: cancels the run (noting who asked) and keeps going, so the
+    /// executor can run `post { aborted }`; returns only when the attempt lost the run.
+    async fn watch(
+        &self,
+        run_id: i64,
+        attempt: i32,
+        cancel: CancellationToken,
+        cancelled_by: Arc<Mutex<Option<String>>>,
+    ) {
+        loop {
+            tokio::time::sleep(POLL).await;
+            match gates::requests(&self.db, run_id, attempt).await {
+                Ok(r) if !r.held => return,
+                Ok(r) if r.cancel && !cancel.is_cancelled() => {
+                    let reason = run_entity::Entity::find_by_id(run_id)
+                        .one(&self.db)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|r| r.reason)
+                        .unwrap_or_else(|| "cancelled".to_owned());
+                    if let Ok(mut by) = cancelled_by.lock() {
+                        *by = Some(reason);
+                    }
+                    tracing::info!(run = run_id, "cancel requested: stopping the run");
+                    cancel.cancel();
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(run = run_id, error = %err, "polling for requests failed")
+                }
+            }
+        }
+    }
+
+    async fn end(
+        &self,
+        claimed: &Claimed,
+        run: &run_entity::Model,
+        org: &str,
+        project: Option<&project::Model>,
+        outcome: Outcome,
+    ) {
         let (status, reason) = match outcome {
             Outcome::Succeeded => (RunStatus::Succeeded, None),
+            Outcome::Unstable(reason) => (RunStatus::Unstable, Some(reason)),
             Outcome::Failed(reason) => (RunStatus::Failed, Some(reason)),
             Outcome::Cancelled(reason) => (RunStatus::Cancelled, Some(reason)),
         };
-        match execution::finish(&self.db, run_id, attempt, status, reason).await {
-            Ok(true) => tracing::info!(run = run_id, status = status.as_str(), "run ended"),
-            Ok(false) => tracing::info!(run = run_id, "run ended elsewhere; outcome dropped"),
+        match execution::finish(&self.db, run.id, run.attempt, status, reason).await {
+            Ok(true) => {
+                tracing::info!(run = run.id, status = status.as_str(), "run ended");
+                self.metrics
+                    .runs_total
+                    .with_label_values(&[org, status.as_str()])
+                    .inc();
+                if let Some(started) = run.started_at {
+                    let took = (Utc::now() - started).num_milliseconds().max(0);
+                    self.metrics.run_duration.observe(took as f64 / 1000.0);
+                }
+            }
+            Ok(false) => tracing::info!(run = run.id, "run ended elsewhere; outcome dropped"),
             Err(err) => {
                 // Not acknowledged: the job is delivered again and the run taken over.
-                tracing::error!(run = run_id, error = %err, "recording the outcome failed");
+                tracing::error!(run = run.id, error = %err, "recording the outcome failed");
                 return;
             }
         }
         self.ack(claimed).await;
+        // `buildDiscarder`: the project's older runs lose their artifacts.
+        if let Some(keep) = project
+            .and_then(|p| p.build_keep)
+            .and_then(|k| u32::try_from(k).ok())
+        {
+            match sluice_core::store::artifacts::discard_old(
+                &self.db,
+                &self.objects,
+                run.project_id,
+                keep,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    project = run.project_id,
+                    runs = n,
+                    "discarded old runs' artifacts"
+                ),
+                Err(err) => {
+                    tracing::warn!(project = run.project_id, error = %err, "discarding old artifacts failed")
+                }
+            }
+        }
     }
 
     async fn hand_back(&self, claimed: &Claimed, run_id: i64, attempt: i32) {
@@ -318,43 +546,18 @@ impl Worker {
     }
 }
 
-/// Records an executor's progress in the database.
-struct DbEvents {
-    db: DatabaseConnection,
-    run_id: i64,
-    project_id: i64,
-    next_seq: AtomicI32,
-}
-
-#[async_trait::async_trait]
-impl RunEvents for DbEvents {
-    async fn declared(&self, declared: Declared) {
-        if let Err(err) = execution::remember_declared(&self.db, self.project_id, declared).await {
-            tracing::warn!(run = self.run_id, error = %err, "recording the pipeline's declarations failed");
-        }
-    }
-
-    async fn params(&self, params: &BTreeMap<String, String>) {
-        if let Err(err) = execution::set_params(&self.db, self.run_id, params).await {
-            tracing::warn!(run = self.run_id, error = %err, "recording parameters failed");
-        }
-    }
-
-    async fn stage_started(&self, name: &str) -> i32 {
-        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        if let Err(err) = execution::stage_started(&self.db, self.run_id, seq, name).await {
-            tracing::warn!(run = self.run_id, error = %err, "recording a stage failed");
-        }
-        seq
-    }
-
-    async fn stage_finished(&self, seq: i32, status: &str) {
-        if let Err(err) = execution::stage_finished(&self.db, self.run_id, seq, status).await {
-            tracing::warn!(run = self.run_id, error = %err, "recording a stage failed");
-        }
-    }
-
-    async fn log(&self, line: &str) {
-        tracing::debug!(run = self.run_id, "{line}");
-    }
+/// The status of the project's last ended run before this one.
+async fn previous_status(db: &DatabaseConnection, run: &run_entity::Model) -> Option<String> {
+    run_entity::Entity::find()
+        .select_only()
+        .column(run_entity::Column::Status)
+        .filter(run_entity::Column::ProjectId.eq(run.project_id))
+        .filter(run_entity::Column::Number.lt(run.number))
+        .filter(run_entity::Column::FinishedAt.is_not_null())
+        .order_by_desc(run_entity::Column::Number)
+        .into_tuple::<String>()
+        .one(db)
+        .await
+        .ok()
+        .flatten()
 }

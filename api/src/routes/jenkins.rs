@@ -27,6 +27,7 @@ fn job_url(base: &str, org: &str, project: &str) -> String {
 fn result(status: RunStatus) -> Value {
     match status {
         RunStatus::Succeeded => json!("SUCCESS"),
+        RunStatus::Unstable => json!("UNSTABLE"),
         RunStatus::Failed => json!("FAILURE"),
         RunStatus::Cancelled => json!("ABORTED"),
         RunStatus::Queued | RunStatus::Running | RunStatus::Waiting => Value::Null,
@@ -218,7 +219,7 @@ pub async fn last_build(
     Ok(HttpResponse::Ok().json(build_json(&base_url(&state, &req), &org, &slug, &run)))
 }
 
-/// `GET job/{project}/{number}/consoleText`: the run's log (empty until the run has output).
+/// `GET job/{project}/{number}/consoleText`: the run's log so far, as text.
 pub async fn console_text(
     state: web::Data<AppState>,
     authn: Authn,
@@ -226,10 +227,10 @@ pub async fn console_text(
 ) -> Result<HttpResponse, ApiError> {
     let (org, slug, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    runs::get(&state.db, &scope, &slug, number).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(""))
+    let found = runs::get(&state.db, &scope, &slug, number).await?;
+    Ok(crate::routes::run_outputs::stream_log(
+        &state, found.id, 0, false,
+    ))
 }
 
 /// `GET crumbIssuer/api/json`: scripts fetch a crumb before POSTing; token calls need none.

@@ -20,6 +20,8 @@ pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod orgs;
 pub(crate) mod projects;
+pub(crate) mod run_actions;
+pub(crate) mod run_outputs;
 pub(crate) mod runs;
 pub(crate) mod secrets;
 pub(crate) mod tokens;
@@ -116,6 +118,36 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/api/v1/orgs/{org}/projects/{project}/runs/{number}",
             get().to(runs::show),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/log",
+            get().to(run_outputs::log),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/artifacts",
+            get().to(run_outputs::artifact_index),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/artifacts/{path:.*}",
+            get().to(run_outputs::artifact_download),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/cancel",
+            post().to(run_actions::cancel),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/approve",
+            post().to(run_actions::approve),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/runs/{number}/rerun",
+            post().to(run_actions::rerun),
         ),
         (Method::POST, "/api/v1/lint", post().to(lint::lint)),
         (Method::POST, "/api/v1/orgs", post().to(orgs::create)),

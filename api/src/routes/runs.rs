@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use sluice_core::db::begin_write;
 use sluice_core::entities::run;
 use sluice_core::store::PageRequest;
+use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution;
+use sluice_core::store::gates::WaitingFor;
 use sluice_core::store::runs::{self, NewRun, RunStatus, Trigger};
 
 use crate::auth::Authn;
@@ -41,6 +43,11 @@ pub struct RunQuery {
 /// A stage as it ran (filled in by the worker).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StageView {
+    /// Its number in the run (stages are numbered as they start).
+    pub seq: i32,
+    /// The stage it runs inside: a parallel branch's or matrix cell's parent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i32>,
     pub name: String,
     pub status: String,
     pub started_at: Option<DateTime<Utc>>,
@@ -70,6 +77,16 @@ pub struct RunView {
     pub reason: Option<String>,
     /// How many times a worker started it (more than 1 after a worker was lost mid-run).
     pub attempt: i32,
+    /// The approval gate a `waiting` run is parked at: answer it with `POST .../approve`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<WaitingFor>,
+    /// A cancel was requested and the worker is stopping the run.
+    pub cancel_requested: bool,
+    /// JUnit results, when the pipeline ran `junit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestSummary>,
+    /// Lines in the log so far.
+    pub log_lines: i64,
 }
 
 impl RunView {
@@ -98,6 +115,8 @@ impl RunView {
             view.stages = run_stages
                 .into_iter()
                 .map(|s| StageView {
+                    seq: s.seq,
+                    parent: s.parent,
                     name: s.name,
                     status: s.status,
                     started_at: s.started_at,
@@ -124,6 +143,16 @@ impl RunView {
             queue_position: None,
             reason: r.reason,
             attempt: r.attempt,
+            waiting_for: r
+                .waiting_for
+                .as_deref()
+                .and_then(|w| serde_json::from_str(w).ok()),
+            cancel_requested: r.cancel_requested,
+            tests: r
+                .tests
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+            log_lines: r.log_lines,
         }
     }
 }

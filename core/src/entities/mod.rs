@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table of the schema in `sluice-migrations`.
 
 pub mod api_token;
+pub mod artifact;
 pub mod audit_log;
 pub mod cron_fire;
 pub mod identity;
@@ -10,6 +11,7 @@ pub mod org;
 pub mod project;
 pub mod project_secret;
 pub mod run;
+pub mod run_log_chunk;
 pub mod run_outbox;
 pub mod run_stage;
 pub mod session;

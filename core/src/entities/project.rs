@@ -21,6 +21,8 @@ pub struct Model {
     pub pipeline_cron: Option<String>,
     /// False when the last parsed Jenkinsfile said `disableConcurrentBuilds()`.
     pub concurrent_builds: bool,
+    /// `buildDiscarder(logRotator(numToKeepStr))`: runs whose artifacts are kept.
+    pub build_keep: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

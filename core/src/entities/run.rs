@@ -27,6 +27,16 @@ pub struct Model {
     pub heartbeat_at: Option<DateTimeUtc>,
     /// Why the run failed or was cancelled, when Sluice knows.
     pub reason: Option<String>,
+    /// The approval gate the run waits at (JSON `store::gates::WaitingFor`).
+    pub waiting_for: Option<String>,
+    /// The answer to that gate (JSON `store::gates::Answer`), read by the worker.
+    pub input_answer: Option<String>,
+    /// Someone asked to cancel the running run; its worker stops it.
+    pub cancel_requested: bool,
+    pub log_lines: i64,
+    pub log_bytes: i64,
+    /// JUnit results (JSON `store::tests::TestSummary`).
+    pub tests: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub status: String,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The stage this one runs inside (a parallel branch, a matrix cell, a nested stage).
+    pub parent: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

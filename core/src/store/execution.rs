@@ -43,8 +43,8 @@ pub async fn start(
     let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
     let taking_over = match current.status.as_str() {
         "queued" => false,
-        "running" if current.heartbeat_at.is_none_or(|at| at < stale_before) => true,
-        "running" => return Ok(Start::Busy),
+        "running" | "waiting" if current.heartbeat_at.is_none_or(|at| at < stale_before) => true,
+        "running" | "waiting" => return Ok(Start::Busy),
         _ => return Ok(Start::Skip("the run has already ended")),
     };
     let taken = run::Entity::update_many()
@@ -55,6 +55,11 @@ pub async fn start(
         )
         .col_expr(run::Column::Worker, Expr::value(worker.to_owned()))
         .col_expr(run::Column::HeartbeatAt, Expr::value(now))
+        .col_expr(run::Column::WaitingFor, Expr::value(Option::<String>::None))
+        .col_expr(
+            run::Column::InputAnswer,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             run::Column::StartedAt,
             Expr::value(current.started_at.unwrap_or(now)),
@@ -93,7 +98,7 @@ pub async fn start(
 fn held(run_id: i64, attempt: i32) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(run::Column::Id.eq(run_id))
-        .add(run::Column::Status.eq("running"))
+        .add(run::Column::Status.is_in(["running", "waiting"]))
         .add(run::Column::Attempt.eq(attempt))
 }
 
@@ -121,6 +126,7 @@ pub async fn finish(
         .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .col_expr(run::Column::Reason, Expr::value(reason))
+        .col_expr(run::Column::WaitingFor, Expr::value(Option::<String>::None))
         .filter(held(run_id, attempt))
         .exec(db)
         .await?
@@ -153,11 +159,13 @@ pub async fn stage_started(
     db: &impl ConnectionTrait,
     run_id: i64,
     seq: i32,
+    parent: Option<i32>,
     name: &str,
 ) -> Result<()> {
     run_stage::ActiveModel {
         run_id: Set(run_id),
         seq: Set(seq),
+        parent: Set(parent),
         name: Set(name.chars().take(255).collect()),
         status: Set("running".to_owned()),
         started_at: Set(Some(Utc::now())),
@@ -194,6 +202,8 @@ pub struct Declared {
     pub params: String,
     pub cron: Option<String>,
     pub concurrent_builds: bool,
+    /// `buildDiscarder(logRotator(numToKeepStr))`.
+    pub build_keep: Option<i32>,
 }
 
 pub async fn remember_declared(
@@ -207,6 +217,7 @@ pub async fn remember_declared(
     if found.pipeline_params.as_deref() == Some(declared.params.as_str())
         && found.pipeline_cron == declared.cron
         && found.concurrent_builds == declared.concurrent_builds
+        && found.build_keep == declared.build_keep
     {
         return Ok(());
     }
@@ -214,6 +225,7 @@ pub async fn remember_declared(
     active.pipeline_params = Set(Some(declared.params));
     active.pipeline_cron = Set(declared.cron);
     active.concurrent_builds = Set(declared.concurrent_builds);
+    active.build_keep = Set(declared.build_keep);
     active.update(db).await?;
     Ok(())
 }

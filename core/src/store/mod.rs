@@ -2,8 +2,10 @@
 //! (`&impl ConnectionTrait`) so it runs inside or outside a transaction; the caller commits.
 //! Org-owned rows are only reached through a [`crate::tenancy::TenantScope`].
 
+pub mod artifacts;
 pub mod audit;
 pub mod execution;
+pub mod gates;
 pub mod invitations;
 pub mod orgs;
 pub mod params;

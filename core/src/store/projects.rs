@@ -309,6 +309,25 @@ pub async fn secret_value(
     String::from_utf8(plain).map_err(|_| Error::Crypto("secret is not text"))
 }
 
+/// Every secret of a project in clear, by name: for the worker running one of its runs.
+pub async fn secrets_for_run(
+    db: &impl ConnectionTrait,
+    keys: &Keyring,
+    project_id: i64,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let rows = project_secret::Entity::find()
+        .filter(project_secret::Column::ProjectId.eq(project_id))
+        .all(db)
+        .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let plain = keys.decrypt(&row.value_enc, &secret_context(project_id, &row.name))?;
+        let value = String::from_utf8(plain).map_err(|_| Error::Crypto("secret is not text"))?;
+        out.insert(row.name, value);
+    }
+    Ok(out)
+}
+
 /// Deletes a secret (developer).
 pub async fn delete_secret(
     db: &impl ConnectionTrait,

@@ -23,6 +23,8 @@ pub enum RunStatus {
     Running,
     Waiting,
     Succeeded,
+    /// Finished, but tests failed or a step marked it (Jenkins `UNSTABLE`).
+    Unstable,
     Failed,
     Cancelled,
 }
@@ -34,6 +36,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Waiting => "waiting",
             RunStatus::Succeeded => "succeeded",
+            RunStatus::Unstable => "unstable",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
         }
@@ -45,11 +48,12 @@ impl RunStatus {
             "running" => Ok(RunStatus::Running),
             "waiting" => Ok(RunStatus::Waiting),
             "succeeded" => Ok(RunStatus::Succeeded),
+            "unstable" => Ok(RunStatus::Unstable),
             "failed" => Ok(RunStatus::Failed),
             "cancelled" => Ok(RunStatus::Cancelled),
             _ => Err(Error::invalid(
                 "status",
-                "one of queued, running, waiting, succeeded, failed, cancelled",
+                "one of queued, running, waiting, succeeded, unstable, failed, cancelled",
             )),
         }
     }
@@ -64,6 +68,8 @@ pub enum Trigger {
     Gitlab,
     Jenkins,
     Cron,
+    /// Started again from an earlier run (same ref, commit and parameters).
+    Rerun,
 }
 
 impl Trigger {
@@ -74,6 +80,7 @@ impl Trigger {
             Trigger::Gitlab => "gitlab",
             Trigger::Jenkins => "jenkins",
             Trigger::Cron => "cron",
+            Trigger::Rerun => "rerun",
         }
     }
 }

@@ -1,0 +1,332 @@
+//! What a run leaves: its log (`GET .../runs/{number}/log`, text or a live SSE stream) and
+//! its artifacts (`GET .../artifacts`, `GET .../artifacts/{path}`).
+//!
+//! A follower reads the log's chunks from storage, never the worker, so any number of them
+//! can follow without slowing the build; a flush in this process wakes them at once, and they
+//! poll every second for workers elsewhere. Each follower holds at most a few batches.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::{GetOptions, ObjectStore};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde::{Deserialize, Serialize};
+use sluice_core::entities::run;
+use sluice_core::logs::{self, LogLine};
+use sluice_core::objects::Objects;
+use sluice_core::store::artifacts;
+use sluice_core::store::runs;
+use tokio::sync::mpsc;
+
+use crate::auth::Authn;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Lines per item sent to a follower.
+const BATCH: usize = 256;
+
+enum Item {
+    Lines(Vec<LogLine>),
+    /// The follower is waiting for more.
+    Idle,
+    /// The run has ended and every line was sent; the last line says how it ended.
+    End(LogLine, String),
+}
+
+fn ended(r: &run::Model) -> bool {
+    matches!(
+        r.status.as_str(),
+        "succeeded" | "unstable" | "failed" | "cancelled"
+    )
+}
+
+/// Jenkins' closing line: `Finished: SUCCESS`, or the result and why.
+fn finished_line(r: &run::Model, n: i64) -> LogLine {
+    let word = match r.status.as_str() {
+        "succeeded" => "SUCCESS",
+        "unstable" => "UNSTABLE",
+        "failed" => "FAILURE",
+        _ => "ABORTED",
+    };
+    let text = match r.reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(reason) if r.status != "succeeded" => {
+            format!(
+                "Finished: {word} ({})",
+                reason.lines().next().unwrap_or_default()
+            )
+        }
+        _ => format!("Finished: {word}"),
+    };
+    LogLine {
+        n,
+        at: r.finished_at.unwrap_or_else(chrono::Utc::now),
+        stage: None,
+        step: None,
+        error: r.status == "failed",
+        text,
+    }
+}
+
+/// Feeds `tx` with the run's lines from `from`; with `live`, waits for more until the run ends.
+async fn produce(
+    db: DatabaseConnection,
+    objects: Objects,
+    run_id: i64,
+    mut next: i64,
+    live: bool,
+    tx: mpsc::Sender<Item>,
+) {
+    let mut flushed = logs::subscribe();
+    loop {
+        let chunks = match logs::chunks_from(&db, run_id, next).await {
+            Ok(chunks) => chunks,
+            Err(err) => {
+                tracing::warn!(run = run_id, error = %err, "reading the log index failed");
+                return;
+            }
+        };
+        if !chunks.is_empty() {
+            for chunk in chunks {
+                let lines = match logs::read_chunk(&objects, run_id, chunk.seq).await {
+                    Ok(lines) => lines,
+                    Err(err) => {
+                        tracing::warn!(run = run_id, error = %err, "reading a log chunk failed");
+                        return;
+                    }
+                };
+                let fresh: Vec<LogLine> = lines.into_iter().filter(|l| l.n >= next).collect();
+                next = chunk.first_line + i64::from(chunk.lines);
+                for batch in fresh.chunks(BATCH) {
+                    if tx.send(Item::Lines(batch.to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
+        let Ok(Some(r)) = run::Entity::find_by_id(run_id).one(&db).await else {
+            return;
+        };
+        if ended(&r) {
+            // The worker writes its last chunk before it records the end, but a chunk may
+            // have landed between the two reads above: look once more.
+            if !logs::chunks_from(&db, run_id, next)
+                .await
+                .unwrap_or_default()
+                .is_empty()
+            {
+                continue;
+            }
+            let last = finished_line(&r, r.log_lines.max(next));
+            let _ = tx.send(Item::End(last, r.status.clone())).await;
+            return;
+        }
+        if !live {
+            return;
+        }
+        if tx.send(Item::Idle).await.is_err() {
+            return;
+        }
+        let wait = async {
+            loop {
+                match flushed.recv().await {
+                    Ok(id) if id == run_id => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+    }
+}
+
+fn plain(line: &LogLine, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(out, "{} ", line.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    if let Some(stage) = &line.stage {
+        let _ = write!(out, "[{stage}] ");
+    }
+    out.push_str(&line.text);
+    out.push('\n');
+}
+
+fn sse(line: &LogLine, out: &mut String) {
+    use std::fmt::Write;
+    let json = serde_json::to_string(line).unwrap_or_default();
+    let _ = write!(out, "id: {}\ndata: {json}\n\n", line.n);
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// Start at this line number (an SSE client resumes with `Last-Event-ID` instead).
+    pub from: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct EndEvent {
+    status: String,
+}
+
+/// `GET .../runs/{number}/log`: the log as text (`time [stage] line`); with `Accept:
+/// text/event-stream`, a live stream: each line an event whose id is its number and whose
+/// data is JSON `{n, at, stage?, step?, text, error?}`; `Last-Event-ID` resumes after that
+/// line; an `end` event closes it once the run has ended.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/log", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number"), LogQuery), responses((status = 200, description = "The log so far (text/plain) or a live stream (text/event-stream)", content_type = "text/plain", body = String), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn log(
+    state: web::Data<AppState>,
+    authn: Authn,
+    req: HttpRequest,
+    path: web::Path<(String, String, i64)>,
+    query: web::Query<LogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project, number) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let found = runs::get(&state.db, &scope, &project, number).await?;
+    let live = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let resume = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|id| id + 1);
+    let from = resume.or(query.from).unwrap_or(0).max(0);
+    Ok(stream_log(&state, found.id, from, live))
+}
+
+/// The response for a run's log (also the Jenkins `consoleText`, `live` false).
+pub(crate) fn stream_log(state: &AppState, run_id: i64, from: i64, live: bool) -> HttpResponse {
+    let (tx, rx) = mpsc::channel(2);
+    actix_web::rt::spawn(produce(
+        state.db.clone(),
+        state.objects.clone(),
+        run_id,
+        from,
+        live,
+        tx,
+    ));
+    let mut idle = 0u32;
+    let body = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item, rx))
+    })
+    .filter_map(move |item| {
+        let mut out = String::new();
+        match item {
+            Item::Lines(lines) => {
+                idle = 0;
+                for line in &lines {
+                    if live {
+                        sse(line, &mut out);
+                    } else {
+                        plain(line, &mut out);
+                    }
+                }
+            }
+            Item::Idle => {
+                idle += 1;
+                if live && idle.is_multiple_of(15) {
+                    out.push_str(": waiting for output\n\n");
+                }
+            }
+            Item::End(last, status) => {
+                if live {
+                    sse(&last, &mut out);
+                    let end = serde_json::to_string(&EndEvent { status }).unwrap_or_default();
+                    out.push_str(&format!("event: end\ndata: {end}\n\n"));
+                } else {
+                    plain(&last, &mut out);
+                }
+            }
+        }
+        std::future::ready((!out.is_empty()).then(|| Ok::<_, actix_web::Error>(Bytes::from(out))))
+    });
+    let mut response = HttpResponse::Ok();
+    if live {
+        response
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header(("X-Accel-Buffering", "no"));
+    } else {
+        response.content_type("text/plain; charset=utf-8");
+    }
+    response.streaming(body)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ArtifactView {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// `GET .../runs/{number}/artifacts`: what the run archived.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/artifacts", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number")), responses((status = 200, description = "Artifacts, by path", body = Vec<ArtifactView>), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn artifact_index(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project, number) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let found = runs::get(&state.db, &scope, &project, number).await?;
+    let items: Vec<ArtifactView> = artifacts::list(&state.db, found.id)
+        .await?
+        .into_iter()
+        .map(|a| ArtifactView {
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// `GET .../runs/{number}/artifacts/{path}`: the bytes, streamed, with `X-Checksum-Sha256`.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/artifacts/{path}", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number"), ("path" = String, Path, description = "The artifact's path, as listed")), responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "A path that leaves the workspace", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, discarded, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn artifact_download(
+    state: web::Data<AppState>,
+    authn: Authn,
+    path: web::Path<(String, String, i64, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, project, number, file) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let found = runs::get(&state.db, &scope, &project, number).await?;
+    let row = artifacts::get(&state.db, found.id, &file).await?;
+    let got = state
+        .objects
+        .get_opts(
+            &artifacts::object_path(found.id, &row.path),
+            GetOptions::default(),
+        )
+        .await
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => sluice_core::Error::NotFound,
+            other => sluice_core::Error::Storage(other),
+        })?;
+    let name = row
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or("artifact")
+        .replace('"', "");
+    let stream = got
+        .into_stream()
+        .map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header(("X-Checksum-Sha256", row.sha256))
+        .no_chunking(u64::try_from(row.size).unwrap_or(0))
+        .streaming(stream))
+}

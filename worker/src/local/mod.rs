@@ -1,0 +1,377 @@
+//! The local executor: runs a run's Jenkinsfile on the worker's host, with the worker's
+//! privileges. It is for single-team installs (`sluice serve`); multi-tenant installs use the
+//! Kubernetes executor, which runs the same walk in a Pod per run.
+//!
+//! It checks out the commit into the attempt's workspace, refuses a Jenkinsfile that does not
+//! lint (or that needs a container agent) before any step, records what the file declares,
+//! checks the parameters, then walks the pipeline with Jenkins' semantics: stages in order,
+//! `parallel` branches and `matrix` cells at once, `when`, `input` gates, `timeout` and
+//! `retry` at pipeline, stage and step level, `catchError`/`warnError`/`unstable`, and `post`
+//! conditions against the build (or stage) result. Each `sh` runs `sh -e` in its own process
+//! group, which is killed whole on cancel, timeout, or when the script ends.
+
+mod files;
+pub mod junit;
+pub mod process;
+mod steps;
+mod values;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
+
+use sluice_core::logs::Origin;
+use sluice_core::pipeline::model::{Agent, Pipeline, PipelineOption, Stage, StageBody, Step};
+use sluice_core::store::artifacts::TestSummary;
+use sluice_core::store::execution::Declared;
+use sluice_core::store::params;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkout::{CheckoutError, checkout};
+use crate::executor::{Executor, Outcome, RunContext, RunEvents};
+
+pub struct LocalExecutor;
+
+/// A build or stage result, worst last (Jenkins: SUCCESS < UNSTABLE < FAILURE < ABORTED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Res {
+    Success,
+    Unstable,
+    Failure,
+    Aborted,
+}
+
+impl Res {
+    pub(crate) fn parse(word: &str) -> Option<Res> {
+        match word.to_ascii_uppercase().as_str() {
+            "SUCCESS" => Some(Res::Success),
+            "UNSTABLE" => Some(Res::Unstable),
+            "FAILURE" => Some(Res::Failure),
+            "ABORTED" => Some(Res::Aborted),
+            _ => None,
+        }
+    }
+
+    /// From a run status (the previous run's).
+    pub(crate) fn of_status(status: &str) -> Option<Res> {
+        match status {
+            "succeeded" => Some(Res::Success),
+            "unstable" => Some(Res::Unstable),
+            "failed" => Some(Res::Failure),
+            "cancelled" => Some(Res::Aborted),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn stage_word(self) -> &'static str {
+        match self {
+            Res::Success => "succeeded",
+            Res::Unstable => "unstable",
+            Res::Failure => "failed",
+            Res::Aborted => "cancelled",
+        }
+    }
+}
+
+/// Why steps stopped early: a failure (an error, a failing script, a timeout) or an abort
+/// (cancelled, a gate rejected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stop {
+    pub res: Res,
+    pub reason: String,
+}
+
+impl Stop {
+    pub(crate) fn failure(reason: impl Into<String>) -> Stop {
+        Stop {
+            res: Res::Failure,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn aborted(reason: impl Into<String>) -> Stop {
+        Stop {
+            res: Res::Aborted,
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(crate) type Flow = Result<(), Stop>;
+
+pub(crate) type Env = BTreeMap<String, String>;
+
+/// What the whole walk shares.
+pub(crate) struct Runner<'a> {
+    pub ctx: &'a RunContext,
+    pub events: &'a dyn RunEvents,
+    pub branch: String,
+    pub tag: Option<String>,
+    pub params: Env,
+    /// The build result so far (`catchError`, `unstable`, failing tests raise it).
+    pub build: Mutex<Res>,
+    /// Why the build result was raised without stopping (for the run's reason).
+    pub notes: Mutex<Vec<String>>,
+    pub tests: tokio::sync::Mutex<TestSummary>,
+    pub gates: AtomicU32,
+    pub stashes: PathBuf,
+}
+
+impl Runner<'_> {
+    pub(crate) fn raise(&self, res: Res, note: &str) {
+        if let Ok(mut build) = self.build.lock() {
+            *build = (*build).max(res);
+        }
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.push(note.to_owned());
+        }
+    }
+
+    pub(crate) fn result(&self) -> Res {
+        self.build.lock().map_or(Res::Failure, |b| *b)
+    }
+}
+
+/// Where in the walk a step runs.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub origin: Origin,
+    /// The current stage's result (`catchError(stageResult:)` and friends raise it).
+    pub stage_res: std::sync::Arc<Mutex<Res>>,
+    pub cancel: CancellationToken,
+}
+
+impl Scope {
+    pub(crate) fn raise_stage(&self, res: Res) {
+        if let Ok(mut r) = self.stage_res.lock() {
+            *r = (*r).max(res);
+        }
+    }
+
+    pub(crate) fn stage_result(&self) -> Res {
+        self.stage_res.lock().map_or(Res::Failure, |r| *r)
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for LocalExecutor {
+    async fn execute(
+        &self,
+        ctx: &RunContext,
+        events: &dyn RunEvents,
+        cancel: CancellationToken,
+    ) -> Outcome {
+        let here = Origin::default();
+        let src = ctx.workspace.join("src");
+        let git_ref = ctx.run.git_ref.clone().unwrap_or_else(|| "main".into());
+        events.log(
+            &here,
+            &format!(
+                "[sluice] checking out {} at {git_ref}{}",
+                ctx.project.repo_url,
+                ctx.run
+                    .commit_sha
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ),
+        );
+        let is_tag = match checkout(
+            &ctx.project.repo_url,
+            &git_ref,
+            ctx.run.commit_sha.as_deref(),
+            &src,
+            ctx.allow_local_repos,
+            &cancel,
+        )
+        .await
+        {
+            Ok(is_tag) => is_tag,
+            Err(CheckoutError::Cancelled) => {
+                return Outcome::Cancelled("cancelled during checkout".into());
+            }
+            Err(other) => {
+                events.log_error(&here, &other.to_string());
+                return Outcome::Failed(other.to_string());
+            }
+        };
+        let file = &ctx.project.pipeline_path;
+        let source = match tokio::fs::read_to_string(src.join(file)).await {
+            Ok(source) => source,
+            Err(err) => return fail(events, format!("cannot read {file}: {err}")),
+        };
+        let lint = sluice_core::pipeline::lint(&source);
+        let Some(pipeline) = lint.pipeline.as_ref().filter(|_| lint.is_valid()) else {
+            let errors: Vec<String> = lint
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == sluice_core::pipeline::Severity::Error)
+                .take(5)
+                .map(|d| format!("{file}:{}:{}: {}", d.pos.line, d.pos.col, d.message))
+                .collect();
+            return fail(events, errors.join("\n"));
+        };
+        events.declared(declared(pipeline)).await;
+        if let Some(reason) = unsupported(pipeline, file) {
+            return fail(events, reason);
+        }
+        let given: BTreeMap<String, String> =
+            serde_json::from_str(&ctx.run.params).unwrap_or_default();
+        let specs: Vec<params::ParamSpec> = pipeline
+            .parameters
+            .iter()
+            .map(params::ParamSpec::from)
+            .collect();
+        let run_params = match params::check(&specs, &given) {
+            Ok(values) => values,
+            Err(err) => return fail(events, format!("{file}: {err}")),
+        };
+        events.params(&run_params).await;
+
+        let mut env = Env::new();
+        env.insert("BUILD_NUMBER".into(), ctx.run.number.to_string());
+        env.insert("BUILD_ID".into(), ctx.run.number.to_string());
+        env.insert("JOB_NAME".into(), ctx.project.slug.clone());
+        env.insert(
+            "BUILD_TAG".into(),
+            format!("sluice-{}-{}", ctx.project.slug, ctx.run.number),
+        );
+        // Jenkins names a tag build's ref TAG_NAME and a branch build's BRANCH_NAME.
+        let ref_var = if is_tag { "TAG_NAME" } else { "BRANCH_NAME" };
+        env.insert(ref_var.into(), git_ref.clone());
+        env.insert("WORKSPACE".into(), src.display().to_string());
+        env.insert("CI".into(), "true".into());
+        if let Some(sha) = &ctx.run.commit_sha {
+            env.insert("GIT_COMMIT".into(), sha.clone());
+        }
+        for (k, v) in &run_params {
+            env.insert(k.clone(), v.clone());
+        }
+        let runner = Runner {
+            ctx,
+            events,
+            tag: is_tag.then(|| git_ref.clone()),
+            branch: git_ref,
+            params: run_params,
+            build: Mutex::new(Res::Success),
+            notes: Mutex::new(Vec::new()),
+            tests: tokio::sync::Mutex::new(TestSummary::default()),
+            gates: AtomicU32::new(0),
+            stashes: ctx.workspace.join("stashes"),
+        };
+        let top = Scope {
+            env,
+            dir: src,
+            origin: here.clone(),
+            stage_res: std::sync::Arc::new(Mutex::new(Res::Success)),
+            cancel,
+        };
+        let flow = match runner.environment(&top.env, &pipeline.environment) {
+            Ok(env) => {
+                let scope = Scope { env, ..top.clone() };
+                let flow = runner
+                    .guarded(
+                        &pipeline.options,
+                        walk::Body::Stages(&pipeline.stages),
+                        &scope,
+                    )
+                    .await;
+                runner.finish_flow(flow, &scope, &pipeline.post).await
+            }
+            Err(stop) => Err(stop),
+        };
+        if let Err(stop) = &flow {
+            runner.raise(stop.res, &stop.reason);
+        }
+        let reason = match &flow {
+            Err(stop) => stop.reason.clone(),
+            Ok(()) => runner
+                .notes
+                .lock()
+                .ok()
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default(),
+        };
+        match runner.result() {
+            Res::Success => Outcome::Succeeded,
+            Res::Unstable => Outcome::Unstable(reason),
+            Res::Failure => Outcome::Failed(reason),
+            Res::Aborted => Outcome::Cancelled(reason),
+        }
+    }
+}
+
+fn fail(events: &dyn RunEvents, reason: String) -> Outcome {
+    events.log_error(&Origin::default(), &reason);
+    Outcome::Failed(reason)
+}
+
+/// What the Jenkinsfile declares that outlives the run.
+pub fn declared(pipeline: &Pipeline) -> Declared {
+    Declared {
+        params: params::to_json(&pipeline.parameters),
+        cron: (!pipeline.triggers.is_empty()).then(|| pipeline.triggers.join("\n")),
+        concurrent_builds: !pipeline
+            .options
+            .contains(&PipelineOption::DisableConcurrentBuilds),
+        build_keep: pipeline.options.iter().find_map(|o| match o {
+            PipelineOption::BuildDiscarder { keep } => i32::try_from(*keep).ok(),
+            _ => None,
+        }),
+    }
+}
+
+/// What this executor cannot run, found before any step (never half-run).
+fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
+    fn agent(agent: &Agent) -> Option<&'static str> {
+        match agent {
+            Agent::Docker { .. } => Some("docker"),
+            Agent::Kubernetes { .. } => Some("kubernetes"),
+            _ => None,
+        }
+    }
+    fn in_steps(list: &[Step], file: &str) -> Option<String> {
+        list.iter().find_map(|s| {
+            if s.name == "deploy" {
+                return Some(format!(
+                    "{file}:{}: `deploy` needs the release manager, which this install does not run yet",
+                    s.pos.line
+                ));
+            }
+            in_steps(&s.steps, file)
+        })
+    }
+    fn in_stages(list: &[Stage], file: &str) -> Option<String> {
+        list.iter().find_map(|st| {
+            if let Some(kind) = st.agent.as_ref().and_then(agent) {
+                return Some(format!(
+                    "{file}:{}: stage `{}` asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)",
+                    st.pos.line, st.name
+                ));
+            }
+            let posts = st.post.conditions.iter().find_map(|(_, s)| in_steps(s, file));
+            posts.or_else(|| match &st.body {
+                StageBody::Steps { steps: s } => in_steps(s, file),
+                StageBody::Parallel { stages: s }
+                | StageBody::Stages { stages: s }
+                | StageBody::Matrix { stages: s, .. } => in_stages(s, file),
+            })
+        })
+    }
+    if let Some(kind) = agent(&pipeline.agent) {
+        return Some(format!(
+            "{file}: the pipeline asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)"
+        ));
+    }
+    in_stages(&pipeline.stages, file).or_else(|| {
+        pipeline
+            .post
+            .conditions
+            .iter()
+            .find_map(|(_, s)| in_steps(s, file))
+    })
+}

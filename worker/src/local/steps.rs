@@ -1,0 +1,436 @@
+//! The steps of the supported subset (docs/JENKINSFILE.md), one arm each.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use sluice_core::logs::Origin;
+use sluice_core::pipeline::model::{Input, PipelineOption, Step};
+use sluice_core::pipeline::syntax::Value;
+
+use super::files::{copy_into, matching};
+use super::values::{arg, flag, named, seconds, text};
+use super::walk::Body;
+use super::{Flow, Res, Runner, Scope, Stop, junit, process};
+
+/// A path a step names must stay inside the workspace.
+fn inside(dir: &Path, sub: &str, line: u32, step: &str) -> Result<PathBuf, Stop> {
+    if Path::new(sub)
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(Stop::failure(format!(
+            "line {line}: {step}('{sub}') must stay inside the workspace"
+        )));
+    }
+    Ok(dir.join(sub))
+}
+
+impl Runner<'_> {
+    pub(crate) fn steps<'a>(&'a self, steps: &'a [Step], scope: &'a Scope) -> BoxFuture<'a, Flow> {
+        Box::pin(async move {
+            for step in steps {
+                if scope.cancel.is_cancelled() {
+                    return Err(Stop::aborted("cancelled"));
+                }
+                let started = Instant::now();
+                let flow = self.step(step, scope).await;
+                self.events
+                    .step_finished(&step.name, flow.is_ok(), started.elapsed());
+                if let Err(stop) = &flow
+                    && step.steps.is_empty()
+                {
+                    let origin = Origin {
+                        step: Some(step.name.clone()),
+                        ..scope.origin.clone()
+                    };
+                    self.events
+                        .log_error(&origin, &format!("[sluice] {}", stop.reason));
+                }
+                flow?;
+            }
+            Ok(())
+        })
+    }
+
+    fn step<'a>(&'a self, step: &'a Step, scope: &'a Scope) -> BoxFuture<'a, Flow> {
+        Box::pin(async move {
+            let line = step.pos.line;
+            let (env, params) = (&scope.env, &self.params);
+            let origin = Origin {
+                step: Some(step.name.clone()),
+                ..scope.origin.clone()
+            };
+            match step.name.as_str() {
+                "echo" => {
+                    let message = arg(step, "message", env, params).unwrap_or_default();
+                    for l in message.lines() {
+                        self.events.log(&origin, l);
+                    }
+                    Ok(())
+                }
+                "sh" => {
+                    let Some(script) = arg(step, "script", env, params) else {
+                        return Err(Stop::failure(format!("line {line}: `sh` needs a script")));
+                    };
+                    self.events
+                        .log(&origin, &format!("[sluice] sh (Jenkinsfile line {line})"));
+                    process::sh(
+                        &script,
+                        env,
+                        &scope.dir,
+                        &origin,
+                        self.events,
+                        &scope.cancel,
+                        line,
+                    )
+                    .await
+                }
+                "sleep" => {
+                    let wait = Duration::from_secs_f64(seconds(step, env, params, "SECONDS"));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => Ok(()),
+                        _ = scope.cancel.cancelled() => Err(Stop::aborted("cancelled during sleep")),
+                    }
+                }
+                "error" => Err(Stop::failure(format!(
+                    "line {line}: error: {}",
+                    arg(step, "message", env, params).unwrap_or_default()
+                ))),
+                "unstable" => {
+                    let message = arg(step, "message", env, params).unwrap_or_default();
+                    self.events
+                        .log_error(&origin, &format!("[sluice] unstable: {message}"));
+                    self.raise(Res::Unstable, &format!("line {line}: unstable: {message}"));
+                    scope.raise_stage(Res::Unstable);
+                    Ok(())
+                }
+                "checkout" => Ok(()),
+                "dir" => {
+                    let sub = arg(step, "path", env, params).unwrap_or_default();
+                    let inner = inside(&scope.dir, &sub, line, "dir")?;
+                    tokio::fs::create_dir_all(&inner)
+                        .await
+                        .map_err(|e| Stop::failure(format!("line {line}: dir: {e}")))?;
+                    let scope = Scope {
+                        dir: inner,
+                        ..scope.clone()
+                    };
+                    self.steps(&step.steps, &scope).await
+                }
+                "withEnv" => {
+                    let mut scope = scope.clone();
+                    if let Some(Value::List(items, _)) = step.args.positional.first() {
+                        for item in items {
+                            if let Some((k, v)) = text(item, env, params)
+                                .as_deref()
+                                .and_then(|s| s.split_once('='))
+                            {
+                                scope.env.insert(k.to_owned(), v.to_owned());
+                            }
+                        }
+                    }
+                    self.steps(&step.steps, &scope).await
+                }
+                "withCredentials" => self.with_credentials(step, scope).await,
+                "timeout" => {
+                    let secs = seconds(step, env, params, "MINUTES").ceil() as u64;
+                    let options = [PipelineOption::Timeout {
+                        seconds: secs.max(1),
+                    }];
+                    self.guarded(&options, Body::Steps(&step.steps), scope)
+                        .await
+                }
+                "retry" => {
+                    let count = arg(step, "count", env, params)
+                        .and_then(|c| c.parse::<f64>().ok())
+                        .map_or(1, |c| c.clamp(1.0, 100.0) as u32);
+                    let options = [PipelineOption::Retry { count }];
+                    self.guarded(&options, Body::Steps(&step.steps), scope)
+                        .await
+                }
+                "catchError" | "warnError" => self.catch(step, scope, &origin).await,
+                "writeFile" => {
+                    let file = named(step, "file", env, params).unwrap_or_default();
+                    let body = named(step, "text", env, params).unwrap_or_default();
+                    let path = inside(&scope.dir, &file, line, "writeFile")?;
+                    if let Some(parent) = path.parent() {
+                        let _ = tokio::fs::create_dir_all(parent).await;
+                    }
+                    tokio::fs::write(&path, body)
+                        .await
+                        .map_err(|e| Stop::failure(format!("line {line}: writeFile: {e}")))
+                }
+                "deleteDir" => {
+                    match tokio::fs::remove_dir_all(&scope.dir).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(Stop::failure(format!("line {line}: deleteDir: {e}")));
+                        }
+                    }
+                    let _ = tokio::fs::create_dir_all(&scope.dir).await;
+                    Ok(())
+                }
+                "stash" => self.stash(step, scope, &origin).await,
+                "unstash" => {
+                    let name = arg(step, "name", env, params).unwrap_or_default();
+                    let from = self.stashes.join(stash_dir(&name));
+                    if !from.is_dir() {
+                        return Err(Stop::failure(format!(
+                            "line {line}: unstash: no stash named `{name}`"
+                        )));
+                    }
+                    let files = matching(&from, "**", None).map_err(Stop::failure)?;
+                    copy_into(&files, &scope.dir)
+                        .await
+                        .map_err(|e| Stop::failure(format!("line {line}: unstash: {e}")))?;
+                    self.events.log(
+                        &origin,
+                        &format!("[sluice] unstashed {} files from `{name}`", files.len()),
+                    );
+                    Ok(())
+                }
+                "archiveArtifacts" => self.archive(step, scope, &origin).await,
+                "junit" => self.junit(step, scope, &origin).await,
+                "input" => {
+                    let input = Input {
+                        message: arg(step, "message", env, params).unwrap_or_default(),
+                        ok: named(step, "ok", env, params),
+                        submitter: named(step, "submitter", env, params),
+                        parameters: Vec::new(),
+                    };
+                    let scope = Scope {
+                        origin,
+                        ..scope.clone()
+                    };
+                    self.gate(&input, scope.origin.stage.as_deref(), &scope)
+                        .await
+                }
+                other => Err(Stop::failure(format!(
+                    "line {line}: step `{other}` is not supported by the local executor"
+                ))),
+            }
+        })
+    }
+
+    async fn with_credentials(&self, step: &Step, scope: &Scope) -> Flow {
+        let line = step.pos.line;
+        let mut inner = scope.clone();
+        let mut files = Vec::new();
+        let bindings = match step.args.positional.first() {
+            Some(Value::List(items, _)) => items.clone(),
+            Some(one @ Value::Call { .. }) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        for binding in &bindings {
+            let Value::Call { name, args, .. } = binding else {
+                return Err(Stop::failure(format!(
+                    "line {line}: withCredentials takes bindings such as string(credentialsId: 'id', variable: 'V')"
+                )));
+            };
+            let get = |key: &str| {
+                args.named(key)
+                    .and_then(|v| text(v, &scope.env, &self.params))
+                    .unwrap_or_default()
+            };
+            let id = get("credentialsId");
+            let Some(secret) = self.ctx.secrets.get(&id) else {
+                return Err(Stop::failure(format!(
+                    "line {line}: withCredentials: the project has no secret named `{id}`"
+                )));
+            };
+            match name.as_str() {
+                "string" | "usernameColonPassword" => {
+                    inner.env.insert(get("variable"), secret.clone());
+                }
+                "usernamePassword" => {
+                    let (user, password) = secret.split_once(':').unwrap_or(("", secret));
+                    inner.env.insert(get("usernameVariable"), user.to_owned());
+                    inner
+                        .env
+                        .insert(get("passwordVariable"), password.to_owned());
+                }
+                "file" => {
+                    let dir = self.ctx.workspace.join("secrets");
+                    let _ = tokio::fs::create_dir_all(&dir).await;
+                    let path = dir.join(format!("{}-{}", files.len(), id.replace('/', "_")));
+                    tokio::fs::write(&path, secret)
+                        .await
+                        .map_err(|e| Stop::failure(format!("line {line}: withCredentials: {e}")))?;
+                    inner
+                        .env
+                        .insert(get("variable"), path.display().to_string());
+                    files.push(path);
+                }
+                other => {
+                    return Err(Stop::failure(format!(
+                        "line {line}: withCredentials: `{other}` bindings are not supported (string, usernamePassword, usernameColonPassword, file)"
+                    )));
+                }
+            }
+        }
+        let flow = self.steps(&step.steps, &inner).await;
+        for f in files {
+            let _ = tokio::fs::remove_file(f).await;
+        }
+        flow
+    }
+
+    /// `catchError(buildResult:, stageResult:, message:)` and `warnError(message)`: an error
+    /// inside sets the results and the pipeline goes on. An abort is not caught.
+    async fn catch(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
+        let (env, params) = (&scope.env, &self.params);
+        let warn = step.name == "warnError";
+        let (build, stage) = if warn {
+            (Res::Unstable, Res::Unstable)
+        } else {
+            let pick = |key: &str, default: Res| {
+                named(step, key, env, params)
+                    .and_then(|w| Res::parse(&w))
+                    .unwrap_or(default)
+            };
+            (
+                pick("buildResult", Res::Failure),
+                pick("stageResult", Res::Success),
+            )
+        };
+        match self.steps(&step.steps, scope).await {
+            Err(stop) if stop.res == Res::Failure => {
+                let message = arg(step, "message", env, params).unwrap_or_default();
+                let note = if message.is_empty() {
+                    stop.reason.clone()
+                } else {
+                    format!("{message}: {}", stop.reason)
+                };
+                self.events
+                    .log_error(origin, &format!("[sluice] {} caught: {note}", step.name));
+                if build > Res::Success {
+                    self.raise(build, &note);
+                }
+                scope.raise_stage(stage);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn stash(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
+        let line = step.pos.line;
+        let (env, params) = (&scope.env, &self.params);
+        let name = arg(step, "name", env, params).unwrap_or_default();
+        if name.is_empty() {
+            return Err(Stop::failure(format!("line {line}: stash needs a name")));
+        }
+        let includes = named(step, "includes", env, params).unwrap_or_else(|| "**".into());
+        let excludes = named(step, "excludes", env, params);
+        let files = matching(&scope.dir, &includes, excludes.as_deref())
+            .map_err(|e| Stop::failure(format!("line {line}: stash: {e}")))?;
+        if files.is_empty() && !flag(step, "allowEmpty") {
+            return Err(Stop::failure(format!(
+                "line {line}: stash `{name}`: no files match `{includes}`"
+            )));
+        }
+        let dest = self.stashes.join(stash_dir(&name));
+        let _ = tokio::fs::remove_dir_all(&dest).await;
+        tokio::fs::create_dir_all(&dest)
+            .await
+            .and(copy_into(&files, &dest).await)
+            .map_err(|e| Stop::failure(format!("line {line}: stash: {e}")))?;
+        self.events.log(
+            origin,
+            &format!("[sluice] stashed {} files as `{name}`", files.len()),
+        );
+        Ok(())
+    }
+
+    async fn archive(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
+        let line = step.pos.line;
+        let (env, params) = (&scope.env, &self.params);
+        let Some(pattern) = arg(step, "artifacts", env, params) else {
+            return Err(Stop::failure(format!(
+                "line {line}: archiveArtifacts needs `artifacts`"
+            )));
+        };
+        let excludes = named(step, "excludes", env, params);
+        let files = matching(&scope.dir, &pattern, excludes.as_deref())
+            .map_err(|e| Stop::failure(format!("line {line}: archiveArtifacts: {e}")))?;
+        if files.is_empty() && !flag(step, "allowEmptyArchive") {
+            return Err(Stop::failure(format!(
+                "line {line}: archiveArtifacts: no files match `{pattern}`"
+            )));
+        }
+        for (rel, path) in &files {
+            match self.events.archive(rel, path).await {
+                Ok(done) => self.events.log(
+                    origin,
+                    &format!(
+                        "[sluice] archived {rel} ({} bytes, sha256 {})",
+                        done.size, done.sha256
+                    ),
+                ),
+                Err(err) => {
+                    return Err(Stop::failure(format!(
+                        "line {line}: archiveArtifacts: {rel}: {err}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn junit(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
+        let line = step.pos.line;
+        let (env, params) = (&scope.env, &self.params);
+        let pattern = arg(step, "testResults", env, params).unwrap_or_default();
+        let files = matching(&scope.dir, &pattern, None)
+            .map_err(|e| Stop::failure(format!("line {line}: junit: {e}")))?;
+        if files.is_empty() && !flag(step, "allowEmptyResults") {
+            return Err(Stop::failure(format!(
+                "line {line}: junit: no test reports match `{pattern}`"
+            )));
+        }
+        let mut found = sluice_core::store::artifacts::TestSummary::default();
+        for (rel, path) in &files {
+            let xml = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| Stop::failure(format!("line {line}: junit: {rel}: {e}")))?;
+            let summary = junit::parse(&xml)
+                .map_err(|e| Stop::failure(format!("line {line}: junit: {rel}: {e}")))?;
+            found.add(summary);
+        }
+        self.events.log(
+            origin,
+            &format!(
+                "[sluice] tests: {} passed, {} failed, {} skipped",
+                found.passed, found.failed, found.skipped
+            ),
+        );
+        let failed = found.failed;
+        let total = {
+            let mut tests = self.tests.lock().await;
+            tests.add(found);
+            tests.clone()
+        };
+        self.events.tests(&total).await;
+        if failed > 0 {
+            let note = format!("{failed} tests failed");
+            self.raise(Res::Unstable, &note);
+            scope.raise_stage(Res::Unstable);
+        }
+        Ok(())
+    }
+}
+
+/// Stash names become directory names; anything odd is replaced.
+fn stash_dir(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
