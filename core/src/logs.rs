@@ -77,6 +77,12 @@ impl Masker {
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret),
             ];
             needles.extend(engines);
+            // `user:password` credentials: the password alone is secret too.
+            if let Some((_, password)) = secret.split_once(':')
+                && password.len() >= 3
+            {
+                needles.push(password.to_owned());
+            }
             // A multi-line secret arrives one line at a time.
             if secret.contains('\n') {
                 needles.extend(
@@ -404,6 +410,15 @@ mod tests {
             "pw=**** b64=****"
         );
         assert_eq!(masker.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn the_password_of_user_password_credentials_is_masked_alone() {
+        let masker = Masker::new(["robot:pa55word".to_owned()]);
+        assert_eq!(
+            masker.mask("user=robot password=pa55word"),
+            "user=robot password=****"
+        );
     }
 
     #[test]

@@ -255,3 +255,568 @@ async fn text_log(app: &TestApp, auth: &Auth, number: i64) -> String {
     assert_eq!(status, 200);
     body.as_str().unwrap_or_default().to_owned()
 }
+
+/// Processes whose `WORKSPACE` lies under `root` (a fleet's or worker's workspace root).
+pub fn processes_under(root: &std::path::Path) -> Vec<i32> {
+    let needle = format!("WORKSPACE={}/", root.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|v| v.starts_with(needle.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_runs_post_failure_and_skips_later_stages() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Build') {
+            steps {
+                sh 'echo before-the-failure'
+                sh 'echo about to fail >&2; exit 3'
+                sh 'echo never-after-the-failure'
+            }
+        }
+        stage('Deploy') {
+            steps { echo 'never-deployed' }
+        }
+    }
+    post {
+        failure { echo 'post-failure-ran' }
+        success { echo 'post-success-ran' }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded"]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        run["reason"], "line 7: script returned exit code 3",
+        "{run}"
+    );
+    assert_eq!(stage(&run, "Build")["status"], "failed");
+    assert_eq!(stage(&run, "Deploy")["status"], "skipped");
+    let log = text_log(&app, &owner, number).await;
+    for expected in [
+        "before-the-failure",
+        "about to fail",
+        "post-failure-ran",
+        "Finished: FAILURE",
+    ] {
+        assert!(log.contains(expected), "`{expected}` missing:\n{log}");
+    }
+    for absent in [
+        "never-after-the-failure",
+        "never-deployed",
+        "post-success-ran",
+    ] {
+        assert!(!log.contains(absent), "`{absent}` ran:\n{log}");
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"sluice_runs_total{org="acme",result="failed"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_script_kills_its_process_group_and_runs_post_aborted() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Long') {
+            steps {
+                sh 'sleep 600 & echo started-background; sleep 600'
+            }
+        }
+        stage('Later') {
+            steps { echo 'never-later' }
+        }
+    }
+    post {
+        aborted { echo 'post-aborted-ran' }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    crate::helpers::wait_until(Duration::from_secs(30), || async {
+        text_log(&app, &owner, number)
+            .await
+            .contains("started-background")
+            && processes_under(fleet.workspaces()).len() >= 2
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    let (status, body) = app
+        .post_as(&format!("{path}/cancel"), &owner, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cancel_requested"], true);
+    let run = wait_for_run(&app, &owner, &path, &["cancelled", "failed", "succeeded"]).await;
+    println!("cancel → cancelled in {:?}", asked.elapsed());
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["reason"], "cancelled by owner@example.com", "{run}");
+    assert_eq!(stage(&run, "Later")["status"], "skipped");
+    assert_eq!(
+        processes_under(fleet.workspaces()),
+        Vec::<i32>::new(),
+        "processes left behind"
+    );
+    let log = text_log(&app, &owner, number).await;
+    assert!(log.contains("post-aborted-ran"), "{log}");
+    assert!(!log.contains("never-later"), "{log}");
+    // An ended run cannot be cancelled again.
+    let (status, _) = app
+        .post_as(&format!("{path}/cancel"), &owner, json!({}))
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_rejected_gate_cancels_the_run_and_only_named_submitters_answer() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Release') {
+            input {
+                message 'Release?'
+                submitter 'qa@example.com'
+            }
+            steps { echo 'released' }
+        }
+    }
+    post {
+        aborted { echo 'post-aborted-ran' }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let (qa, _) = app.join(&owner, "acme", "qa@example.com", "viewer").await;
+    let (dev, _) = app
+        .join(&owner, "acme", "dev@example.com", "developer")
+        .await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let run = wait_for_run(&app, &owner, &path, &["waiting", "failed"]).await;
+    let id = run["waiting_for"]["id"].clone();
+    let (status, body) = app
+        .post_as(
+            &format!("{path}/approve"),
+            &dev,
+            json!({"id": id, "approve": true}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .post_as(
+            &format!("{path}/approve"),
+            &qa,
+            json!({"id": id, "approve": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = wait_for_run(&app, &owner, &path, &["cancelled", "failed", "succeeded"]).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["reason"], "rejected by qa@example.com", "{run}");
+    let log = text_log(&app, &owner, number).await;
+    assert!(
+        log.contains("post-aborted-ran") && !log.contains("released"),
+        "{log}"
+    );
+    let (_, audit) = app.get_as("/api/v1/orgs/acme/audit", &owner).await;
+    assert!(audit.to_string().contains("run.reject"), "{audit}");
+}
+
+#[tokio::test]
+async fn retry_timeout_catch_error_stash_matrix_and_junit_behave_like_jenkins() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    options { timeout(time: 2, unit: 'MINUTES') }
+    stages {
+        stage('Make') {
+            steps {
+                sh 'mkdir -p out && echo stashed-hello > out/a.txt'
+                stash name: 'out', includes: 'out/**'
+            }
+        }
+        stage('Use') {
+            steps {
+                deleteDir()
+                unstash 'out'
+                sh 'cat out/a.txt'
+            }
+        }
+        stage('Flaky') {
+            steps {
+                retry(3) {
+                    sh 'n=$(cat ../count 2>/dev/null || echo 0); n=$((n+1)); echo $n > ../count; echo try-$n; test $n -ge 2'
+                }
+            }
+        }
+        stage('Slow') {
+            steps {
+                catchError(buildResult: 'SUCCESS', stageResult: 'FAILURE') {
+                    timeout(time: 1, unit: 'SECONDS') {
+                        sh 'sleep 30'
+                    }
+                }
+            }
+        }
+        stage('Matrix') {
+            matrix {
+                axes {
+                    axis {
+                        name 'OS'
+                        values 'linux', 'mac'
+                    }
+                }
+                stages {
+                    stage('Cell') {
+                        steps { sh 'echo cell-$OS' }
+                    }
+                }
+            }
+        }
+        stage('Tests') {
+            steps {
+                withCredentials([usernamePassword(credentialsId: 'REGISTRY', usernameVariable: 'U', passwordVariable: 'P')]) {
+                    sh 'echo user=$U password=$P'
+                }
+                writeFile file: 'r.xml', text: '<testsuite name="s"><testcase classname="c" name="ok"/><testcase classname="c" name="bad"><failure message="nope"/></testcase></testsuite>'
+                junit 'r.xml'
+            }
+        }
+    }
+    post {
+        unstable { echo 'post-unstable-ran' }
+        success { echo 'post-success-ran' }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/orgs/acme/projects/web/secrets/REGISTRY",
+            &owner,
+            Some(json!({"value": "robot:pa55word"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let run = wait_for_run(&app, &owner, &path, &["unstable", "failed", "succeeded"]).await;
+    let log = text_log(&app, &owner, number).await;
+    assert_eq!(run["status"], "unstable", "{run}\n{log}");
+    assert_eq!(run["reason"], "1 tests failed", "{run}");
+    assert_eq!(
+        run["tests"],
+        json!({"passed": 1, "failed": 1, "skipped": 0, "failures": [{"suite": "s", "name": "c.bad", "message": "nope"}]})
+    );
+    assert_eq!(stage(&run, "Slow")["status"], "failed", "{run}");
+    assert_eq!(stage(&run, "Flaky")["status"], "succeeded", "{run}");
+    assert_eq!(stage(&run, "Tests")["status"], "unstable", "{run}");
+    let matrix = stage(&run, "Matrix")["seq"].clone();
+    assert_eq!(stage(&run, "Matrix (OS=linux)")["parent"], matrix, "{run}");
+    assert_eq!(stage(&run, "Matrix (OS=mac)")["parent"], matrix, "{run}");
+    for expected in [
+        "stashed-hello",
+        "try-1",
+        "retrying (2 of 3)",
+        "try-2",
+        "timed out after 1 s",
+        "catchError caught",
+        "[Matrix (OS=linux) / Cell] cell-linux",
+        "[Matrix (OS=mac) / Cell] cell-mac",
+        "user=robot password=****",
+        "tests: 1 passed, 1 failed, 0 skipped",
+        "post-unstable-ran",
+        "Finished: UNSTABLE",
+    ] {
+        assert!(log.contains(expected), "`{expected}` missing:\n{log}");
+    }
+    assert!(
+        !log.contains("try-3") && !log.contains("post-success-ran"),
+        "{log}"
+    );
+}
+
+/// Reads a server-sent event stream until its `end` event: (id, data) of each line event.
+async fn follow(
+    app: &TestApp,
+    auth_token: &str,
+    path: &str,
+    last: Option<i64>,
+) -> (Vec<(i64, Value)>, Value) {
+    let mut req = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(auth_token)
+        .header("accept", "text/event-stream")
+        .timeout(Duration::from_secs(60));
+    if let Some(last) = last {
+        req = req.header("last-event-id", last.to_string());
+    }
+    let mut res = req.send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    loop {
+        let chunk = res
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended without an end event");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut id = None;
+            let mut event = "message";
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = if v == "end" { "end" } else { "other" };
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if event == "end" {
+                return (events, serde_json::from_str(&data).unwrap());
+            }
+            if let Some(id) = id {
+                events.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn followers_see_the_log_live_completely_and_resume_with_last_event_id() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Count') {
+            steps {
+                sh 'for i in $(seq 1 60); do echo line-$i; sleep 0.02; done'
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let token = app.create_token(&owner, "acme", &["read"]).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}/log");
+    let followers = (0..3).map(|_| follow(&app, &token, &path, None));
+    let results = futures_util::future::join_all(followers).await;
+    for (events, end) in &results {
+        assert_eq!(end["status"], "succeeded");
+        // Every line, once, in order, numbered without gaps.
+        let ids: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, (0..ids.len() as i64).collect::<Vec<_>>());
+        let counted: Vec<String> = events
+            .iter()
+            .filter_map(|(_, l)| {
+                l["text"]
+                    .as_str()
+                    .filter(|t| t.starts_with("line-"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(
+            counted,
+            (1..=60).map(|i| format!("line-{i}")).collect::<Vec<_>>()
+        );
+        let first = events.iter().find(|(_, l)| l["text"] == "line-1").unwrap();
+        assert_eq!(first.1["stage"], "Count");
+        assert_eq!(first.1["step"], "sh");
+        assert!(first.1["at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(events.last().unwrap().1["text"], "Finished: SUCCESS");
+    }
+    // Resuming after line-25's event sends what follows it, nothing before.
+    let (all, _) = &results[0];
+    let at = all.iter().find(|(_, l)| l["text"] == "line-25").unwrap().0;
+    let (rest, end) = follow(&app, &token, &path, Some(at)).await;
+    assert_eq!(end["status"], "succeeded");
+    assert_eq!(rest[0].0, at + 1);
+    assert_eq!(rest[0].1["text"], "line-26");
+    assert_eq!(rest.len(), all.len() - at as usize - 1);
+}
+
+#[tokio::test]
+async fn a_follower_receives_lines_while_the_run_is_still_going() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Wait') {
+            steps {
+                sh 'echo first-line'
+                input { message 'Go on?' }
+            }
+        }
+    }
+}
+"#;
+    // `input` as a step, not a section, inside steps.
+    let jenkinsfile = jenkinsfile.replace("input { message 'Go on?' }", "input message: 'Go on?'");
+    let (owner, repo, secret) = setup(&app, &jenkinsfile).await;
+    let token = app.create_token(&owner, "acme", &["write"]).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let run_path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let mut res = app
+        .client
+        .get(app.url(&format!("{run_path}/log")))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("first-line") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), res.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (_, run) = app.get_as(&run_path, &owner).await;
+    assert!(
+        run["status"] == "running" || run["status"] == "waiting",
+        "the line arrived while the run was going: {run}"
+    );
+    let run = wait_for_run(&app, &owner, &run_path, &["waiting"]).await;
+    let (status, _) = app
+        .post_as(
+            &format!("{run_path}/approve"),
+            &owner,
+            json!({"id": run["waiting_for"]["id"], "approve": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    while !seen.contains("event: end") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), res.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("approved by owner@example.com"), "{seen}");
+    assert!(seen.contains("\"status\":\"succeeded\""), "{seen}");
+}
+
+#[tokio::test]
+async fn a_log_past_its_cap_is_truncated_with_a_marker_and_the_build_goes_on() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Loud') {
+            steps {
+                sh 'for i in $(seq 1 500); do echo "noise-$i-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"; done'
+                sh 'echo still-running > proof.txt'
+                archiveArtifacts 'proof.txt'
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = crate::fleet::start_fleet_with(&app, q, 1, 1, |c| c.log_max_bytes = 4000);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let log = text_log(&app, &owner, number).await;
+    assert!(
+        log.contains("log truncated: this run printed more than 4000 bytes"),
+        "{log}"
+    );
+    assert!(!log.contains("noise-500"), "{log}");
+    assert!(log.len() < 12_000, "{} bytes", log.len());
+    assert!(log.ends_with("Finished: SUCCESS\n"), "{log}");
+    let (_, artifacts) = app.get_as(&format!("{path}/artifacts"), &owner).await;
+    assert_eq!(artifacts[0]["path"], "proof.txt");
+}
+
+#[tokio::test]
+async fn build_discarder_drops_older_runs_artifacts_and_rerun_repeats_a_run() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    options { buildDiscarder(logRotator(numToKeepStr: '1')) }
+    stages {
+        stage('Build') {
+            steps {
+                sh 'echo build-$BUILD_NUMBER > out.txt'
+                archiveArtifacts 'out.txt'
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let first = push(&app, &secret, &repo).await;
+    let base = "/api/v1/orgs/acme/projects/web/runs";
+    wait_for_run(&app, &owner, &format!("{base}/{first}"), &["succeeded"]).await;
+    let (status, _) = app
+        .get_as(&format!("{base}/{first}/artifacts/out.txt"), &owner)
+        .await;
+    assert_eq!(status, 200);
+    let (status, second) = app
+        .post_as(&format!("{base}/{first}/rerun"), &owner, json!({}))
+        .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["trigger"], "rerun");
+    assert_eq!(second["commit"], head(&repo));
+    let second = second["number"].as_i64().unwrap();
+    wait_for_run(&app, &owner, &format!("{base}/{second}"), &["succeeded"]).await;
+    let (_, kept) = app
+        .get_as(&format!("{base}/{second}/artifacts"), &owner)
+        .await;
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    let (_, gone) = app
+        .get_as(&format!("{base}/{first}/artifacts"), &owner)
+        .await;
+    assert_eq!(gone, json!([]));
+    let (status, _) = app
+        .get_as(&format!("{base}/{first}/artifacts/out.txt"), &owner)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -87,6 +87,13 @@ pub struct Fleet {
     _workspaces: tempfile::TempDir,
 }
 
+impl Fleet {
+    /// Where the fleet's workers put workspaces.
+    pub fn workspaces(&self) -> &std::path::Path {
+        self._workspaces.path()
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -94,6 +101,17 @@ impl Drop for Fleet {
 }
 
 pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: usize) -> Fleet {
+    start_fleet_with(app, queue, workers, slots, |_| {})
+}
+
+/// A fleet whose workers' settings `customise` changes.
+pub fn start_fleet_with(
+    app: &TestApp,
+    queue: Arc<dyn Queue>,
+    workers: usize,
+    slots: usize,
+    customise: impl Fn(&mut WorkerConfig),
+) -> Fleet {
     let shutdown = CancellationToken::new();
     let workspaces = tempfile::tempdir().unwrap();
     let lease = Duration::from_secs(30);
@@ -109,7 +127,7 @@ pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: 
         shutdown.clone(),
     ));
     for n in 0..workers {
-        let config = WorkerConfig {
+        let mut config = WorkerConfig {
             name: format!("test-worker-{n}"),
             concurrency: slots,
             lease,
@@ -119,6 +137,7 @@ pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: 
             keep_workspaces: false,
             log_max_bytes: 64 * 1024 * 1024,
         };
+        customise(&mut config);
         let parts = WorkerParts {
             db: app.db.clone(),
             queue: queue.clone(),

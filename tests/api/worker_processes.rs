@@ -17,6 +17,8 @@ use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
 fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
     let redis = redis_url();
     let data = data_dir.display().to_string();
+    // Logs and artifacts go where the API reads them.
+    let objects = format!("file://{}", app.data_dir().join("objects").display());
     let mut env = vec![
         ("SLUICE_DATABASE_URL", app.test_db.url.as_str()),
         (
@@ -29,6 +31,7 @@ fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Chi
         ("SLUICE_WORKER_CONCURRENCY", "1"),
         ("SLUICE_SHUTDOWN_TIMEOUT_SECS", "1"),
         ("SLUICE_ALLOW_LOCAL_REPOS", "true"),
+        ("SLUICE_OBJECT_STORE_URL", objects.as_str()),
     ];
     if let Backend::Redis = backend {
         env.extend([
@@ -80,8 +83,10 @@ async fn sigkill_mid_run(backend: Backend) {
     app.create_org(&owner, "acme").await;
     let scratch = tempfile::tempdir().unwrap();
     let marker = scratch.path().join("started");
+    // The first attempt sleeps long: killing its worker orphans the sleep, which the second
+    // worker must find and kill.
     let repo = git_repo(&format!(
-        "pipeline {{ agent any\n stages {{ stage('Slow') {{ steps {{ sh 'echo started >> {}; sleep 3' }} }} }} }}\n",
+        "pipeline {{ agent any\n stages {{ stage('Slow') {{ steps {{ sh 'echo started >> {0}; if [ $(wc -l < {0}) -eq 1 ]; then sleep 120; else sleep 1; fi' }} }} }} }}\n",
         marker.display()
     ));
     project_for(&app, &owner, "acme", "web", &repo).await;
@@ -109,6 +114,26 @@ async fn sigkill_mid_run(backend: Backend) {
         queue_depth(&app, backend, &prefix).await == 0
     })
     .await;
+    // The dead attempt's processes were killed and its workspace removed.
+    assert_eq!(
+        crate::execution::processes_under(&scratch.path().join("workspaces")),
+        Vec::<i32>::new(),
+        "the first attempt's sleep was left running"
+    );
+    let left: Vec<_> = std::fs::read_dir(scratch.path().join("workspaces"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "workspaces left behind: {left:?}");
+    // The log says what happened, and the second attempt's output follows the first's.
+    let (_, log) = app
+        .get_as("/api/v1/orgs/acme/projects/web/runs/1/log", &owner)
+        .await;
+    let log = log.as_str().unwrap_or_default();
+    assert!(
+        log.contains("stopped heart-beating; attempt 2 starts over"),
+        "{log}"
+    );
+    assert!(log.contains("Finished: SUCCESS"), "{log}");
 
     // The worker process exports its metrics.
     let url = metrics_url(&mut second).await;

@@ -143,6 +143,8 @@ pub(crate) struct Scope {
     /// The current stage's result (`catchError(stageResult:)` and friends raise it).
     pub stage_res: std::sync::Arc<Mutex<Res>>,
     pub cancel: CancellationToken,
+    /// Inside a matrix cell: its name, which prefixes its stages' names in the log.
+    pub cell: Option<String>,
 }
 
 impl Scope {
@@ -269,6 +271,7 @@ impl Executor for LocalExecutor {
             origin: here.clone(),
             stage_res: std::sync::Arc::new(Mutex::new(Res::Success)),
             cancel,
+            cell: None,
         };
         let flow = match runner.environment(&top.env, &pipeline.environment) {
             Ok(env) => {

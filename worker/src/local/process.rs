@@ -83,7 +83,7 @@ pub(crate) async fn sh(
             s.code()
                 .map_or_else(|| "(killed by a signal)".to_owned(), |c| c.to_string())
         ))),
-        Ok(None) => Err(Stop::aborted("cancelled while a script was running")),
+        Ok(None) => Err(Stop::aborted("stopped while a script was running")),
         Err(err) => Err(Stop::failure(format!("line {line}: sh: {err}"))),
     }
 }

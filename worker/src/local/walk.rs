@@ -226,7 +226,10 @@ impl Runner<'_> {
         Box::pin(async move {
             let seq = self.events.stage_started(&stage.name, parent).await;
             let origin = Origin {
-                stage: Some(stage.name.clone()),
+                stage: Some(match &outer.cell {
+                    Some(cell) => format!("{cell} / {}", stage.name),
+                    None => stage.name.clone(),
+                }),
                 step: None,
             };
             let env = match self.environment(&outer.env, &stage.environment) {
@@ -257,6 +260,7 @@ impl Runner<'_> {
                 origin,
                 stage_res: Arc::new(Mutex::new(Res::Success)),
                 cancel: outer.cancel.clone(),
+                cell: outer.cell.clone(),
             };
             let flow = self
                 .guarded(&stage.options, Body::Stage(stage, seq), &scope)
@@ -411,6 +415,7 @@ impl Runner<'_> {
                     step: None,
                 },
                 stage_res: Arc::new(Mutex::new(Res::Success)),
+                cell: Some(name.clone()),
                 ..scope.clone()
             };
             let flow = self.stages(stages, &cell_scope, Some(cell_seq)).await;
