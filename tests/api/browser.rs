@@ -54,3 +54,74 @@ async fn browser_signup_org_project_token_then_the_token_lists_projects() {
         "https://git.example.com/analytical/engine.git"
     );
 }
+
+/// A run page in Chromium: the log updates live, a gate is approved with its button.
+#[tokio::test]
+async fn browser_watches_a_run_log_live_and_approves_its_gate() {
+    use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("qa@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        r#"pipeline {
+    agent any
+    stages {
+        stage('Build') {
+            steps {
+                sh 'for i in $(seq 1 40); do printf "\\033[32mtick-%s\\033[0m\\n" "$i"; sleep 0.25; done'
+            }
+        }
+        stage('Checks') {
+            parallel {
+                stage('Unit') { steps { echo 'unit' } }
+                stage('Lint') { steps { echo 'lint' } }
+            }
+        }
+        stage('Release') {
+            input {
+                message 'Ship it?'
+                ok 'Ship'
+            }
+            steps { echo 'shipped' }
+        }
+    }
+}
+"#,
+    );
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let (status, run) = app
+        .post_as(
+            "/api/v1/orgs/acme/projects/web/runs",
+            &owner,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let page = "/orgs/acme/projects/web/runs/1".to_owned();
+    let result = run_flow(
+        "run-live.mjs",
+        vec![
+            app.url(""),
+            "qa@example.com".into(),
+            "correct horse battery".into(),
+            page,
+        ],
+    )
+    .await;
+    assert!(
+        result["later"].as_i64() > result["early"].as_i64(),
+        "{result}"
+    );
+    let run = wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/web/runs/1",
+        &["succeeded", "failed", "cancelled"],
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (_, audit) = app.get_as("/api/v1/orgs/acme/audit", &owner).await;
+    assert!(audit.to_string().contains("run.approve"), "{audit}");
+}

@@ -819,4 +819,29 @@ async fn build_discarder_drops_older_runs_artifacts_and_rerun_repeats_a_run() {
         .get_as(&format!("{base}/{first}/artifacts/out.txt"), &owner)
         .await;
     assert_eq!(status, 404);
+
+    // The project page lists both runs and charts them.
+    let (status, html) = app.page("/orgs/acme/projects/web", &owner).await;
+    assert_eq!(status, 200);
+    for expected in [
+        format!("/orgs/acme/projects/web/runs/{first}\">#{first}</a>"),
+        format!("/orgs/acme/projects/web/runs/{second}\">#{second}</a>"),
+        "<td>rerun</td>".to_owned(),
+        "Run main now".to_owned(),
+    ] {
+        assert!(html.contains(&expected), "{expected} missing from\n{html}");
+    }
+    assert_eq!(
+        html.matches("<rect class=\"bar status-succeeded\"").count(),
+        2,
+        "{html}"
+    );
+    let (status, html) = app
+        .page(&format!("/orgs/acme/projects/web/runs/{second}"), &owner)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("out.txt") && html.contains("Re-run"),
+        "{html}"
+    );
 }

@@ -362,16 +362,6 @@ impl Worker {
                 "killed processes the run left behind"
             );
         }
-        if let Some(outcome) = &outcome
-            && let Outcome::Failed(reason) | Outcome::Cancelled(reason) | Outcome::Unstable(reason) =
-                outcome
-            && !reason.is_empty()
-        {
-            sink.line(
-                &here,
-                &format!("[sluice] {}", reason.lines().next().unwrap_or_default()),
-            );
-        }
         if let Err(err) = sink.close().await {
             tracing::warn!(run = run_id, error = %err, "writing the rest of the log failed");
         }

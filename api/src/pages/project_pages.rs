@@ -54,6 +54,9 @@ struct ProjectPage {
     github_url: String,
     webhook_secret: Option<String>,
     secrets: Vec<String>,
+    runs: Vec<crate::pages::run_pages::RunRow>,
+    bars: Vec<crate::pages::run_pages::Bar>,
+    can_run: bool,
 }
 
 async fn projects_page(
@@ -173,7 +176,11 @@ pub async fn show(
         .map(|s| s.name)
         .collect();
     let base = base_url(&state, &req);
+    let (runs, bars) = crate::pages::run_pages::recent(&state, &scope, &slug).await?;
     let page = ProjectPage {
+        runs,
+        bars,
+        can_run: scope.role() >= Role::Developer,
         nav: who.nav(&state, Some(&org)).await?,
         gitlab_url: format!("{base}/hooks/gitlab/{org}/{slug}"),
         github_url: format!("{base}/hooks/github/{org}/{slug}"),

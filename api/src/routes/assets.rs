@@ -13,6 +13,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../frontend/static/app.css"),
     ),
     (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../frontend/static/app.js"),
+    ),
+    (
+        "run.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../frontend/static/run.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../frontend/static/favicon.svg"),

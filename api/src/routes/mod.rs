@@ -7,7 +7,9 @@ use serde::Serialize;
 use sluice_core::store::Page;
 
 use crate::error::ApiError;
-use crate::pages::{account, landing, oauth_pages, org_pages, project_pages, token_pages};
+use crate::pages::{
+    account, landing, oauth_pages, org_pages, project_pages, run_pages, token_pages,
+};
 use crate::state::AppState;
 
 pub(crate) mod assets;
@@ -305,6 +307,31 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/orgs/{org}/projects/{project}",
             get().to(project_pages::show),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/runs",
+            post().to(run_pages::trigger),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects/{project}/runs/{number}",
+            get().to(run_pages::show),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/runs/{number}/cancel",
+            post().to(run_pages::cancel),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/runs/{number}/approve",
+            post().to(run_pages::approve),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/runs/{number}/rerun",
+            post().to(run_pages::rerun),
         ),
         (
             Method::GET,

@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use sluice_core::Error;
 use sluice_core::db::begin_write;
+use sluice_core::entities::run;
 use sluice_core::store::gates::{self, Answer, WaitingFor};
 use sluice_core::store::runs::{self, NewRun, Trigger};
 use sluice_core::store::{audit, users};
@@ -25,7 +26,7 @@ pub struct Approval {
     pub approve: bool,
 }
 
-async fn actor(state: &AppState, scope: &TenantScope) -> Result<String, ApiError> {
+async fn actor(state: &AppState, scope: &TenantScope) -> Result<String, Error> {
     Ok(users::get(&state.db, scope.user_id()).await?.email)
 }
 
@@ -36,7 +37,7 @@ pub(crate) async fn cancel_run(
     scope: &TenantScope,
     project: &str,
     number: i64,
-) -> Result<RunView, ApiError> {
+) -> Result<run::Model, Error> {
     scope.require(Role::Developer)?;
     let run = runs::get(&state.db, scope, project, number).await?;
     let by = actor(state, scope).await?;
@@ -55,8 +56,7 @@ pub(crate) async fn cancel_run(
     if done == gates::Cancelled::Now {
         sluice_core::dispatch::wake();
     }
-    let run = runs::get(&state.db, scope, project, number).await?;
-    RunView::load(&state.db, run).await
+    runs::get(&state.db, scope, project, number).await
 }
 
 pub(crate) async fn answer_gate(
@@ -65,7 +65,7 @@ pub(crate) async fn answer_gate(
     project: &str,
     number: i64,
     approval: Approval,
-) -> Result<RunView, ApiError> {
+) -> Result<run::Model, Error> {
     let run = runs::get(&state.db, scope, project, number).await?;
     let gate: Option<WaitingFor> = run
         .waiting_for
@@ -75,16 +75,14 @@ pub(crate) async fn answer_gate(
         return Err(Error::Conflict(format!(
             "run {number} is not waiting at gate `{}`",
             approval.id
-        ))
-        .into());
+        )));
     };
     let by = actor(state, scope).await?;
     if !gates::may_answer(&gate, &by, scope.role()) {
         return Err(Error::Forbidden(match &gate.submitter {
             Some(who) => format!("only {who} may answer this gate"),
             None => "only developers and above may answer this gate".to_owned(),
-        })
-        .into());
+        }));
     }
     let answer = Answer {
         id: approval.id,
@@ -108,8 +106,7 @@ pub(crate) async fn answer_gate(
     )
     .await?;
     txn.commit().await?;
-    let run = runs::get(&state.db, scope, project, number).await?;
-    RunView::load(&state.db, run).await
+    runs::get(&state.db, scope, project, number).await
 }
 
 pub(crate) async fn rerun_run(
@@ -117,7 +114,7 @@ pub(crate) async fn rerun_run(
     scope: &TenantScope,
     project: &str,
     number: i64,
-) -> Result<RunView, ApiError> {
+) -> Result<run::Model, Error> {
     let earlier = runs::get(&state.db, scope, project, number).await?;
     let params: BTreeMap<String, String> =
         serde_json::from_str(&earlier.params).unwrap_or_default();
@@ -131,7 +128,7 @@ pub(crate) async fn rerun_run(
     let run = runs::create(&txn, scope, project, new).await?;
     txn.commit().await?;
     sluice_core::dispatch::wake();
-    RunView::load(&state.db, run).await
+    Ok(run)
 }
 
 /// `POST .../runs/{number}/cancel` (developer): a queued run is cancelled at once; a running
@@ -145,7 +142,8 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    Ok(HttpResponse::Ok().json(cancel_run(&state, &scope, &project, number).await?))
+    let run = cancel_run(&state, &scope, &project, number).await?;
+    Ok(HttpResponse::Ok().json(RunView::load(&state.db, run).await?))
 }
 
 /// `POST .../runs/{number}/approve` {id, approve}: answers the gate the run waits at.
@@ -158,8 +156,8 @@ pub async fn approve(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    let view = answer_gate(&state, &scope, &project, number, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let run = answer_gate(&state, &scope, &project, number, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(RunView::load(&state.db, run).await?))
 }
 
 /// `POST .../runs/{number}/rerun` (developer): queues a new run of the same ref, commit and
@@ -172,5 +170,6 @@ pub async fn rerun(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
-    Ok(HttpResponse::Created().json(rerun_run(&state, &scope, &project, number).await?))
+    let run = rerun_run(&state, &scope, &project, number).await?;
+    Ok(HttpResponse::Created().json(RunView::load(&state.db, run).await?))
 }

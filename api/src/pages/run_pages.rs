@@ -1,0 +1,321 @@
+//! Run pages: a project's recent runs with a duration chart, and a run's page with its stage
+//! graph, live log, gate, artifacts and test results. Actions are plain forms (they work
+//! without JavaScript); `run.js` keeps the graph, status and log live.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sluice_core::db::begin_write;
+use sluice_core::entities::{project, run};
+use sluice_core::store::PageRequest;
+use sluice_core::store::artifacts::{self, TestSummary};
+use sluice_core::store::execution;
+use sluice_core::store::gates::WaitingFor;
+use sluice_core::store::runs::{self, NewRun, Trigger};
+use sluice_core::tenancy::Role;
+
+use crate::pages::{Nav, PageError, Visitor, render, see_other};
+use crate::routes::run_actions::{self, Approval};
+use crate::state::AppState;
+
+/// A run as a row of the project page.
+pub struct RunRow {
+    pub number: i64,
+    pub status: String,
+    pub git_ref: String,
+    pub commit: String,
+    pub trigger: String,
+    pub duration: String,
+    pub queued: String,
+}
+
+/// One bar of the duration chart (SVG units).
+pub struct Bar {
+    pub x: u32,
+    pub y: u32,
+    pub height: u32,
+    pub status: String,
+    pub label: String,
+}
+
+pub fn human_duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> String {
+    let Some(from) = from else {
+        return String::new();
+    };
+    let secs = (to.unwrap_or_else(Utc::now) - from).num_seconds().max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn row(r: &run::Model) -> RunRow {
+    RunRow {
+        number: r.number,
+        status: r.status.clone(),
+        git_ref: r.git_ref.clone().unwrap_or_default(),
+        commit: r
+            .commit_sha
+            .as_deref()
+            .map(|c| c.chars().take(10).collect())
+            .unwrap_or_default(),
+        trigger: r.trigger.clone(),
+        duration: human_duration(r.started_at, r.finished_at),
+        queued: r.queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+/// The project page's runs (newest first) and the chart of the ended ones (oldest left).
+pub async fn recent(
+    state: &AppState,
+    scope: &sluice_core::tenancy::TenantScope,
+    slug: &str,
+) -> Result<(Vec<RunRow>, Vec<Bar>), PageError> {
+    let page = runs::list(
+        &state.db,
+        scope,
+        slug,
+        None,
+        &PageRequest {
+            limit: Some(30),
+            cursor: None,
+        },
+    )
+    .await?;
+    let rows = page.items.iter().map(row).collect();
+    let ended: Vec<&run::Model> = page
+        .items
+        .iter()
+        .rev()
+        .filter(|r| r.finished_at.is_some() && r.started_at.is_some())
+        .collect();
+    let secs = |r: &run::Model| {
+        r.finished_at
+            .zip(r.started_at)
+            .map_or(0, |(f, s)| (f - s).num_seconds().max(0))
+    };
+    let longest = ended.iter().map(|r| secs(r)).max().unwrap_or(0).max(1);
+    let bars = ended
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let height = ((secs(r) * 56) / longest).max(2) as u32;
+            Bar {
+                x: i as u32 * 10,
+                y: 60 - height,
+                height,
+                status: r.status.clone(),
+                label: format!(
+                    "#{} {} in {}",
+                    r.number,
+                    r.status,
+                    human_duration(r.started_at, r.finished_at)
+                ),
+            }
+        })
+        .collect();
+    Ok((rows, bars))
+}
+
+pub struct StageRow {
+    pub name: String,
+    pub status: String,
+    pub depth: usize,
+    pub duration: String,
+}
+
+pub struct ArtifactRow {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    nav: Nav,
+    org: String,
+    project: project::Model,
+    run: RunRow,
+    reason: Option<String>,
+    attempt: i32,
+    active: bool,
+    can_act: bool,
+    cancel_requested: bool,
+    waiting: Option<WaitingFor>,
+    stages: Vec<StageRow>,
+    artifacts: Vec<ArtifactRow>,
+    tests: Option<TestSummary>,
+    api: String,
+    page: String,
+}
+
+/// `GET /orgs/{org}/projects/{project}/runs/{number}`.
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+    path: web::Path<(String, String, i64)>,
+) -> Result<HttpResponse, PageError> {
+    let who = visitor.require(&req)?;
+    let (org, slug, number) = path.into_inner();
+    let scope = who.scope(&state, &org).await?;
+    let project = sluice_core::store::projects::get(&state.db, &scope, &slug).await?;
+    let found = runs::get(&state.db, &scope, &slug, number).await?;
+    let stages = execution::stages_of(&state.db, &[found.id])
+        .await?
+        .remove(&found.id)
+        .unwrap_or_default();
+    let depth_of = |mut parent: Option<i32>| {
+        let mut depth = 0;
+        while let Some(p) = parent {
+            depth += 1;
+            parent = stages.iter().find(|s| s.seq == p).and_then(|s| s.parent);
+            if depth > 16 {
+                break;
+            }
+        }
+        depth
+    };
+    let stage_rows = stages
+        .iter()
+        .map(|s| StageRow {
+            name: s.name.clone(),
+            status: s.status.clone(),
+            depth: depth_of(s.parent),
+            duration: human_duration(s.started_at, s.finished_at),
+        })
+        .collect();
+    let artifacts = artifacts::list(&state.db, found.id)
+        .await?
+        .into_iter()
+        .map(|a| ArtifactRow {
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+        })
+        .collect();
+    let active = matches!(found.status.as_str(), "queued" | "running" | "waiting");
+    let page = RunPage {
+        nav: who.nav(&state, Some(&org)).await?,
+        api: format!("/api/v1/orgs/{org}/projects/{slug}/runs/{number}"),
+        page: format!("/orgs/{org}/projects/{slug}/runs/{number}"),
+        org,
+        run: row(&found),
+        reason: found.reason.clone(),
+        attempt: found.attempt,
+        active,
+        can_act: scope.role() >= Role::Developer,
+        cancel_requested: found.cancel_requested,
+        waiting: found
+            .waiting_for
+            .as_deref()
+            .and_then(|w| serde_json::from_str(w).ok())
+            .filter(|_| found.status == "waiting"),
+        stages: stage_rows,
+        artifacts,
+        tests: found
+            .tests
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok()),
+        project,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Deserialize)]
+pub struct GateForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    approve: String,
+}
+
+fn run_url(org: &str, slug: &str, number: i64) -> String {
+    format!("/orgs/{org}/projects/{slug}/runs/{number}")
+}
+
+/// `POST /orgs/{org}/projects/{project}/runs`: runs the default branch now.
+pub async fn trigger(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let who = visitor.require(&req)?;
+    let (org, slug) = path.into_inner();
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
+    let new = NewRun {
+        trigger: Trigger::Api,
+        git_ref: None,
+        commit: None,
+        params: Default::default(),
+    };
+    let txn = begin_write(&state.db).await?;
+    let created = runs::create(&txn, &scope, &slug, new).await?;
+    txn.commit().await?;
+    sluice_core::dispatch::wake();
+    Ok(see_other(&run_url(&org, &slug, created.number)))
+}
+
+/// `POST .../runs/{number}/cancel`.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+    path: web::Path<(String, String, i64)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let who = visitor.require(&req)?;
+    let (org, slug, number) = path.into_inner();
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
+    run_actions::cancel_run(&state, &scope, &slug, number).await?;
+    Ok(see_other(&run_url(&org, &slug, number)))
+}
+
+/// `POST .../runs/{number}/approve` with `id` and `approve` (`true` or `false`).
+pub async fn approve(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+    path: web::Path<(String, String, i64)>,
+    form: web::Form<GateForm>,
+) -> Result<HttpResponse, PageError> {
+    let who = visitor.require(&req)?;
+    let (org, slug, number) = path.into_inner();
+    let form = form.into_inner();
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
+    let approval = Approval {
+        id: form.id,
+        approve: form.approve == "true",
+    };
+    run_actions::answer_gate(&state, &scope, &slug, number, approval).await?;
+    Ok(see_other(&run_url(&org, &slug, number)))
+}
+
+/// `POST .../runs/{number}/rerun`.
+pub async fn rerun(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+    path: web::Path<(String, String, i64)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let who = visitor.require(&req)?;
+    let (org, slug, number) = path.into_inner();
+    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
+    let created = run_actions::rerun_run(&state, &scope, &slug, number).await?;
+    Ok(see_other(&run_url(&org, &slug, created.number)))
+}

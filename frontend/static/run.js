@@ -1,0 +1,218 @@
+// The run page, live: the log streams over server-sent events (resuming where it left off if
+// the connection drops), grouped into a section per stage, with ANSI colours; the status,
+// stage graph and approval gate follow the run through its JSON.
+
+const root = document.getElementById("run");
+if (root) start(root);
+
+const ENDED = ["succeeded", "unstable", "failed", "cancelled"];
+
+function start(root) {
+  const api = root.dataset.runApi;
+  const page = root.dataset.runPage;
+  const canAct = root.dataset.canAct === "true";
+  const log = document.getElementById("log");
+  const follow = document.getElementById("follow");
+  const jump = document.getElementById("jump-error");
+  let section = null;
+  let sectionStage = null;
+  let firstError = null;
+  let count = 0;
+
+  const source = new EventSource(`${api}/log`);
+  source.onmessage = (event) => append(JSON.parse(event.data));
+  source.addEventListener("end", () => {
+    source.close();
+    log.dataset.done = "true";
+    refresh();
+  });
+
+  jump.addEventListener("click", () => {
+    if (!firstError) return;
+    firstError.closest("details").open = true;
+    follow.checked = false;
+    firstError.scrollIntoView({ block: "center" });
+    firstError.classList.add("highlight");
+  });
+
+  function append(line) {
+    const stage = line.stage || "";
+    if (section === null || stage !== sectionStage) {
+      section = document.createElement("details");
+      section.open = true;
+      section.className = "log-section";
+      const summary = document.createElement("summary");
+      summary.textContent = stage || "Sluice";
+      section.append(summary);
+      log.append(section);
+      sectionStage = stage;
+    }
+    const row = document.createElement("div");
+    row.className = line.error ? "log-line log-error" : "log-line";
+    row.id = `L${line.n}`;
+    const time = document.createElement("span");
+    time.className = "log-time";
+    time.textContent = line.at.slice(11, 19);
+    time.title = line.at;
+    const text = document.createElement("span");
+    text.className = "log-text";
+    text.append(ansi(line.text));
+    row.append(time, text);
+    section.append(row);
+    count += 1;
+    log.dataset.lines = String(count);
+    if (line.error && !firstError) {
+      firstError = row;
+      jump.hidden = false;
+    }
+    if (follow.checked) log.scrollTop = log.scrollHeight;
+  }
+
+  async function refresh() {
+    let run;
+    try {
+      const res = await fetch(api, { headers: { accept: "application/json" } });
+      if (!res.ok) throw new Error(res.status);
+      run = await res.json();
+    } catch {
+      setTimeout(refresh, 2000);
+      return;
+    }
+    const status = document.getElementById("run-status");
+    status.textContent = run.status;
+    status.className = `badge status-${run.status}`;
+    graph(run.stages);
+    gate(run);
+    if (ENDED.includes(run.status)) {
+      document.getElementById("cancel-form")?.remove();
+      if (log.dataset.done !== "true") setTimeout(refresh, 1000);
+    } else {
+      setTimeout(refresh, 1000);
+    }
+  }
+
+  // Stages left to right; a stage's branches (parallel, matrix cells) side by side inside it.
+  function graph(stages) {
+    const box = document.getElementById("stage-graph");
+    const children = new Map();
+    for (const s of stages) {
+      const key = s.parent ?? "top";
+      if (!children.has(key)) children.set(key, []);
+      children.get(key).push(s);
+    }
+    const build = (s) => {
+      const node = document.createElement("div");
+      node.className = `stage-node status-${s.status}`;
+      node.dataset.stage = s.name;
+      const name = document.createElement("span");
+      name.className = "stage-name";
+      name.textContent = s.name;
+      const state = document.createElement("span");
+      state.className = "stage-status";
+      state.textContent = s.status;
+      node.append(name, state);
+      const kids = children.get(s.seq) || [];
+      if (kids.length) {
+        const row = document.createElement("div");
+        row.className = "stage-branches";
+        for (const k of kids) row.append(build(k));
+        node.append(row);
+      }
+      return node;
+    };
+    const row = document.createElement("div");
+    row.className = "stage-row";
+    for (const s of children.get("top") || []) row.append(build(s));
+    box.replaceChildren(row);
+  }
+
+  function gate(run) {
+    const slot = document.getElementById("gate-slot");
+    const existing = document.getElementById("gate");
+    if (run.status !== "waiting" || !run.waiting_for) {
+      existing?.remove();
+      return;
+    }
+    if (existing && existing.dataset.gate === run.waiting_for.id) return;
+    const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+    const section = document.createElement("section");
+    section.id = "gate";
+    section.className = "gate";
+    section.dataset.gate = run.waiting_for.id;
+    const title = document.createElement("h2");
+    title.textContent = "Waiting for approval";
+    const message = document.createElement("p");
+    message.id = "gate-message";
+    message.textContent = run.waiting_for.message;
+    section.append(title, message);
+    if (canAct || run.waiting_for.submitter) {
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = `${page}/approve`;
+      form.className = "inline";
+      const hidden = (name, value) => {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = value;
+        return input;
+      };
+      const button = (label, value, kind) => {
+        const b = document.createElement("button");
+        b.type = "submit";
+        b.name = "approve";
+        b.value = value;
+        b.className = `button ${kind}`;
+        b.textContent = label;
+        return b;
+      };
+      form.append(
+        hidden("csrf_token", csrf),
+        hidden("id", run.waiting_for.id),
+        button(run.waiting_for.ok || "Proceed", "true", "primary"),
+        button("Reject", "false", "danger"),
+      );
+      section.append(form);
+    }
+    existing?.remove();
+    slot.append(section);
+  }
+
+  refresh();
+}
+
+// SGR colour codes to spans: 30–37/90–97 foreground, 40–47 background, 1 bold, 0 reset.
+function ansi(text) {
+  const out = document.createDocumentFragment();
+  const pattern = /\x1b\[([0-9;]*)m/g;
+  let classes = [];
+  let last = 0;
+  const emit = (chunk) => {
+    if (!chunk) return;
+    if (classes.length === 0) {
+      out.append(chunk);
+    } else {
+      const span = document.createElement("span");
+      span.className = classes.join(" ");
+      span.textContent = chunk;
+      out.append(span);
+    }
+  };
+  for (const match of text.matchAll(pattern)) {
+    emit(text.slice(last, match.index));
+    last = match.index + match[0].length;
+    for (const code of (match[1] || "0").split(";").map(Number)) {
+      if (code === 0) classes = [];
+      else if (code === 1) classes.push("ansi-bold");
+      else if ((code >= 30 && code <= 37) || (code >= 90 && code <= 97)) {
+        classes = classes.filter((c) => !c.startsWith("ansi-fg-"));
+        classes.push(`ansi-fg-${code >= 90 ? code - 90 + 8 : code - 30}`);
+      } else if (code >= 40 && code <= 47) {
+        classes = classes.filter((c) => !c.startsWith("ansi-bg-"));
+        classes.push(`ansi-bg-${code - 40}`);
+      } else if (code === 39) classes = classes.filter((c) => !c.startsWith("ansi-fg-"));
+    }
+  }
+  emit(text.slice(last).replace(/\x1b\[[0-9;]*[A-Za-z]/g, ""));
+  return out;
+}
