@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod log_hub;
 mod middleware;
 pub mod oauth;
 pub mod openapi;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub cache: Arc<ReadCache>,
     /// Run logs and artifacts.
     pub objects: sluice_core::objects::Objects,
+    /// One live tail per followed run, shared by its followers.
+    pub logs: Arc<crate::log_hub::LogHub>,
 }
 
 impl AppState {
@@ -45,6 +47,8 @@ impl AppState {
         secret_key: &SecretString,
     ) -> sluice_core::Result<AppState> {
         let readiness = Readiness::new(db.clone(), settings.redis_url.as_ref())?;
+        let objects = sluice_core::objects::open(settings)?;
+        let logs = Arc::new(crate::log_hub::LogHub::new(db.clone(), objects.clone()));
         let public_url = settings
             .public_url
             .as_ref()
@@ -64,7 +68,8 @@ impl AppState {
                 .is_some_and(|u| u.starts_with("https://")),
             public_url,
             cache: Arc::new(ReadCache::new(settings.read_cache)),
-            objects: sluice_core::objects::open(settings)?,
+            objects,
+            logs,
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",

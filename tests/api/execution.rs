@@ -845,3 +845,58 @@ async fn build_discarder_drops_older_runs_artifacts_and_rerun_repeats_a_run() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn repositories_on_internal_hosts_are_refused_unless_local_repos_are_allowed() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    for (slug, url) in [
+        ("loopback", "https://localhost:9/acme/web.git"),
+        ("metadata", "http://169.254.169.254/latest/meta-data.git"),
+        ("local", "file:///etc"),
+    ] {
+        let (status, body) = app
+            .post_as(
+                "/api/v1/orgs/acme/projects",
+                &owner,
+                json!({"slug": slug, "name": slug, "repo_url": url}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = crate::fleet::start_fleet_with(&app, q, 1, 2, |c| c.allow_local_repos = false);
+    for (slug, expected) in [
+        (
+            "loopback",
+            "repository host `localhost` resolves to a loopback, link-local or cloud-metadata address",
+        ),
+        (
+            "metadata",
+            "repository host `169.254.169.254` resolves to a loopback, link-local or cloud-metadata address",
+        ),
+        ("local", "repository `file:///etc` is local"),
+    ] {
+        let (status, _) = app
+            .post_as(
+                &format!("/api/v1/orgs/acme/projects/{slug}/runs"),
+                &owner,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let run = wait_for_run(
+            &app,
+            &owner,
+            &format!("/api/v1/orgs/acme/projects/{slug}/runs/1"),
+            &["failed", "succeeded"],
+        )
+        .await;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(
+            run["reason"].as_str().unwrap().starts_with(expected),
+            "{slug}: {run}"
+        );
+    }
+}

@@ -36,39 +36,7 @@ enum Item {
     End(LogLine, String),
 }
 
-fn ended(r: &run::Model) -> bool {
-    matches!(
-        r.status.as_str(),
-        "succeeded" | "unstable" | "failed" | "cancelled"
-    )
-}
-
-/// Jenkins' closing line: `Finished: SUCCESS`, or the result and why.
-fn finished_line(r: &run::Model, n: i64) -> LogLine {
-    let word = match r.status.as_str() {
-        "succeeded" => "SUCCESS",
-        "unstable" => "UNSTABLE",
-        "failed" => "FAILURE",
-        _ => "ABORTED",
-    };
-    let text = match r.reason.as_deref().filter(|r| !r.is_empty()) {
-        Some(reason) if r.status != "succeeded" => {
-            format!(
-                "Finished: {word} ({})",
-                reason.lines().next().unwrap_or_default()
-            )
-        }
-        _ => format!("Finished: {word}"),
-    };
-    LogLine {
-        n,
-        at: r.finished_at.unwrap_or_else(chrono::Utc::now),
-        stage: None,
-        step: None,
-        error: r.status == "failed",
-        text,
-    }
-}
+use crate::log_hub::{ended, finished_line};
 
 /// Feeds `tx` with the run's lines from `from`; with `live`, waits for more until the run ends.
 async fn produce(
@@ -198,7 +166,90 @@ pub async fn log(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .map(|id| id + 1);
     let from = resume.or(query.from).unwrap_or(0).max(0);
-    Ok(stream_log(&state, found.id, from, live))
+    if live {
+        Ok(stream_live(&state, found.id, from))
+    } else {
+        Ok(stream_log(&state, found.id, from, false))
+    }
+}
+
+/// Writes the stored JSON lines of a chunk from line `from` on as SSE events.
+fn sse_chunk(bytes: &[u8], first_line: i64, from: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    for (i, line) in lines.enumerate() {
+        let n = first_line + i as i64;
+        if n < from {
+            continue;
+        }
+        let _ = write!(out, "id: {n}\ndata: ");
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// A live SSE stream through the process's log hub.
+fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
+    let (tx, rx) = mpsc::channel::<Bytes>(2);
+    let hub = state.logs.clone();
+    actix_web::rt::spawn(async move {
+        let mut tail = hub.follow(run_id);
+        let mut sent = 0usize;
+        loop {
+            let snapshot = tail.borrow_and_update().clone();
+            while sent < snapshot.chunks.len() {
+                let meta = snapshot.chunks[sent];
+                sent += 1;
+                if meta.first_line + i64::from(meta.lines) <= from {
+                    continue;
+                }
+                let bytes = match hub.chunk(run_id, meta.seq).await {
+                    Ok(bytes) => bytes,
+                    Err(err) => {
+                        tracing::warn!(run = run_id, error = %err, "reading a log chunk failed");
+                        return;
+                    }
+                };
+                let mut out = Vec::with_capacity(bytes.len() + 32 * meta.lines.max(0) as usize);
+                sse_chunk(&bytes, meta.first_line, from, &mut out);
+                if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+                    return;
+                }
+            }
+            if let Some((last, status)) = &snapshot.end {
+                let mut out = String::new();
+                sse(last, &mut out);
+                let end = serde_json::to_string(&EndEvent {
+                    status: status.clone(),
+                })
+                .unwrap_or_default();
+                out.push_str(&format!("event: end\ndata: {end}\n\n"));
+                let _ = tx.send(Bytes::from(out)).await;
+                return;
+            }
+            tokio::select! {
+                changed = tail.changed() => {
+                    if changed.is_err() && tail.borrow().end.is_none() && tail.borrow().chunks.len() == sent {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(15)) => {
+                    if tx.send(Bytes::from_static(b": waiting for output\n\n")).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let bytes = rx.recv().await?;
+        Some((Ok::<_, actix_web::Error>(bytes), rx))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
 }
 
 /// The response for a run's log (also the Jenkins `consoleText`, `live` false).
