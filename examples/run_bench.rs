@@ -173,6 +173,7 @@ async fn latency(base: &str, runs: usize) {
     let secret = api.project("latency", &url).await;
     let hook = format!("{}/hooks/github/{org}/latency", base);
     let mut millis = Vec::new();
+    let (mut to_queued, mut to_started, mut to_step) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
         let body = serde_json::to_vec(&json!({
             "ref": "refs/heads/main", "after": sha, "head_commit": {"id": sha},
@@ -210,8 +211,27 @@ async fn latency(base: &str, runs: usize) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         millis.push((started.saturating_sub(sent)) as f64 / 1e6);
-        api.wait_ended("latency", number).await;
+        let run = api.wait_ended("latency", number).await;
+        let ns = |k: &str| {
+            chrono::DateTime::parse_from_rfc3339(run[k].as_str().unwrap())
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap() as u128
+        };
+        let (queued, began) = (ns("queued_at"), ns("started_at"));
+        to_queued.push(queued.saturating_sub(sent) as f64 / 1e6);
+        to_started.push(began.saturating_sub(queued) as f64 / 1e6);
+        to_step.push(started.saturating_sub(began) as f64 / 1e6);
     }
+    for v in [&mut to_queued, &mut to_started, &mut to_step] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "  p50 of each part: webhook -> run queued {:.1} ms, queued -> worker started it {:.1} ms, started -> first step running {:.1} ms (checkout, parse, records)",
+        percentile(&to_queued, 0.5),
+        percentile(&to_started, 0.5),
+        percentile(&to_step, 0.5)
+    );
     millis.sort_by(f64::total_cmp);
     println!(
         "webhook -> first step running over {runs} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, min {:.1} ms",

@@ -6,6 +6,7 @@
 #     memory, and the build's time with and without them.
 #
 #   scripts/bench-runs.sh [runs] [followers] [megabytes]      (default 100 100 10)
+#   SERVE_ENV="MALLOC_ARENA_MAX=2" scripts/bench-runs.sh   passes variables to the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-100}"
@@ -14,7 +15,7 @@ megabytes="${3:-10}"
 cargo build --release --quiet --bin sluice --example run_bench
 data=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-SLUICE_DATA_DIR="$data" SLUICE_BIND="127.0.0.1:$port" SLUICE_LOG=warn \
+env ${SERVE_ENV:-} SLUICE_DATA_DIR="$data" SLUICE_BIND="127.0.0.1:$port" SLUICE_LOG=warn \
   target/release/sluice serve >"$data/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT

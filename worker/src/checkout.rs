@@ -160,9 +160,12 @@ pub async fn checkout(
         refuse_internal(url).await?;
     }
     let dest_str = dest.to_string_lossy();
+    // A local repository by path, not `file://`: git then clones with hard links, without the
+    // pack protocol (about twice as fast).
+    let source = url.strip_prefix("file://").unwrap_or(url);
     git(
         None,
-        &["clone", "--quiet", "--no-checkout", "--", url, &dest_str],
+        &["clone", "--quiet", "--no-checkout", "--", source, &dest_str],
         "clone",
         cancel,
     )

@@ -228,9 +228,7 @@ pub async fn console_text(
     let (org, slug, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
     let found = runs::get(&state.db, &scope, &slug, number).await?;
-    Ok(crate::routes::run_outputs::stream_log(
-        &state, found.id, 0, false,
-    ))
+    Ok(crate::routes::run_outputs::stream_log(&state, found.id, 0))
 }
 
 /// `GET crumbIssuer/api/json`: scripts fetch a crumb before POSTing; token calls need none.

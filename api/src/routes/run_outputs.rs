@@ -30,24 +30,20 @@ const BATCH: usize = 256;
 
 enum Item {
     Lines(Vec<LogLine>),
-    /// The follower is waiting for more.
-    Idle,
     /// The run has ended and every line was sent; the last line says how it ended.
-    End(LogLine, String),
+    End(LogLine),
 }
 
 use crate::log_hub::{ended, finished_line};
 
-/// Feeds `tx` with the run's lines from `from`; with `live`, waits for more until the run ends.
+/// Feeds `tx` with the run's lines so far from `from` (and the closing line if it ended).
 async fn produce(
     db: DatabaseConnection,
     objects: Objects,
     run_id: i64,
     mut next: i64,
-    live: bool,
     tx: mpsc::Sender<Item>,
 ) {
-    let mut flushed = logs::subscribe();
     loop {
         let chunks = match logs::chunks_from(&db, run_id, next).await {
             Ok(chunks) => chunks,
@@ -89,26 +85,10 @@ async fn produce(
                 continue;
             }
             let last = finished_line(&r, r.log_lines.max(next));
-            let _ = tx.send(Item::End(last, r.status.clone())).await;
+            let _ = tx.send(Item::End(last)).await;
             return;
         }
-        if !live {
-            return;
-        }
-        if tx.send(Item::Idle).await.is_err() {
-            return;
-        }
-        let wait = async {
-            loop {
-                match flushed.recv().await {
-                    Ok(id) if id == run_id => return,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+        return;
     }
 }
 
@@ -169,7 +149,7 @@ pub async fn log(
     if live {
         Ok(stream_live(&state, found.id, from))
     } else {
-        Ok(stream_log(&state, found.id, from, false))
+        Ok(stream_log(&state, found.id, from))
     }
 }
 
@@ -252,63 +232,28 @@ fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
         .streaming(body)
 }
 
-/// The response for a run's log (also the Jenkins `consoleText`, `live` false).
-pub(crate) fn stream_log(state: &AppState, run_id: i64, from: i64, live: bool) -> HttpResponse {
+/// The log so far as text (also the Jenkins `consoleText`): `time [stage] line`.
+pub(crate) fn stream_log(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
     let (tx, rx) = mpsc::channel(2);
     actix_web::rt::spawn(produce(
         state.db.clone(),
         state.objects.clone(),
         run_id,
         from,
-        live,
         tx,
     ));
-    let mut idle = 0u32;
-    let body = futures_util::stream::unfold(rx, move |mut rx| async move {
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
-        Some((item, rx))
-    })
-    .filter_map(move |item| {
         let mut out = String::new();
         match item {
-            Item::Lines(lines) => {
-                idle = 0;
-                for line in &lines {
-                    if live {
-                        sse(line, &mut out);
-                    } else {
-                        plain(line, &mut out);
-                    }
-                }
-            }
-            Item::Idle => {
-                idle += 1;
-                if live && idle.is_multiple_of(15) {
-                    out.push_str(": waiting for output\n\n");
-                }
-            }
-            Item::End(last, status) => {
-                if live {
-                    sse(&last, &mut out);
-                    let end = serde_json::to_string(&EndEvent { status }).unwrap_or_default();
-                    out.push_str(&format!("event: end\ndata: {end}\n\n"));
-                } else {
-                    plain(&last, &mut out);
-                }
-            }
+            Item::Lines(lines) => lines.iter().for_each(|l| plain(l, &mut out)),
+            Item::End(last) => plain(&last, &mut out),
         }
-        std::future::ready((!out.is_empty()).then(|| Ok::<_, actix_web::Error>(Bytes::from(out))))
+        Some((Ok::<_, actix_web::Error>(Bytes::from(out)), rx))
     });
-    let mut response = HttpResponse::Ok();
-    if live {
-        response
-            .content_type("text/event-stream")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"));
-    } else {
-        response.content_type("text/plain; charset=utf-8");
-    }
-    response.streaming(body)
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .streaming(body)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
