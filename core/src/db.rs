@@ -21,7 +21,10 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Databas
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
+            // WAL with synchronous=NORMAL: a commit survives a crash of the process; only a
+            // power loss may lose the last commits (SQLite's recommended pairing for WAL).
             opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 .create_if_missing(true)

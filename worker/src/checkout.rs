@@ -140,6 +140,23 @@ async fn refuse_internal(url: &str) -> Result<(), CheckoutError> {
     Ok(())
 }
 
+/// Whether the fresh clone in `dest` has `name` (read from its ref files: no git process).
+async fn has_ref(dest: &Path, name: &str) -> bool {
+    let git_dir = dest.join(".git");
+    if tokio::fs::try_exists(git_dir.join(name))
+        .await
+        .unwrap_or(false)
+    {
+        return true;
+    }
+    let packed = tokio::fs::read_to_string(git_dir.join("packed-refs"))
+        .await
+        .unwrap_or_default();
+    packed
+        .lines()
+        .any(|l| l.split_once(' ').is_some_and(|(_, r)| r == name))
+}
+
 /// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`; true when
 /// `git_ref` names a tag (a tag build) rather than a branch.
 pub async fn checkout(
@@ -171,17 +188,7 @@ pub async fn checkout(
     )
     .await?;
     let tag = format!("refs/tags/{git_ref}");
-    let is_tag = Command::new("git")
-        .env_clear()
-        .envs(crate::host_env::base())
-        .arg("-C")
-        .arg(dest)
-        .args(["rev-parse", "--verify", "--quiet", &tag])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
+    let is_tag = has_ref(dest, &tag).await;
     let target = match commit {
         Some(sha) => sha.to_owned(),
         None if is_tag => tag,
