@@ -90,6 +90,9 @@ async fn schemathesis_finds_no_server_error_or_schema_mismatch() {
     assert_eq!(status, 201);
     let token = app.create_token(&owner, "acme", &["admin"]).await;
     let schema = app.url("/api/v1/openapi.json");
+    // One worker: with two threads, CPython 3.11.7's `ast.parse` (used by hypothesis to
+    // describe filters) can fail with "AST constructor recursion depth mismatch" (a CPython
+    // race fixed in 3.11.8), which schemathesis reports as an error of the operation.
     // CI uses a fixed seed so a landing never hinges on luck; locally every run explores anew
     // (set SLUICE_SCHEMATHESIS_SEED to replay one).
     let seed = std::env::var("SLUICE_SCHEMATHESIS_SEED")
@@ -100,7 +103,7 @@ async fn schemathesis_finds_no_server_error_or_schema_mismatch() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("schemathesis")
             .current_dir(cwd)
-            .args(["run", &schema, "--no-color", "--max-examples", "25", "--workers", "2"])
+            .args(["run", &schema, "--no-color", "--max-examples", "25", "--workers", "1"])
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args(seed.iter().flat_map(|seed| ["--seed".to_owned(), seed.clone()]))
