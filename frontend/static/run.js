@@ -166,9 +166,26 @@ function start(root) {
         b.textContent = label;
         return b;
       };
+      form.append(hidden("csrf_token", csrf), hidden("id", run.waiting_for.id));
+      for (const p of run.waiting_for.parameters || []) {
+        const field = document.createElement("div");
+        field.className = "field";
+        const label = document.createElement("label");
+        label.htmlFor = `param-${p.name}`;
+        label.textContent = p.name;
+        const choices = p.kind === "choice" ? p.choices : p.kind === "boolean" ? ["true", "false"] : null;
+        const input = document.createElement(choices ? "select" : "input");
+        input.id = `param-${p.name}`;
+        input.name = `param_${p.name}`;
+        if (choices) {
+          for (const c of choices) input.append(new Option(c, c, false, c === p.default));
+        } else {
+          input.value = p.default;
+        }
+        field.append(label, input);
+        form.append(field);
+      }
       form.append(
-        hidden("csrf_token", csrf),
-        hidden("id", run.waiting_for.id),
         button(run.waiting_for.ok || "Proceed", "true", "primary"),
         button("Reject", "false", "danger"),
       );

@@ -691,3 +691,84 @@ async fn repositories_on_internal_hosts_are_refused_unless_local_repos_are_allow
         );
     }
 }
+
+#[tokio::test]
+async fn a_gate_asks_for_its_parameters_and_the_stage_sees_the_answers() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Release') {
+            input {
+                message 'Where to?'
+                ok 'Release'
+                parameters {
+                    string(name: 'TARGET', defaultValue: 'eu-west-1', description: 'Region')
+                    choice(name: 'SIZE', choices: ['small', 'large'], description: 'Fleet')
+                }
+            }
+            steps { sh 'echo "target=$TARGET size=$SIZE"' }
+        }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 2);
+    let base = "/api/v1/orgs/acme/projects/web/runs";
+
+    // Through the API: a value outside the choices is refused naming the field; then approved.
+    let first = push(&app, &secret, &repo).await;
+    let run = wait_for_run(&app, &owner, &format!("{base}/{first}"), &["waiting"]).await;
+    let gate = run["waiting_for"].clone();
+    assert_eq!(gate["parameters"][0]["name"], "TARGET", "{gate}");
+    assert_eq!(
+        gate["parameters"][1]["choices"],
+        json!(["small", "large"]),
+        "{gate}"
+    );
+    let approve = format!("{base}/{first}/approve");
+    let (status, body) = app
+        .post_as(
+            &approve,
+            &owner,
+            json!({"id": gate["id"], "approve": true, "params": {"SIZE": "huge"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "params", "{body}");
+    let (status, body) = app
+        .post_as(
+            &approve,
+            &owner,
+            json!({"id": gate["id"], "approve": true, "params": {"TARGET": "us-east-1"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for_run(&app, &owner, &format!("{base}/{first}"), &["succeeded"]).await;
+    let log = text_log(&app, &owner, first).await;
+    assert!(log.contains("target=us-east-1 size=small"), "{log}");
+
+    // Through the run page's form: `param_NAME` fields.
+    let second = push(&app, &secret, &repo).await;
+    let run = wait_for_run(&app, &owner, &format!("{base}/{second}"), &["waiting"]).await;
+    let page = format!("/orgs/acme/projects/web/runs/{second}");
+    let (_, html) = app.page(&page, &owner).await;
+    assert!(
+        html.contains("name=\"param_TARGET\" value=\"eu-west-1\""),
+        "{html}"
+    );
+    let id = run["waiting_for"]["id"].as_str().unwrap().to_owned();
+    let (status, location, _) = app
+        .submit(
+            &format!("{page}/approve"),
+            &owner,
+            &[("id", &id), ("approve", "true"), ("param_SIZE", "large")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some(page.as_str()));
+    wait_for_run(&app, &owner, &format!("{base}/{second}"), &["succeeded"]).await;
+    let log = text_log(&app, &owner, second).await;
+    assert!(log.contains("target=eu-west-1 size=large"), "{log}");
+}

@@ -148,7 +148,12 @@ impl RunEvents for DbEvents {
             match gates::requests(&self.db, self.run_id, self.attempt).await {
                 Ok(r) if !r.held => break GateAnswer::Stopped,
                 Ok(r) => match r.answer {
-                    Some(a) if a.id == id && a.approve => break GateAnswer::Approved { by: a.by },
+                    Some(a) if a.id == id && a.approve => {
+                        break GateAnswer::Approved {
+                            by: a.by,
+                            params: a.params,
+                        };
+                    }
                     Some(a) if a.id == id => break GateAnswer::Rejected { by: a.by },
                     _ => {}
                 },

@@ -45,8 +45,10 @@ pub enum Outcome {
 /// How a gate was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateAnswer {
+    /// With the gate's parameters as the approver gave them (defaults filled in).
     Approved {
         by: String,
+        params: BTreeMap<String, String>,
     },
     Rejected {
         by: String,

@@ -232,16 +232,6 @@ pub struct CsrfForm {
     csrf_token: String,
 }
 
-#[derive(Deserialize)]
-pub struct GateForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    approve: String,
-}
-
 fn run_url(org: &str, slug: &str, number: i64) -> String {
     format!("/orgs/{org}/projects/{slug}/runs/{number}")
 }
@@ -285,21 +275,32 @@ pub async fn cancel(
     Ok(see_other(&run_url(&org, &slug, number)))
 }
 
-/// `POST .../runs/{number}/approve` with `id` and `approve` (`true` or `false`).
+/// `POST .../runs/{number}/approve` with `id`, `approve` (`true` or `false`) and a
+/// `param_NAME` field per gate parameter.
 pub async fn approve(
     state: web::Data<AppState>,
     req: HttpRequest,
     visitor: Visitor,
     path: web::Path<(String, String, i64)>,
-    form: web::Form<GateForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     let (org, slug, number) = path.into_inner();
-    let form = form.into_inner();
-    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let scope = who.form_scope(&state, &org, &field("csrf_token")).await?;
+    let params = form
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("param_")?.to_owned(), v.clone())))
+        .collect();
     let approval = Approval {
-        id: form.id,
-        approve: form.approve == "true",
+        id: field("id"),
+        approve: field("approve") == "true",
+        params,
     };
     run_actions::answer_gate(&state, &scope, &slug, number, approval).await?;
     Ok(see_other(&run_url(&org, &slug, number)))

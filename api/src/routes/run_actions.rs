@@ -24,6 +24,9 @@ pub struct Approval {
     pub id: String,
     /// true approves (the run goes on); false rejects (the run ends `cancelled`).
     pub approve: bool,
+    /// Values for the gate's `parameters` (`waiting_for.parameters`); defaults fill the rest.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 async fn actor(state: &AppState, scope: &TenantScope) -> Result<String, Error> {
@@ -84,11 +87,17 @@ pub(crate) async fn answer_gate(
             None => "only developers and above may answer this gate".to_owned(),
         }));
     }
+    let params = if approval.approve {
+        sluice_core::store::params::check(&gate.parameters, &approval.params)?
+    } else {
+        BTreeMap::new()
+    };
     let answer = Answer {
         id: approval.id,
         approve: approval.approve,
         by: by.clone(),
         at: Utc::now(),
+        params,
     };
     let txn = begin_write(&state.db).await?;
     gates::answer(&txn, &run, &answer).await?;

@@ -28,6 +28,10 @@ pub struct WaitingFor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitter: Option<String>,
     pub since: DateTime<Utc>,
+    /// What the approver may fill in (the gate's `parameters`); the values become environment
+    /// variables for the rest of the stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<crate::store::params::ParamSpec>,
 }
 
 /// How a gate was answered.
@@ -37,6 +41,9 @@ pub struct Answer {
     pub approve: bool,
     pub by: String,
     pub at: DateTime<Utc>,
+    /// The gate's parameters, checked, with defaults filled in (approvals only).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// Whether someone with `email` and `role` may answer the gate.
@@ -214,6 +221,7 @@ mod tests {
             stage: None,
             submitter: submitter.map(str::to_owned),
             since: Utc::now(),
+            parameters: Vec::new(),
         }
     }
 

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::model::Parameter;
 use crate::{Error, Result};
 
-/// One declared parameter, as stored with the project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One declared parameter, as stored with the project (and shown with an approval gate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParamSpec {
     pub name: String,
     /// `string`, `text`, `boolean` or `choice`.

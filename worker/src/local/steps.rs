@@ -206,6 +206,7 @@ impl Runner<'_> {
                     };
                     self.gate(&input, scope.origin.stage.as_deref(), &scope)
                         .await
+                        .map(|_| ())
                 }
                 other => Err(Stop::failure(format!(
                     "line {line}: step `{other}` is not supported by the local executor"

@@ -171,9 +171,21 @@ impl Runner<'_> {
                 Body::Steps(steps) => self.steps(steps, scope).await,
                 Body::Stages(stages) => self.stages(stages, scope, None).await,
                 Body::Stage(stage, seq) => {
-                    if let Some(input) = &stage.input {
-                        self.gate(input, Some(&stage.name), scope).await?;
-                    }
+                    // A gate's parameters are variables for the rest of the stage.
+                    let gated;
+                    let scope = match &stage.input {
+                        Some(input) => {
+                            let values = self.gate(input, Some(&stage.name), scope).await?;
+                            let mut env = scope.env.clone();
+                            env.extend(values);
+                            gated = Scope {
+                                env,
+                                ..scope.clone()
+                            };
+                            &gated
+                        }
+                        None => scope,
+                    };
                     match &stage.body {
                         StageBody::Steps { steps } => self.steps(steps, scope).await,
                         StageBody::Stages { stages } => self.stages(stages, scope, Some(seq)).await,
@@ -351,8 +363,13 @@ impl Runner<'_> {
         }
     }
 
-    /// Parks the run at a gate; a rejection aborts.
-    pub(crate) async fn gate(&self, input: &Input, stage: Option<&str>, scope: &Scope) -> Flow {
+    /// Parks the run at a gate; a rejection aborts. Returns the gate's parameters' values.
+    pub(crate) async fn gate(
+        &self,
+        input: &Input,
+        stage: Option<&str>,
+        scope: &Scope,
+    ) -> Result<Env, Stop> {
         let n = self.gates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let gate = WaitingFor {
             id: format!("{}-{}", self.ctx.run.attempt, n + 1),
@@ -361,16 +378,21 @@ impl Runner<'_> {
             stage: stage.map(str::to_owned),
             submitter: input.submitter.clone(),
             since: chrono::Utc::now(),
+            parameters: input
+                .parameters
+                .iter()
+                .map(sluice_core::store::params::ParamSpec::from)
+                .collect(),
         };
         self.events.log(
             &scope.origin,
             &format!("[sluice] waiting for approval: {}", gate.message),
         );
         match self.events.gate(gate, &scope.cancel).await {
-            GateAnswer::Approved { by } => {
+            GateAnswer::Approved { by, params } => {
                 self.events
                     .log(&scope.origin, &format!("[sluice] approved by {by}"));
-                Ok(())
+                Ok(params.into_iter().collect())
             }
             GateAnswer::Rejected { by } => {
                 let reason = format!("rejected by {by}");
