@@ -145,10 +145,22 @@ impl Worker {
     async fn slot(self: Arc<Self>, slot: usize, shutdown: CancellationToken) {
         let consumer = format!("{}-{slot}", self.config.name);
         loop {
+            // Stopping wins: a claim can complete within one poll (a fast database answers
+            // before the future is polled again), and an unbiased select then picked it and
+            // ran a run this worker had just handed back (seen in CI).
             let claimed = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 claimed = self.queue.claim(&consumer, Duration::from_secs(1)) => claimed,
             };
+            if shutdown.is_cancelled() {
+                if let Ok(Some(claimed)) = &claimed
+                    && let Err(err) = self.queue.release(claimed).await
+                {
+                    tracing::warn!(run = claimed.job.run_id, error = %err, "releasing a job claimed while stopping failed; its lease will run out");
+                }
+                return;
+            }
             match claimed {
                 Ok(Some(claimed)) => self.handle(claimed, &consumer, &shutdown).await,
                 Ok(None) => {}
