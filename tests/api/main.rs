@@ -24,6 +24,7 @@ mod orgs;
 mod pages;
 mod projects;
 mod queue;
+mod run_gates;
 mod run_logs;
 mod runs;
 mod scheduling;
