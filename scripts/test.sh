@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test on SQLite and then on PostgreSQL.
-# Needs PostgreSQL (SLUICE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres),
-# Redis (SLUICE_TEST_REDIS_URL, default redis://127.0.0.1:6379) and promtool on PATH;
-# .ci/run installs and starts them on a fresh machine.
+# It first installs and starts what the tests need (scripts/test-services.sh): PostgreSQL
+# (SLUICE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres), Redis
+# (SLUICE_TEST_REDIS_URL, default redis://127.0.0.1:6379), promtool, schemathesis, Chromium
+# and the npm helpers. Set SLUICE_TEST_SKIP_SERVICES=1 to skip that step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${SLUICE_TEST_SKIP_SERVICES:-0}" != 1 ]; then
+  bash scripts/test-services.sh
+fi
 
 postgres_url="${SLUICE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
