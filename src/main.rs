@@ -63,6 +63,19 @@ struct DataDirArgs {
 }
 
 fn main() -> ExitCode {
+    // `sluice __supervise -- …`: the step supervisor the local executor puts above each `sh`
+    // step (before anything else: it must stay single-threaded).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == sluice_worker::supervisor::ARG)
+    {
+        let command = match args.get(2) {
+            Some(dashes) if dashes == "--" => &args[3..],
+            _ => &args[2..],
+        };
+        return sluice_worker::supervisor::main(command);
+    }
     let cli = Cli::parse();
     if let Command::Lint { path } = &cli.command {
         return lint(path);
@@ -227,7 +240,9 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             objects: objects.clone(),
             keys: Keyring::new(secret_key.as_ref().ok_or("the worker needs a secret key")?),
         };
-        let worker = Worker::new(parts, config, Arc::new(LocalExecutor));
+        let supervisor = std::env::current_exe()
+            .map_err(|e| format!("cannot find this binary for the step supervisor: {e}"))?;
+        let worker = Worker::new(parts, config, Arc::new(LocalExecutor::new(supervisor)));
         Ok::<_, BoxError>(tokio::spawn(worker.run(shutdown.clone())))
     });
     let worker = worker.transpose()?;

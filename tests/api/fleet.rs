@@ -145,7 +145,11 @@ pub fn start_fleet_with(
             objects: app.state.objects.clone(),
             keys: app.state.keys.clone(),
         };
-        let worker = Worker::new(parts, config, Arc::new(LocalExecutor));
+        let worker = Worker::new(
+            parts,
+            config,
+            Arc::new(LocalExecutor::new(env!("CARGO_BIN_EXE_sluice"))),
+        );
         tokio::spawn(worker.run(shutdown.clone()));
     }
     Fleet {

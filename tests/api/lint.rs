@@ -191,3 +191,62 @@ async fn the_lint_endpoint_answers_valid_and_diagnostics() {
         .await;
     assert_eq!(status, 401);
 }
+
+/// The probe that aborted the server: a Jenkinsfile of 2,000 nested blocks. It gets one
+/// diagnostic at the level past the limit, and the server keeps answering.
+#[tokio::test]
+async fn deeply_nested_jenkinsfiles_get_a_diagnostic_not_a_crash() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice@example.com").await;
+    app.create_org(&alice, "acme").await;
+    let token = app.create_token(&alice, "acme", &["read"]).await;
+    let levels = 2000;
+    let body = format!(
+        "pipeline {{\n{}{}}}\n",
+        "a {\n".repeat(levels),
+        "}\n".repeat(levels)
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/lint"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["diagnostics"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["diagnostics"][0]["line"], 101);
+    assert_eq!(body["diagnostics"][0]["col"], 3);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn sluice_lint_reports_ten_thousand_levels_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Jenkinsfile");
+    let levels = 10_000;
+    std::fs::write(
+        &path,
+        format!("{}{}", "pipeline {\n".repeat(levels), "}\n".repeat(levels)),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("lint")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:101:10: error: nested more than 100 levels deep",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -22,6 +22,7 @@ mod oauth;
 mod openapi;
 mod orgs;
 mod pages;
+mod process_isolation;
 mod projects;
 mod queue;
 mod run_gates;

@@ -14,7 +14,7 @@ use crate::fleet::{Backend, git_repo, project_for};
 use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
 
 /// A `sluice worker` on the app's database with a one-second lease.
-fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
+pub(crate) fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
     let redis = redis_url();
     let data = data_dir.display().to_string();
     // Logs and artifacts go where the API reads them.

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod host_env;
 pub mod janitor;
 pub mod local;
+pub mod supervisor;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

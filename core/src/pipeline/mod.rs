@@ -33,8 +33,10 @@ impl Lint {
 /// Parses and checks a Jenkinsfile.
 pub fn lint(source: &str) -> Lint {
     let mut diagnostics = Vec::new();
-    let nodes = syntax::parse(source, &mut diagnostics);
-    let pipeline = analyze::Analyzer::new(&mut diagnostics).file(&nodes);
+    let pipeline = match syntax::parse(source, &mut diagnostics) {
+        Some(nodes) => analyze::Analyzer::new(&mut diagnostics).file(&nodes),
+        None => None,
+    };
     diagnostics.sort_by_key(|d| d.pos);
     diagnostics.dedup();
     let valid = !diagnostics.iter().any(|d| d.severity == Severity::Error);

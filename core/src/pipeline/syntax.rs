@@ -67,19 +67,32 @@ pub struct Node {
     pub assign: Option<Value>,
 }
 
-/// Parses a whole file; the result holds the top-level statements.
-pub fn parse(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+/// How deeply blocks, lists, maps and calls may nest. Real pipelines stay under 20; the limit
+/// bounds every recursion over the tree (parser, analyzer, executor) so that no input can
+/// exhaust a thread's stack.
+pub const MAX_NESTING: usize = 100;
+
+/// Parses a whole file; the result holds the top-level statements, and is `None` when the
+/// file nests deeper than [`MAX_NESTING`] (then one diagnostic says where, and there is
+/// nothing worth analysing).
+pub fn parse(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<Node>> {
     let tokens = lex(src, diags);
     let mut parser = Parser {
         tokens,
         i: 0,
+        depth: 0,
+        too_deep: None,
         diags,
     };
     let mut nodes = Vec::new();
     loop {
         parser.skip_separators();
         if parser.at(&Tok::Eof) {
-            return nodes;
+            if let Some(keep) = parser.too_deep {
+                parser.diags.truncate(keep);
+                return None;
+            }
+            return Some(nodes);
         }
         if parser.at(&Tok::RBrace) {
             let pos = parser.pos();
@@ -97,6 +110,11 @@ pub fn parse(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
 struct Parser<'d> {
     tokens: Vec<Token>,
     i: usize,
+    /// Blocks, lists and calls open around the current token.
+    depth: usize,
+    /// Set when the input nested too deeply: parsing stopped there, and the diagnostics
+    /// after that one (unclosed blocks, unexpected ends) are noise to drop.
+    too_deep: Option<usize>,
     diags: &'d mut Vec<Diagnostic>,
 }
 
@@ -136,6 +154,22 @@ impl Parser<'_> {
     fn error(&mut self, message: impl Into<String>) {
         let pos = self.pos();
         self.diags.push(Diagnostic::error(pos, message));
+    }
+
+    /// Enters a block, list or call; false (with the diagnostic at the opening token) when
+    /// that would nest deeper than [`MAX_NESTING`]. Parsing then stops: the rest of the file
+    /// is skipped and the callers unwind.
+    fn enter(&mut self) -> bool {
+        if self.depth >= MAX_NESTING {
+            self.error(format!(
+                "nested more than {MAX_NESTING} levels deep (blocks, lists and calls)"
+            ));
+            self.too_deep = Some(self.diags.len());
+            self.i = self.tokens.len() - 1;
+            return false;
+        }
+        self.depth += 1;
+        true
     }
 
     fn describe(tok: &Tok) -> String {
@@ -254,6 +288,15 @@ impl Parser<'_> {
     }
 
     fn block(&mut self) -> Option<Vec<Node>> {
+        if !self.enter() {
+            return None;
+        }
+        let nodes = self.block_body();
+        self.depth -= 1;
+        Some(nodes)
+    }
+
+    fn block_body(&mut self) -> Vec<Node> {
         let open = self.pos();
         self.advance(); // `{`
         let mut nodes = Vec::new();
@@ -262,12 +305,12 @@ impl Parser<'_> {
             match self.tok() {
                 Tok::RBrace => {
                     self.advance();
-                    return Some(nodes);
+                    return nodes;
                 }
                 Tok::Eof => {
                     self.diags
                         .push(Diagnostic::error(open, "this `{` is never closed"));
-                    return Some(nodes);
+                    return nodes;
                 }
                 _ => match self.statement() {
                     Some(node) => nodes.push(node),
@@ -338,6 +381,15 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Option<Value> {
+        if !self.enter() {
+            return None;
+        }
+        let value = self.value_inner();
+        self.depth -= 1;
+        value
+    }
+
+    fn value_inner(&mut self) -> Option<Value> {
         let pos = self.pos();
         let value = match self.tok().clone() {
             Tok::Str(s) => {
@@ -434,7 +486,7 @@ mod tests {
 
     fn ok(src: &str) -> Vec<Node> {
         let mut diags = Vec::new();
-        let nodes = parse(src, &mut diags);
+        let nodes = parse(src, &mut diags).unwrap();
         assert!(diags.is_empty(), "{diags:?}");
         nodes
     }
@@ -461,6 +513,36 @@ mod tests {
         );
         let sh = &stage.block.as_ref().unwrap()[0].block.as_ref().unwrap()[0];
         assert_eq!(sh.args.named.len(), 2);
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_reported_where_it_goes_too_deep() {
+        let levels = 10_000;
+        let deep_blocks = format!(
+            "pipeline {{\n{}{}}}\n",
+            "a {\n".repeat(levels),
+            "}\n".repeat(levels)
+        );
+        let deep_lists = format!("x({}{})\n", "[".repeat(levels), "]".repeat(levels));
+        let deep_calls = format!("x({}{})\n", "f(".repeat(levels), ")".repeat(levels));
+        for (src, at) in [
+            (&deep_blocks, Pos { line: 101, col: 3 }),
+            (&deep_lists, Pos { line: 1, col: 103 }),
+            (&deep_calls, Pos { line: 1, col: 203 }),
+        ] {
+            let mut diags = Vec::new();
+            assert!(parse(src, &mut diags).is_none());
+            assert_eq!(diags.len(), 1, "{diags:?}");
+            assert_eq!(diags[0].pos, at);
+            assert!(diags[0].message.contains("nested more than 100 levels"));
+        }
+        // Right at the limit is fine.
+        let at_limit = format!(
+            "{}{}",
+            "a {\n".repeat(MAX_NESTING),
+            "}\n".repeat(MAX_NESTING)
+        );
+        ok(&at_limit);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! checks the parameters, then walks the pipeline with Jenkins' semantics: stages in order,
 //! `parallel` branches and `matrix` cells at once, `when`, `input` gates, `timeout` and
 //! `retry` at pipeline, stage and step level, `catchError`/`warnError`/`unstable`, and `post`
-//! conditions against the build (or stage) result. Each `sh` runs `sh -e` in its own process
-//! group, which is killed whole on cancel, timeout, or when the script ends.
+//! conditions against the build (or stage) result. Each `sh` runs `sh -e` under a step
+//! supervisor that kills whatever the script started on cancel, timeout, when the script ends,
+//! or when the worker dies.
 
 mod files;
 pub mod junit;
@@ -32,7 +33,21 @@ use tokio_util::sync::CancellationToken;
 use crate::checkout::{CheckoutError, checkout};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
 
-pub struct LocalExecutor;
+/// Runs pipelines on this host; each `sh` step runs under `supervisor` (the `sluice` binary,
+/// see [`crate::supervisor`]).
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    supervisor: PathBuf,
+}
+
+impl LocalExecutor {
+    /// `supervisor` is a `sluice` binary (it runs as `sluice __supervise -- …`).
+    pub fn new(supervisor: impl Into<PathBuf>) -> LocalExecutor {
+        LocalExecutor {
+            supervisor: supervisor.into(),
+        }
+    }
+}
 
 /// A build or stage result, worst last (Jenkins: SUCCESS < UNSTABLE < FAILURE < ABORTED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,6 +121,8 @@ pub(crate) type Env = BTreeMap<String, String>;
 /// What the whole walk shares.
 pub(crate) struct Runner<'a> {
     pub ctx: &'a RunContext,
+    /// The `sluice` binary that supervises `sh` steps.
+    pub supervisor: PathBuf,
     pub events: &'a dyn RunEvents,
     pub branch: String,
     pub tag: Option<String>,
@@ -255,6 +272,7 @@ impl Executor for LocalExecutor {
         }
         let runner = Runner {
             ctx,
+            supervisor: self.supervisor.clone(),
             events,
             tag: is_tag.then(|| git_ref.clone()),
             branch: git_ref,

@@ -1,16 +1,18 @@
-//! `sh` steps as process groups, and finding what a workspace left running.
+//! `sh` steps under the step supervisor, and finding what a workspace left running.
 //!
-//! Each script runs `sh -e -c` in its own process group with a clean environment. Output is
-//! read in blocks and cut into lines (a line longer than the log's limit is split), so a
-//! script printing without newlines still streams. On cancel or timeout the group gets
-//! SIGTERM, then SIGKILL a second later; when the script ends, whatever it left in its group
-//! (`cmd &`) is killed too, as Jenkins does.
+//! Each script runs `sh -e -c` with a clean environment below a supervisor
+//! ([`crate::supervisor`]) that no process of the script can leave: when the script ends,
+//! whatever it left running (`cmd &`, `setsid cmd &`) is killed, as Jenkins does; on cancel or
+//! timeout everything gets SIGTERM, then SIGKILL a second later; and when the worker dies, the
+//! supervisor sees its lifeline pipe close and does the same. Output is read in blocks and cut
+//! into lines (a line longer than the log's limit is split), so a script printing without
+//! newlines still streams.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use sluice_core::logs::{MAX_LINE_BYTES, Origin};
 use tokio::io::AsyncReadExt;
@@ -20,8 +22,13 @@ use tokio_util::sync::CancellationToken;
 use super::{Env, Flow, Stop};
 use crate::executor::RunEvents;
 
-/// Runs `script`; its output goes to the log line by line.
+/// How long the output pumps may go on after the supervisor ended.
+const PUMP_DRAIN: Duration = Duration::from_millis(500);
+
+/// Runs `script` under the step supervisor; its output goes to the log line by line.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn sh(
+    supervisor: &Path,
     script: &str,
     env: &Env,
     dir: &Path,
@@ -30,26 +37,36 @@ pub(crate) async fn sh(
     cancel: &CancellationToken,
     line: u32,
 ) -> Flow {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-e")
+    let mut cmd = Command::new(supervisor);
+    cmd.arg(crate::supervisor::ARG)
+        .arg("--")
+        .arg("sh")
+        .arg("-e")
         .arg("-c")
         .arg(script)
         .current_dir(dir)
         .env_clear()
         .envs(crate::host_env::base())
         .envs(env)
-        .stdin(Stdio::null())
+        // The lifeline: the supervisor kills the step's processes when this pipe closes, which
+        // the kernel does when this process dies, however it dies.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        .kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(err) => return Err(Stop::failure(format!("line {line}: sh: {err}"))),
     };
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let lifeline = child.stdin.take();
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(Pid::from_raw);
     let out = child.stdout.take();
     let err = child.stderr.take();
+    let ended = CancellationToken::new();
     let waiter = async {
         let status = tokio::select! {
             status = child.wait() => Some(status),
@@ -58,24 +75,39 @@ pub(crate) async fn sh(
         let status = match status {
             Some(status) => status.map(Some),
             None => {
-                signal(pgid, Signal::SIGTERM);
-                match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
-                    Ok(_) => {}
-                    Err(_) => {
-                        signal(pgid, Signal::SIGKILL);
-                        let _ = child.wait().await;
+                // The supervisor gives the step's processes SIGTERM, then SIGKILL a second
+                // later, and exits once none is left.
+                if let Some(pid) = pid {
+                    let _ = kill(pid, Signal::SIGTERM);
+                }
+                drop(lifeline);
+                if tokio::time::timeout(STOP_WAIT, child.wait()).await.is_err() {
+                    if let Some(pid) = pid {
+                        let _ = killpg(pid, Signal::SIGKILL);
                     }
+                    let _ = child.wait().await;
                 }
                 Ok(None)
             }
         };
-        // Whatever the script left behind in its group goes too (this also ends the pumps,
-        // which would otherwise wait on a background process holding stdout).
-        signal(pgid, Signal::SIGKILL);
+        ended.cancel();
         status
     };
-    let (status, (), ()) =
-        tokio::join!(waiter, pump(out, origin, events), pump(err, origin, events));
+    let pumps = async {
+        let both = async {
+            tokio::join!(pump(out, origin, events), pump(err, origin, events));
+        };
+        // The pipes close when the supervisor has ended the step's last process; the deadline
+        // only guards against a holder outside the tree, which the supervisor rules out.
+        tokio::select! {
+            _ = both => {}
+            () = async {
+                ended.cancelled().await;
+                tokio::time::sleep(PUMP_DRAIN).await;
+            } => {}
+        }
+    };
+    let (status, ()) = tokio::join!(waiter, pumps);
     match status {
         Ok(Some(s)) if s.success() => Ok(()),
         Ok(Some(s)) => Err(Stop::failure(format!(
@@ -88,11 +120,9 @@ pub(crate) async fn sh(
     }
 }
 
-fn signal(pgid: Option<i32>, sig: Signal) {
-    if let Some(pgid) = pgid {
-        let _ = killpg(Pid::from_raw(pgid), sig);
-    }
-}
+/// How long a cancelled step's supervisor may take to stop its processes (it gives them one
+/// second) before it is killed itself.
+const STOP_WAIT: Duration = Duration::from_millis(1500);
 
 async fn pump<R: tokio::io::AsyncRead + Unpin>(
     reader: Option<R>,

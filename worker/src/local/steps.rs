@@ -76,6 +76,7 @@ impl Runner<'_> {
                     self.events
                         .log(&origin, &format!("[sluice] sh (Jenkinsfile line {line})"));
                     process::sh(
+                        &self.supervisor,
                         &script,
                         env,
                         &scope.dir,
