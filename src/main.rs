@@ -226,6 +226,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             grace: Duration::from_secs(settings.shutdown_timeout_secs),
             workspace_root: settings.workspace_dir(),
             allow_local_repos: settings.allow_local_repos.unwrap_or(role == Role::Serve),
+            repo_deny: settings.repo_deny(),
             keep_workspaces: settings.keep_workspaces,
             log_max_bytes: settings.log_max_bytes,
         };

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::addresses::DenyList;
 use crate::{Error, Result};
 
 /// The name of the configuration file read from the working directory when present.
@@ -73,6 +74,9 @@ pub struct Settings {
     pub executor: ExecutorKind,
     /// Whether `file://` and loopback repository URLs are allowed (default: on in `serve` only).
     pub allow_local_repos: Option<bool>,
+    /// Addresses repository hosts may not resolve to, unless local repositories are allowed:
+    /// CIDR ranges, addresses and the words `default` and `host` (see [`DenyList::parse`]).
+    pub repo_deny_cidrs: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `sluice_api=debug,info`.
@@ -126,6 +130,7 @@ impl Default for Settings {
             local_accounts: true,
             executor: ExecutorKind::Local,
             allow_local_repos: None,
+            repo_deny_cidrs: "default".to_owned(),
             log_format: LogFormat::Text,
             log: "info".to_owned(),
             max_body_bytes: 1024 * 1024,
@@ -298,7 +303,18 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The parsed `repo_deny_cidrs` (checked at load).
+    pub fn repo_deny(&self) -> DenyList {
+        DenyList::parse(&self.repo_deny_cidrs).unwrap_or_default()
+    }
+
     fn validate(&self) -> Result<()> {
+        if let Err(message) = DenyList::parse(&self.repo_deny_cidrs) {
+            return Err(Error::InvalidSetting {
+                field: "repo_deny_cidrs",
+                message,
+            });
+        }
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();
             if !(url.starts_with("sqlite:")

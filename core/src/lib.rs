@@ -3,6 +3,7 @@
 //! `api` and `worker` meet only through this crate; it holds no HTTP.
 #![forbid(unsafe_code)]
 
+pub mod addresses;
 pub mod config;
 pub mod cron_runs;
 pub mod crypto;

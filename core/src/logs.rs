@@ -8,6 +8,7 @@
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
@@ -58,10 +59,11 @@ pub fn chunk_path(run_id: i64, seq: i32) -> Path {
     Path::from(format!("logs/{run_id}/{seq:08}.ndjson"))
 }
 
-/// Replaces secret values, and their base64 forms, with `****`.
+/// Replaces secret values, and their base64 forms, with `****`: one pass of a multi-pattern
+/// matcher over the text, the longest secret winning where two start at the same place.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    needles: Vec<String>,
+    matcher: Option<Arc<AhoCorasick>>,
 }
 
 impl Masker {
@@ -95,23 +97,33 @@ impl Masker {
             }
             needles.push(secret);
         }
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.sort();
         needles.dedup();
-        Masker { needles }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&needles)
+            .ok()
+            .filter(|_| !needles.is_empty())
+            .map(Arc::new);
+        Masker { matcher }
     }
 
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), "****");
+        match &self.matcher {
+            Some(matcher) => {
+                let mut out = String::with_capacity(text.len());
+                matcher.replace_all_with(text, &mut out, |_, _, out| {
+                    out.push_str("****");
+                    true
+                });
+                out
             }
+            None => text.to_owned(),
         }
-        out
     }
 
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.matcher.is_none()
     }
 }
 

@@ -134,6 +134,7 @@ pub fn start_fleet_with(
             grace: Duration::from_secs(5),
             workspace_root: workspaces.path().to_path_buf(),
             allow_local_repos: true,
+            repo_deny: Default::default(),
             keep_workspaces: false,
             log_max_bytes: 64 * 1024 * 1024,
         };

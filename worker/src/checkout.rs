@@ -1,8 +1,14 @@
 //! Checking out a run's commit with the system `git`, into the attempt's workspace.
 //! Local repositories (`file://`, absolute paths) only when allowed; git never prompts.
+//! Otherwise the URL is parsed as git parses it, every address its host resolves to is checked
+//! against the deny list, and an http(s) clone is pinned to those addresses with redirects
+//! refused.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
+
+use sluice_core::addresses::DenyList;
 
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -17,9 +23,9 @@ pub enum CheckoutError {
     #[error("repository URL `{0}` is not https://, ssh://, git@host:path or a local path")]
     Unsupported(String),
     #[error(
-        "repository host `{0}` resolves to a loopback, link-local or cloud-metadata address; such hosts are allowed only with SLUICE_ALLOW_LOCAL_REPOS"
+        "repository host `{0}` resolves to {1}, which SLUICE_REPO_DENY_CIDRS refuses (by default loopback, link-local, cloud-metadata and this host's own addresses)"
     )]
-    InternalHost(String),
+    InternalHost(String, String),
     #[error("repository host `{0}` cannot be resolved: {1}")]
     Unresolved(String, String),
     #[error("git {step} failed: {stderr}")]
@@ -32,11 +38,13 @@ fn is_local(url: &str) -> bool {
     url.starts_with("file://") || url.starts_with('/')
 }
 
-fn is_remote(url: &str) -> bool {
-    url.starts_with("https://")
-        || url.starts_with("http://")
-        || url.starts_with("ssh://")
-        || (url.starts_with("git@") && url.contains(':'))
+/// What a checkout may reach.
+#[derive(Debug, Clone, Default)]
+pub struct RepoAccess {
+    /// `file://`, local paths, and hosts on any address (`SLUICE_ALLOW_LOCAL_REPOS`).
+    pub allow_local: bool,
+    /// Otherwise, the addresses repository hosts may not resolve to.
+    pub deny: DenyList,
 }
 
 async fn git(
@@ -77,67 +85,108 @@ async fn git(
     }
 }
 
-/// The host and port of a remote URL: `scheme://[user@]host[:port]/…` or `user@host:path`.
-pub fn host_of(url: &str) -> Option<(String, u16)> {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority = rest.split('/').next()?;
-        let host_port = authority.rsplit('@').next()?;
-        let default = match scheme {
-            "ssh" => 22,
-            "http" => 80,
-            _ => 443,
-        };
-        if let Some(v6) = host_port.strip_prefix('[') {
-            let (host, after) = v6.split_once(']')?;
-            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-            return Some((host.to_owned(), port.unwrap_or(default)));
-        }
-        return match host_port.rsplit_once(':') {
-            Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
-            None => Some((host_port.to_owned(), default)),
-        };
-    }
-    let (user_host, _) = url.split_once(':')?;
-    Some((user_host.rsplit('@').next()?.to_owned(), 22))
+/// A remote repository's host, as git and curl (or ssh) will connect to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub host: url::Host<String>,
+    pub port: u16,
+    /// `http://` or `https://` (git's curl transport), else ssh.
+    pub http: bool,
 }
 
-/// Loopback, unspecified, link-local (which holds 169.254.169.254) and the cloud metadata
-/// addresses outside it.
-pub fn is_internal(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_unspecified()
-                || v4.is_link_local()
-                || v4.octets() == [100, 100, 100, 200]
-                || v4.octets() == [192, 0, 0, 192]
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-        }
+/// Parses a remote URL the way git does: `scheme://[user@]host[:port]/…` by the URL standard
+/// (so `?`, `#` and `@` in odd places cannot hide the real host), or scp-style
+/// `[user@]host:path`. None for anything else, and for text git or curl might read another
+/// way (whitespace, control characters, backslashes, a host starting with `-`).
+pub fn remote_of(url: &str) -> Option<Remote> {
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return None;
     }
-}
-
-/// Refuses a remote URL whose host resolves to an internal address.
-async fn refuse_internal(url: &str) -> Result<(), CheckoutError> {
-    let Some((host, port)) = host_of(url) else {
-        return Err(CheckoutError::Unsupported(url.to_owned()));
+    if url.contains("://") {
+        let parsed = url::Url::parse(url).ok()?;
+        let http = match parsed.scheme() {
+            "http" | "https" => true,
+            "ssh" => false,
+            _ => return None,
+        };
+        let host = parsed.host()?.to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(22);
+        return Some(Remote { host, port, http });
+    }
+    let rest = match url.find('@') {
+        Some(at) if !url[..at].contains(['/', ':']) => &url[at + 1..],
+        _ => url,
     };
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| CheckoutError::Unresolved(host.clone(), e.to_string()))?;
-    let internal = addrs.into_iter().any(|a| is_internal(a.ip()));
-    if internal {
-        return Err(CheckoutError::InternalHost(host));
+    let (host, path) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (inner, after) = v6.split_once(']')?;
+            (format!("[{inner}]"), after.strip_prefix(':')?)
+        }
+        None => {
+            let (host, path) = rest.split_once(':')?;
+            (host.to_owned(), path)
+        }
+    };
+    if host.is_empty() || host.starts_with('-') || host.contains('/') || path.is_empty() {
+        return None;
     }
-    Ok(())
+    let host = url::Host::parse(&host).ok()?;
+    Some(Remote {
+        host,
+        port: 22,
+        http: false,
+    })
+}
+
+/// Resolves the remote's host and checks every address against `deny`; returns the addresses
+/// git is then pinned to (so a second lookup cannot answer differently).
+async fn resolve_allowed(remote: &Remote, deny: &DenyList) -> Result<Vec<IpAddr>, CheckoutError> {
+    let addrs: Vec<IpAddr> = match &remote.host {
+        url::Host::Ipv4(ip) => vec![IpAddr::V4(*ip)],
+        url::Host::Ipv6(ip) => vec![IpAddr::V6(*ip)],
+        url::Host::Domain(name) => tokio::net::lookup_host((name.as_str(), remote.port))
+            .await
+            .map_err(|e| CheckoutError::Unresolved(name.clone(), e.to_string()))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if let Some(refused) = addrs.iter().find(|ip| deny.denies(**ip)) {
+        return Err(CheckoutError::InternalHost(
+            remote.host.to_string(),
+            refused.to_string(),
+        ));
+    }
+    if addrs.is_empty() {
+        return Err(CheckoutError::Unresolved(
+            remote.host.to_string(),
+            "no addresses".into(),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// `git -c` settings that hold an http(s) clone to the checked addresses: curl resolves the
+/// host to them only, and redirects (which could lead anywhere) are refused.
+fn pinned(remote: &Remote, addrs: &[IpAddr]) -> Vec<String> {
+    let mut config = vec!["http.followRedirects=false".to_owned()];
+    if let url::Host::Domain(name) = &remote.host {
+        let list: Vec<String> = addrs
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            })
+            .collect();
+        config.push(format!(
+            "http.curloptResolve={name}:{}:{}",
+            remote.port,
+            list.join(",")
+        ));
+    }
+    config
 }
 
 /// Whether the fresh clone in `dest` has `name` (read from its ref files: no git process).
@@ -164,29 +213,33 @@ pub async fn checkout(
     git_ref: &str,
     commit: Option<&str>,
     dest: &Path,
-    allow_local: bool,
+    access: &RepoAccess,
     cancel: &CancellationToken,
 ) -> Result<bool, CheckoutError> {
+    let mut config = Vec::new();
     if is_local(url) {
-        if !allow_local {
+        if !access.allow_local {
             return Err(CheckoutError::LocalNotAllowed(url.to_owned()));
         }
-    } else if !is_remote(url) {
-        return Err(CheckoutError::Unsupported(url.to_owned()));
-    } else if !allow_local {
-        refuse_internal(url).await?;
+    } else {
+        let remote = remote_of(url).ok_or_else(|| CheckoutError::Unsupported(url.to_owned()))?;
+        if !access.allow_local {
+            let addrs = resolve_allowed(&remote, &access.deny).await?;
+            if remote.http {
+                config = pinned(&remote, &addrs);
+            }
+        }
     }
     let dest_str = dest.to_string_lossy();
     // A local repository by path, not `file://`: git then clones with hard links, without the
     // pack protocol (about twice as fast).
     let source = url.strip_prefix("file://").unwrap_or(url);
-    git(
-        None,
-        &["clone", "--quiet", "--no-checkout", "--", source, &dest_str],
-        "clone",
-        cancel,
-    )
-    .await?;
+    let mut args: Vec<&str> = Vec::new();
+    for setting in &config {
+        args.extend(["-c", setting]);
+    }
+    args.extend(["clone", "--quiet", "--no-checkout", "--", source, &dest_str]);
+    git(None, &args, "clone", cancel).await?;
     let tag = format!("refs/tags/{git_ref}");
     let is_tag = has_ref(dest, &tag).await;
     let target = match commit {
@@ -208,48 +261,92 @@ pub async fn checkout(
 mod tests {
     use super::*;
 
-    #[test]
-    fn hosts_of_https_ssh_and_scp_urls() {
-        assert_eq!(
-            host_of("https://git.example.com/a/b.git"),
-            Some(("git.example.com".into(), 443))
-        );
-        assert_eq!(
-            host_of("ssh://git@git.example.com:2222/a/b"),
-            Some(("git.example.com".into(), 2222))
-        );
-        assert_eq!(
-            host_of("git@github.com:a/b.git"),
-            Some(("github.com".into(), 22))
-        );
-        assert_eq!(host_of("https://[::1]:8443/x"), Some(("::1".into(), 8443)));
+    fn remote(host: &str, port: u16, http: bool) -> Option<Remote> {
+        Some(Remote {
+            host: url::Host::parse(host).unwrap(),
+            port,
+            http,
+        })
     }
 
     #[test]
-    fn internal_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "169.254.169.254",
-            "::1",
-            "fe80::1",
-            "0.0.0.0",
-            "::ffff:127.0.0.1",
-            "fd00:ec2::254",
-            "100.100.100.200",
+    fn remotes_are_parsed_as_git_parses_them() {
+        assert_eq!(
+            remote_of("https://git.example.com/a/b.git"),
+            remote("git.example.com", 443, true)
+        );
+        assert_eq!(
+            remote_of("ssh://git@git.example.com:2222/a/b"),
+            remote("git.example.com", 2222, false)
+        );
+        assert_eq!(
+            remote_of("git@github.com:a/b.git"),
+            remote("github.com", 22, false)
+        );
+        assert_eq!(remote_of("git@[::1]:a/b.git"), remote("[::1]", 22, false));
+        assert_eq!(
+            remote_of("https://[::1]:8443/x"),
+            remote("[::1]", 8443, true)
+        );
+        // The host is what comes before `?` or `#`, not after the last `@`.
+        assert_eq!(
+            remote_of("http://127.0.0.1:9?@192.0.2.2/x"),
+            remote("127.0.0.1", 9, true)
+        );
+        assert_eq!(
+            remote_of("http://127.0.0.1:9#@192.0.2.2/x"),
+            remote("127.0.0.1", 9, true)
+        );
+        assert_eq!(
+            remote_of("http://user@evil.example@127.0.0.1/x"),
+            remote("127.0.0.1", 80, true)
+        );
+        for bad in [
+            "http://evil.example\\@127.0.0.1/x",
+            "git://host/x",
+            "-oProxyCommand=x:y",
+            "git@-oProxyCommand=x:y",
+            "https://host/ x",
+            "host",
+            "ftp://host/x",
         ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["140.82.112.3", "10.0.0.5", "2606:4700::1"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+            assert_eq!(remote_of(bad), None, "{bad}");
         }
     }
 
     #[tokio::test]
-    async fn a_host_resolving_to_loopback_is_refused_unless_local_repos_are_allowed() {
-        let err = refuse_internal("https://localhost:1/x.git")
+    async fn every_address_is_checked_and_http_clones_are_pinned() {
+        let deny = DenyList::default();
+        let err = resolve_allowed(&remote_of("https://localhost:1/x.git").unwrap(), &deny)
             .await
             .unwrap_err();
-        assert!(matches!(err, CheckoutError::InternalHost(_)), "{err}");
-        assert!(refuse_internal("ssh://git@127.0.0.1/x").await.is_err());
+        assert!(matches!(err, CheckoutError::InternalHost(..)), "{err}");
+        assert!(
+            resolve_allowed(&remote_of("ssh://git@127.0.0.1/x").unwrap(), &deny)
+                .await
+                .is_err()
+        );
+        for own in sluice_core::addresses::host_addresses() {
+            let url = match own {
+                IpAddr::V4(v4) => format!("http://{v4}:1/x"),
+                IpAddr::V6(v6) => format!("http://[{v6}]:1/x"),
+            };
+            let err = resolve_allowed(&remote_of(&url).unwrap(), &deny)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, CheckoutError::InternalHost(..)),
+                "{url}: {err}"
+            );
+        }
+        let only_other = DenyList::parse("127.0.0.2").unwrap();
+        let r = remote_of("http://localhost:8080/x").unwrap();
+        let addrs = resolve_allowed(&r, &only_other).await.unwrap();
+        let config = pinned(&r, &addrs);
+        assert_eq!(config[0], "http.followRedirects=false");
+        assert!(
+            config[1].starts_with("http.curloptResolve=localhost:8080:"),
+            "{config:?}"
+        );
     }
 }

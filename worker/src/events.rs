@@ -35,6 +35,14 @@ pub(crate) struct DbEvents {
     pub next_seq: AtomicI32,
 }
 
+impl DbEvents {
+    /// Every string a build produces goes through the log's masker before it is stored: the
+    /// run's JSON, its pages, the Jenkins API and the audit log show what is stored.
+    fn mask(&self, text: &str) -> String {
+        self.sink.masker().mask(text)
+    }
+}
+
 #[async_trait::async_trait]
 impl RunEvents for DbEvents {
     async fn declared(&self, declared: Declared) {
@@ -51,7 +59,9 @@ impl RunEvents for DbEvents {
 
     async fn stage_started(&self, name: &str, parent: Option<i32>) -> i32 {
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        if let Err(err) = execution::stage_started(&self.db, self.run_id, seq, parent, name).await {
+        let name = self.mask(name);
+        if let Err(err) = execution::stage_started(&self.db, self.run_id, seq, parent, &name).await
+        {
             tracing::warn!(run = self.run_id, error = %err, "recording a stage failed");
         }
         seq
@@ -124,13 +134,29 @@ impl RunEvents for DbEvents {
     }
 
     async fn tests(&self, summary: &TestSummary) {
-        if let Err(err) = artifacts::set_tests(&self.db, self.run_id, summary).await {
+        let mut summary = summary.clone();
+        for failure in &mut summary.failures {
+            failure.suite = self.mask(&failure.suite);
+            failure.name = self.mask(&failure.name);
+            failure.message = self.mask(&failure.message);
+        }
+        if let Err(err) = artifacts::set_tests(&self.db, self.run_id, &summary).await {
             tracing::warn!(run = self.run_id, error = %err, "recording test results failed");
         }
     }
 
-    async fn gate(&self, gate: WaitingFor, cancel: &CancellationToken) -> GateAnswer {
+    async fn gate(&self, mut gate: WaitingFor, cancel: &CancellationToken) -> GateAnswer {
         let id = gate.id.clone();
+        // Who may answer is matched against accounts, so it is kept as written.
+        gate.message = self.mask(&gate.message);
+        gate.ok = self.mask(&gate.ok);
+        gate.stage = gate.stage.map(|s| self.mask(&s));
+        for param in &mut gate.parameters {
+            param.default = self.mask(&param.default);
+            for choice in &mut param.choices {
+                *choice = self.mask(choice);
+            }
+        }
         match gates::park(&self.db, self.run_id, self.attempt, &gate).await {
             Ok(true) => {}
             Ok(false) => return GateAnswer::Stopped,

@@ -22,8 +22,8 @@ pub struct RunContext {
     pub project: project::Model,
     /// A directory for this attempt only; the worker removes it afterwards.
     pub workspace: PathBuf,
-    /// Whether `file://`, local-path and internal-host repositories may be checked out.
-    pub allow_local_repos: bool,
+    /// Which repositories may be checked out (local ones, and hosts on which addresses).
+    pub repo_access: crate::checkout::RepoAccess,
     /// The project's secrets by name, for `credentials()` and `withCredentials`. Their values
     /// are masked in the log by the worker, whatever the executor prints.
     pub secrets: BTreeMap<String, String>,

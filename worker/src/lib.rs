@@ -52,6 +52,8 @@ pub struct WorkerConfig {
     /// Where attempts get their workspace.
     pub workspace_root: PathBuf,
     pub allow_local_repos: bool,
+    /// Addresses repository hosts may not resolve to (unless local repositories are allowed).
+    pub repo_deny: sluice_core::addresses::DenyList,
     /// Keep each attempt's workspace afterwards (debugging builds).
     pub keep_workspaces: bool,
     /// Largest log one run may write.
@@ -314,7 +316,10 @@ impl Worker {
             run: run.clone(),
             project: project.clone(),
             workspace: workspace.clone(),
-            allow_local_repos: self.config.allow_local_repos,
+            repo_access: checkout::RepoAccess {
+                allow_local: self.config.allow_local_repos,
+                deny: self.config.repo_deny.clone(),
+            },
             secrets,
             previous,
         };

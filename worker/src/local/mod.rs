@@ -204,7 +204,7 @@ impl Executor for LocalExecutor {
             &git_ref,
             ctx.run.commit_sha.as_deref(),
             &src,
-            ctx.allow_local_repos,
+            &ctx.repo_access,
             &cancel,
         )
         .await
