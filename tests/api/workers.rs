@@ -150,6 +150,51 @@ async fn a_jenkinsfile_that_does_not_lint_fails_the_run_before_any_step() {
     assert_eq!(run["stages"], json!([]));
 }
 
+/// The probe's 2,000-level Jenkinsfile, from a repository: the run fails with the diagnostic
+/// and the worker lives on to run the next one.
+#[tokio::test]
+async fn a_deeply_nested_jenkinsfile_fails_its_run_and_the_worker_goes_on() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let levels = 2000;
+    let deep = git_repo(&format!(
+        "pipeline {{\n{}{}}}\n",
+        "a {\n".repeat(levels),
+        "}\n".repeat(levels)
+    ));
+    project_for(&app, &owner, "acme", "deep", &deep).await;
+    let fine = git_repo("pipeline { agent any\n stages { stage('a') { steps { echo 'hi' } } } }\n");
+    project_for(&app, &owner, "acme", "fine", &fine).await;
+    let queue = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, queue, 1, 1);
+    let deep_runs = "/api/v1/orgs/acme/projects/deep/runs";
+    assert_eq!(app.post_as(deep_runs, &owner, json!({})).await.0, 201);
+    let run = wait_for_run(
+        &app,
+        &owner,
+        &format!("{deep_runs}/1"),
+        &["succeeded", "failed"],
+    )
+    .await;
+    assert_eq!(run["status"], "failed");
+    let reason = run["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        "Jenkinsfile:101:3: nested more than 100 levels deep (blocks, lists and calls)"
+    );
+    let fine_runs = "/api/v1/orgs/acme/projects/fine/runs";
+    assert_eq!(app.post_as(fine_runs, &owner, json!({})).await.0, 201);
+    let run = wait_for_run(
+        &app,
+        &owner,
+        &format!("{fine_runs}/1"),
+        &["succeeded", "failed"],
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+}
+
 #[tokio::test]
 async fn queued_runs_all_still_run_after_redis_loses_every_job() {
     let app = spawn_app().await;
