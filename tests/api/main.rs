@@ -7,6 +7,7 @@
 mod accounts;
 mod binary;
 mod browser;
+mod deep_input;
 mod dispatch;
 mod errors;
 mod execution;
