@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 use sluice_core::crypto::{Keyring, constant_time_eq, hash_token};
 use sluice_core::store::{sessions, tokens};
-use sluice_core::tenancy::{Principal, TenantScope};
+use sluice_core::tenancy::{Principal, Role, TenantScope};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -64,6 +64,19 @@ impl Authn {
         state.cache.put_scope(key, generation, scope.clone());
         Ok(scope)
     }
+
+    /// Fails unless the caller may write at all: a person may, a token only with the `write`
+    /// or `admin` scope. For writes that a role alone does not guard (a gate's `submitter`
+    /// may name a viewer), so a `read` token never writes as its creator.
+    pub fn require_write_scope(&self) -> Result<(), ApiError> {
+        if self.principal.ceiling() >= Role::Developer {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "a token with only the read scope cannot write; this needs the write scope".into(),
+            ))
+        }
+    }
 }
 
 impl FromRequest for Authn {
@@ -85,11 +98,7 @@ impl FromRequest for Authn {
             let now = Utc::now();
             if let Some(value) = authorization {
                 let (token, email) = parse_authorization(&value).ok_or(ApiError::Unauthorized)?;
-                let key = format!(
-                    "{}:{}",
-                    hash_token(&token),
-                    email.as_deref().unwrap_or_default()
-                );
+                let key = cache_key(&token, email.as_deref());
                 if let Some(principal) = state.cache.principal(&key).filter(|p| !expired(p, now)) {
                     return Ok(Authn {
                         principal,
@@ -126,6 +135,15 @@ impl FromRequest for Authn {
     }
 }
 
+/// The read-cache key of a token credential. Bearer and Basic never share one: a Bearer
+/// token proves nothing about a Basic header with the same token and another (or no) email.
+fn cache_key(token: &str, basic_email: Option<&str>) -> String {
+    match basic_email {
+        None => format!("bearer:{}", hash_token(token)),
+        Some(email) => format!("basic:{}:{email}", hash_token(token)),
+    }
+}
+
 /// Whether a cached token principal has expired since it was cached.
 fn expired(principal: &Principal, now: chrono::DateTime<Utc>) -> bool {
     match principal {
@@ -153,6 +171,10 @@ fn parse_authorization(value: &str) -> Option<(String, Option<String>)> {
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (email, token) = text.split_once(':')?;
+        // No account has an empty email: refused here, whatever any cache holds.
+        if email.is_empty() {
+            return None;
+        }
         return Some((token.to_owned(), Some(email.to_owned())));
     }
     None
@@ -173,6 +195,9 @@ mod tests {
             parse_authorization(&format!("Basic {basic}")),
             Some(("slc_xyz".into(), Some("a@b.c".into())))
         );
+        let no_email = base64::engine::general_purpose::STANDARD.encode(":slc_xyz");
+        assert_eq!(parse_authorization(&format!("Basic {no_email}")), None);
+        assert_ne!(cache_key("slc_xyz", None), cache_key("slc_xyz", Some("")));
         assert_eq!(parse_authorization("Digest x"), None);
         assert_eq!(parse_authorization("Basic !!!"), None);
     }

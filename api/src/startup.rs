@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::{ApiError, json_config};
-use crate::middleware::{json_errors, observe};
+use crate::middleware::{json_errors, limit_uri, observe, security_headers};
 use crate::routes;
 use crate::state::AppState;
 
@@ -30,9 +30,11 @@ impl Application {
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(limit_uri))
                 .wrap(from_fn(json_errors))
                 .wrap(from_fn(observe))
                 .wrap(TracingLogger::default())
+                .wrap(security_headers())
                 .app_data(data.clone())
                 .app_data(json_config(limit))
                 .app_data(web::PayloadConfig::new(limit))
@@ -56,6 +58,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(json_errors))
+                .wrap(security_headers())
                 .app_data(data.clone())
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))

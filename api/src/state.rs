@@ -36,6 +36,8 @@ pub struct AppState {
     pub objects: sluice_core::objects::Objects,
     /// One live tail per followed run, shared by its followers.
     pub logs: Arc<crate::log_hub::LogHub>,
+    /// The bearer token `/metrics` asks for; None leaves it open.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             cache: Arc::new(ReadCache::new(settings.read_cache)),
             objects,
             logs,
+            metrics_token: settings.metrics_token.clone(),
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",

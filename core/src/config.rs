@@ -17,6 +17,16 @@ use crate::{Error, Result};
 /// The name of the configuration file read from the working directory when present.
 pub const DEFAULT_CONFIG_FILE: &str = "sluice.toml";
 
+/// Settings taken from the environment as the text given: parsed like other values, a token
+/// of digits would arrive as a number (and lose leading zeros).
+const VERBATIM: [&str; 1] = ["metrics_token"];
+
+/// The setting `SLUICE_<NAME>` names when it is one of [`VERBATIM`].
+fn verbatim(key: &str) -> Option<&'static str> {
+    let name = key.strip_prefix("SLUICE_")?;
+    VERBATIM.into_iter().find(|v| v.eq_ignore_ascii_case(name))
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +126,9 @@ pub struct Settings {
     pub log_max_bytes: u64,
     /// Keep each run's workspace after it ends (for debugging builds); off by default.
     pub keep_workspaces: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>` (org slugs are label
+    /// values there); unset leaves it open, for a scraper on a private network.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for Settings {
@@ -148,6 +161,7 @@ impl Default for Settings {
             object_store_url: None,
             log_max_bytes: 64 * 1024 * 1024,
             keep_workspaces: false,
+            metrics_token: None,
         }
     }
 }
@@ -164,8 +178,15 @@ impl Settings {
     /// then the process environment, then `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let figment = Self::figment(path)?
-            .merge(Env::prefixed("SLUICE_").filter(|k| !k.starts_with("oauth_")));
+        let mut figment = Self::figment(path)?.merge(
+            Env::prefixed("SLUICE_")
+                .filter(|k| !k.starts_with("oauth_") && !VERBATIM.iter().any(|v| k == *v)),
+        );
+        for (key, value) in &env {
+            if let Some(name) = verbatim(key) {
+                figment = figment.merge(Serialized::default(name, value));
+            }
+        }
         let mut settings = Self::extract(figment, overrides)?;
         settings.add_oauth_from_env(&env)?;
         Ok(settings)
@@ -192,6 +213,10 @@ impl Settings {
                 .strip_prefix("SLUICE_")
                 .filter(|n| !n.starts_with("OAUTH_"))
             {
+                if let Some(name) = verbatim(key) {
+                    figment = figment.merge(Serialized::default(name, value));
+                    continue;
+                }
                 let value: figment::value::Value =
                     value.parse().unwrap_or_else(|never| match never {});
                 figment = figment.merge(Serialized::default(&name.to_ascii_lowercase(), value));
@@ -369,6 +394,17 @@ impl Settings {
                 message: "must be non-empty printable text".into(),
             });
         }
+        if let Some(token) = &self.metrics_token {
+            let token = token.expose_secret();
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Error::InvalidSetting {
+                    field: "metrics_token",
+                    message: "must be non-empty printable text without spaces (unset it to \
+                              leave /metrics open)"
+                        .into(),
+                });
+            }
+        }
         if self.db_max_connections == 0 {
             return Err(Error::InvalidSetting {
                 field: "db_max_connections",
@@ -487,11 +523,35 @@ mod tests {
         let vars = env(&[
             ("SLUICE_SECRET_KEY", "very-secret-key-material-0123456789"),
             ("SLUICE_DATABASE_URL", "postgres://sluice:hunter2@db/sluice"),
+            ("SLUICE_METRICS_TOKEN", "scrape-me-7f3a9c"),
         ]);
         let settings = Settings::load_from(None, vars, &Overrides::default()).unwrap();
         let shown = format!("{settings:?}");
         assert!(!shown.contains("very-secret-key-material"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("scrape-me"), "{shown}");
+    }
+
+    #[test]
+    fn a_metrics_token_is_printable_text_even_when_all_digits() {
+        for digits in ["0123456", "12345678901234567890123"] {
+            let settings = Settings::load_from(
+                None,
+                env(&[("SLUICE_METRICS_TOKEN", digits)]),
+                &Overrides::default(),
+            )
+            .unwrap();
+            assert_eq!(settings.metrics_token.unwrap().expose_secret(), digits);
+        }
+        for bad in ["", "two words"] {
+            let err = Settings::load_from(
+                None,
+                env(&[("SLUICE_METRICS_TOKEN", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("metrics_token"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

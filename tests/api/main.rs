@@ -13,6 +13,7 @@ mod errors;
 mod execution;
 mod fleet;
 mod github_standin;
+mod hardening_web;
 mod health;
 mod helpers;
 mod jenkins;

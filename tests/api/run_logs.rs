@@ -11,11 +11,12 @@ use crate::fleet::{Backend, queue, start_fleet, wait_for_run};
 use crate::helpers::{TestApp, spawn_app};
 
 /// Reads a server-sent event stream until its `end` event: (id, data) of each line event.
-async fn follow(
+/// `last` is sent as `Last-Event-ID`.
+pub(crate) async fn follow(
     app: &TestApp,
     auth_token: &str,
     path: &str,
-    last: Option<i64>,
+    last: Option<&str>,
 ) -> (Vec<(i64, Value)>, Value) {
     let mut req = app
         .client
@@ -24,7 +25,7 @@ async fn follow(
         .header("accept", "text/event-stream")
         .timeout(Duration::from_secs(60));
     if let Some(last) = last {
-        req = req.header("last-event-id", last.to_string());
+        req = req.header("last-event-id", last);
     }
     let mut res = req.send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
@@ -111,7 +112,7 @@ async fn followers_see_the_log_live_completely_and_resume_with_last_event_id() {
     // Resuming after line-25's event sends what follows it, nothing before.
     let (all, _) = &results[0];
     let at = all.iter().find(|(_, l)| l["text"] == "line-25").unwrap().0;
-    let (rest, end) = follow(&app, &token, &path, Some(at)).await;
+    let (rest, end) = follow(&app, &token, &path, Some(&at.to_string())).await;
     assert_eq!(end["status"], "succeeded");
     assert_eq!(rest[0].0, at + 1);
     assert_eq!(rest[0].1["text"], "line-26");

@@ -8,7 +8,9 @@ use sluice_core::store::sessions;
 
 use crate::auth::session_cookie;
 use crate::error::ApiError;
-use crate::pages::{FieldErrors, Nav, NextQuery, PageError, Visitor, render, safe_next, see_other};
+use crate::pages::{
+    FieldErrors, Nav, NextQuery, PageError, Visitor, render, safe_next, same_origin, see_other,
+};
 use crate::routes::auth::{LoginRequest, SignupRequest, check_password, create_account, limit};
 use crate::state::AppState;
 
@@ -110,7 +112,7 @@ pub async fn login_form(
     visitor: Visitor,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let next = safe_next(query.next.as_deref());
+    let next = safe_next(query.next.as_deref())?;
     if visitor.0.is_some() {
         return Ok(see_other(&next));
     }
@@ -120,14 +122,15 @@ pub async fn login_form(
     )
 }
 
-/// `POST /login`.
+/// `POST /login`: only from this site's own form (login CSRF).
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
+    same_origin(&state, &req)?;
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
+    let next = safe_next(form.next.as_deref())?;
     let attempt = async {
         if !state.local_accounts {
             return Err(ApiError::Forbidden(
@@ -161,7 +164,7 @@ pub async fn signup_form(
     visitor: Visitor,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let next = safe_next(query.next.as_deref());
+    let next = safe_next(query.next.as_deref())?;
     if visitor.0.is_some() {
         return Ok(see_other(&next));
     }
@@ -176,14 +179,15 @@ pub async fn signup_form(
     render(StatusCode::OK, &page)
 }
 
-/// `POST /signup`: errors are shown next to their field.
+/// `POST /signup`: only from this site's own form; errors are shown next to their field.
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<SignupForm>,
 ) -> Result<HttpResponse, PageError> {
+    same_origin(&state, &req)?;
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
+    let next = safe_next(form.next.as_deref())?;
     let attempt = async {
         if !state.local_accounts {
             return Err(ApiError::Forbidden(

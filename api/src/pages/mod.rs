@@ -182,12 +182,67 @@ pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpRespon
         .body(html))
 }
 
-/// Only same-site relative paths are followed after sign-in.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/orgs".to_owned(),
+/// Where to go after signing in: `next` when it is a path on this site, `/orgs` when there is
+/// none. Anything else is refused rather than followed: browsers drop tabs and newlines from
+/// URLs and read `\\` as `/`, so `/\t/evil.example` would leave the site.
+pub fn safe_next(next: Option<&str>) -> Result<String, PageError> {
+    let next = match next {
+        None | Some("") => return Ok("/orgs".to_owned()),
+        Some(next) => next,
+    };
+    let path_here = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if path_here {
+        Ok(next.to_owned())
+    } else {
+        Err(PageError::BadRequest(
+            "`next` must be a path on this site, such as /orgs".into(),
+        ))
     }
+}
+
+/// Refuses a form posted from another site. Sign-in and sign-up have no session to bind a
+/// CSRF token to, so this is their defence against login CSRF (signing a victim in as the
+/// attacker): `Sec-Fetch-Site` when the browser sends it, else `Origin` against this site's
+/// origin (the public URL, or the address the request came to). Requests with neither are
+/// not from a browser form and pass.
+pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), PageError> {
+    let get = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let allowed = match (get("sec-fetch-site"), get(header::ORIGIN.as_str())) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let info = req.connection_info();
+            let here = format!("{}://{}", info.scheme(), info.host());
+            let public = state.public_url.as_deref().map(origin_of);
+            origin.eq_ignore_ascii_case(&here)
+                || public.is_some_and(|p| origin.eq_ignore_ascii_case(p))
+        }
+        (None, None) => true,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(PageError::Forbidden(
+            "This form came from another site. Open this site's own page and try again.".into(),
+        ))
+    }
+}
+
+/// `scheme://host[:port]` of a URL, as a browser's `Origin` spells it (no default port).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let origin = &url[..end];
+    let default_port = if origin.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    origin.strip_suffix(default_port).unwrap_or(origin)
 }
 
 /// The signed-in person of a page request, if any (session cookie only).
@@ -303,5 +358,52 @@ pub fn field_error(err: sluice_core::Error, errors: &mut FieldErrors) -> Result<
             Ok(())
         }
         other => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_only_ever_a_path_on_this_site() {
+        assert_eq!(safe_next(None).ok().as_deref(), Some("/orgs"));
+        assert_eq!(safe_next(Some("")).ok().as_deref(), Some("/orgs"));
+        assert_eq!(
+            safe_next(Some("/orgs/acme/projects?x=1")).ok().as_deref(),
+            Some("/orgs/acme/projects?x=1")
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/\u{7f}",
+            "https://evil.example/",
+            "evil.example",
+            " /orgs",
+        ] {
+            assert!(safe_next(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origins_drop_paths_and_default_ports() {
+        assert_eq!(
+            origin_of("https://ci.example.com"),
+            "https://ci.example.com"
+        );
+        assert_eq!(
+            origin_of("https://ci.example.com:443/sluice"),
+            "https://ci.example.com"
+        );
+        assert_eq!(
+            origin_of("http://ci.example.com:8080/x"),
+            "http://ci.example.com:8080"
+        );
+        assert_eq!(
+            origin_of("http://ci.example.com:80"),
+            "http://ci.example.com"
+        );
     }
 }

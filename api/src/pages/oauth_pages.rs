@@ -64,7 +64,7 @@ pub async fn start(
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
     let provider = state.oauth.get(&path).ok_or(PageError::NotFound)?;
-    let next = safe_next(query.next.as_deref());
+    let next = safe_next(query.next.as_deref())?;
     let redirect = callback_url(&state, &req, &provider.name);
     match state
         .oauth
@@ -140,7 +140,7 @@ pub async fn callback(
     };
     txn.commit().await?;
     tracing::info!(user = user.id, provider = %provider.name, "signed in with a provider");
-    let mut res = signed_in(&state, user.id, &safe_next(Some(&next))).await?;
+    let mut res = signed_in(&state, user.id, &safe_next(Some(&next))?).await?;
     res.add_cookie(&flow_cookie(&state, None))
         .map_err(|e| PageError::Internal(Box::new(e)))?;
     Ok(res)

@@ -156,7 +156,9 @@ pub async fn cancel(
 }
 
 /// `POST .../runs/{number}/approve` {id, approve}: answers the gate the run waits at.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/approve", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number")), request_body = Approval, responses((status = 200, description = "Answered; the worker resumes or stops the run", body = RunView), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not one of the gate's submitters", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Not waiting at this gate, or already answered", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
+///
+/// A write: a token needs the `write` scope even when the gate's `submitter` names its creator.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/approve", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number")), request_body = Approval, responses((status = 200, description = "Answered; the worker resumes or stops the run", body = RunView), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not one of the gate's submitters, or a token without the write scope", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 409, description = "Not waiting at this gate, or already answered", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn approve(
     state: web::Data<AppState>,
     authn: Authn,
@@ -165,6 +167,7 @@ pub async fn approve(
 ) -> Result<HttpResponse, ApiError> {
     let (org, project, number) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
+    authn.require_write_scope()?;
     let run = answer_gate(&state, &scope, &project, number, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(RunView::load(&state.db, run).await?))
 }

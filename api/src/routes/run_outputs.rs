@@ -122,7 +122,7 @@ struct EndEvent {
 /// `GET .../runs/{number}/log`: the log as text (`time [stage] line`); with `Accept:
 /// text/event-stream`, a live stream: each line an event whose id is its number and whose
 /// data is JSON `{n, at, stage?, step?, text, error?}`; `Last-Event-ID` resumes after that
-/// line; an `end` event closes it once the run has ended.
+/// line (an id past the end replays nothing); an `end` event closes it once the run has ended.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/runs/{number}/log", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web"), ("number" = i64, Path, description = "Run number"), LogQuery), responses((status = 200, description = "The log so far (text/plain) or a live stream (text/event-stream)", content_type = "text/plain", body = String), (status = 400, description = "Bad input", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
 pub async fn log(
     state: web::Data<AppState>,
@@ -139,18 +139,40 @@ pub async fn log(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    let resume = req
-        .headers()
-        .get("Last-Event-ID")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(|id| id + 1);
+    let resume = match req.headers().get("Last-Event-ID") {
+        // An id that is not even text is malformed: "?" gets it the same 400.
+        Some(id) => resume_after(id.to_str().unwrap_or("?"))?,
+        None => None,
+    };
     let from = resume.or(query.from).unwrap_or(0).max(0);
     if live {
         Ok(stream_live(&state, found.id, from))
     } else {
         Ok(stream_log(&state, found.id, from))
     }
+}
+
+/// The line to resume at after the event id an SSE client last saw: the next one. Ids are
+/// line numbers; one past any line there can be (`i64::MAX`, or more digits than fit) resumes
+/// past the end, replaying nothing. An empty id is no id; anything else is a 400.
+fn resume_after(last_event_id: &str) -> Result<Option<i64>, ApiError> {
+    let id = last_event_id.trim();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let digits = id.strip_prefix('-').unwrap_or(id);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest {
+            message: "Last-Event-ID must be the id of an event this stream sent (a line number)"
+                .into(),
+            details: Some(serde_json::json!({ "field": "Last-Event-ID" })),
+        });
+    }
+    Ok(Some(match id.parse::<i64>() {
+        Ok(n) => n.saturating_add(1),
+        Err(_) if id.starts_with('-') => 0,
+        Err(_) => i64::MAX,
+    }))
 }
 
 /// Writes the stored JSON lines of a chunk from line `from` on as SSE events.
@@ -198,7 +220,9 @@ fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
             }
             if let Some((last, status)) = &snapshot.end {
                 let mut out = String::new();
-                sse(last, &mut out);
+                if last.n >= from {
+                    sse(last, &mut out);
+                }
                 let end = serde_json::to_string(&EndEvent {
                     status: status.clone(),
                 })
@@ -325,4 +349,26 @@ pub async fn artifact_download(
         .insert_header(("X-Checksum-Sha256", row.sha256))
         .no_chunking(u64::try_from(row.size).unwrap_or(0))
         .streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn last_event_ids_resume_after_themselves_without_overflow() {
+        assert_eq!(resume_after("").unwrap(), None);
+        assert_eq!(resume_after(" 41 ").unwrap(), Some(42));
+        assert_eq!(resume_after("-7").unwrap(), Some(-6));
+        assert_eq!(resume_after("9223372036854775807").unwrap(), Some(i64::MAX));
+        assert_eq!(
+            resume_after("99999999999999999999999").unwrap(),
+            Some(i64::MAX)
+        );
+        assert_eq!(resume_after("-99999999999999999999999").unwrap(), Some(0));
+        for bad in ["abc", "12abc", "-", "1.5", "+3"] {
+            assert!(resume_after(bad).is_err(), "{bad}");
+        }
+    }
 }
