@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod agents;
 mod binary;
 mod browser;
 mod deep_input;

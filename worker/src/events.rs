@@ -3,7 +3,6 @@
 //! run and polling for the answer, step metrics in the registry.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use sluice_core::store::gates::{self, WaitingFor};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::ByteStream;
 use crate::executor::{Archived, GateAnswer, RunEvents};
 
 /// How often a worker looks for a cancel request or a gate's answer.
@@ -93,11 +93,8 @@ impl RunEvents for DbEvents {
             .observe(took.as_secs_f64());
     }
 
-    async fn archive(&self, path: &str, file: &Path) -> Result<Archived, String> {
+    async fn archive(&self, path: &str, mut reader: ByteStream) -> Result<Archived, String> {
         artifacts::check_path(path).map_err(|e| e.to_string())?;
-        let mut reader = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| e.to_string())?;
         let key = artifacts::object_path(self.run_id, path);
         let upload = self
             .objects

@@ -5,7 +5,7 @@
 //! `cancel` fires it stops everything it started and returns promptly.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sluice_core::entities::{project, run};
@@ -81,8 +81,9 @@ pub trait RunEvents: Send + Sync {
     fn log_error(&self, origin: &Origin, line: &str);
     /// A step ended (for the step metrics).
     fn step_finished(&self, step: &str, ok: bool, took: Duration);
-    /// Uploads `file` as the artifact `path`.
-    async fn archive(&self, path: &str, file: &Path) -> Result<Archived, String>;
+    /// Uploads `body` as the artifact `path`.
+    async fn archive(&self, path: &str, body: crate::agent::ByteStream)
+    -> Result<Archived, String>;
     /// The run's test results so far.
     async fn tests(&self, summary: &TestSummary);
     /// Parks the run at a gate until someone answers it or `cancel` fires.

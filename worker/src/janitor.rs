@@ -11,7 +11,7 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use sluice_core::entities::run;
 
-use crate::local::process::reap;
+use crate::agent::local::reap;
 
 /// `run-{id}-{attempt}`.
 pub fn parse_name(name: &str) -> Option<(i64, i32)> {

@@ -7,6 +7,7 @@
 //! still going then are stopped and handed back, queued, for another worker.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod checkout;
 mod events;
 pub mod executor;
@@ -372,7 +373,7 @@ impl Worker {
             }
             (outcome, _) => outcome,
         };
-        let leftovers = local::process::reap(&workspace);
+        let leftovers = agent::local::reap(&workspace);
         if leftovers > 0 {
             tracing::info!(
                 run = run_id,

@@ -11,9 +11,7 @@
 //! supervisor that kills whatever the script started on cancel, timeout, when the script ends,
 //! or when the worker dies.
 
-mod files;
 pub mod junit;
-pub mod process;
 mod steps;
 mod values;
 mod walk;
@@ -24,12 +22,16 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU32;
 
 use sluice_core::logs::Origin;
-use sluice_core::pipeline::model::{Agent, Pipeline, PipelineOption, Stage, StageBody, Step};
+use sluice_core::pipeline::model::{
+    Agent as AgentSpec, Pipeline, PipelineOption, Stage, StageBody, Step,
+};
 use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution::Declared;
 use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::local::LocalAgent;
+use crate::agent::{Agent, WORKSPACE};
 use crate::checkout::{CheckoutError, checkout};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
 
@@ -121,8 +123,8 @@ pub(crate) type Env = BTreeMap<String, String>;
 /// What the whole walk shares.
 pub(crate) struct Runner<'a> {
     pub ctx: &'a RunContext,
-    /// The `sluice` binary that supervises `sh` steps.
-    pub supervisor: PathBuf,
+    /// Where the steps run.
+    pub agent: &'a dyn Agent,
     pub events: &'a dyn RunEvents,
     pub branch: String,
     pub tag: Option<String>,
@@ -133,7 +135,10 @@ pub(crate) struct Runner<'a> {
     pub notes: Mutex<Vec<String>>,
     pub tests: tokio::sync::Mutex<TestSummary>,
     pub gates: AtomicU32,
+    /// Worker-side: stashes by name, and files taken from the agent for a step.
     pub stashes: PathBuf,
+    pub scratch_root: PathBuf,
+    pub scratch_seq: AtomicU32,
 }
 
 impl Runner<'_> {
@@ -155,7 +160,8 @@ impl Runner<'_> {
 #[derive(Clone)]
 pub(crate) struct Scope {
     pub env: Env,
-    pub dir: PathBuf,
+    /// The directory steps run in, relative to the agent's root.
+    pub dir: String,
     pub origin: Origin,
     /// The current stage's result (`catchError(stageResult:)` and friends raise it).
     pub stage_res: std::sync::Arc<Mutex<Res>>,
@@ -185,7 +191,8 @@ impl Executor for LocalExecutor {
         cancel: CancellationToken,
     ) -> Outcome {
         let here = Origin::default();
-        let src = ctx.workspace.join("src");
+        let agent = LocalAgent::new(ctx.workspace.clone(), self.supervisor.clone());
+        let src = ctx.workspace.join(WORKSPACE);
         let git_ref = ctx.run.git_ref.clone().unwrap_or_else(|| "main".into());
         events.log(
             &here,
@@ -262,7 +269,7 @@ impl Executor for LocalExecutor {
         // Jenkins names a tag build's ref TAG_NAME and a branch build's BRANCH_NAME.
         let ref_var = if is_tag { "TAG_NAME" } else { "BRANCH_NAME" };
         env.insert(ref_var.into(), git_ref.clone());
-        env.insert("WORKSPACE".into(), src.display().to_string());
+        env.insert("WORKSPACE".into(), agent.path_of(WORKSPACE));
         env.insert("CI".into(), "true".into());
         if let Some(sha) = &ctx.run.commit_sha {
             env.insert("GIT_COMMIT".into(), sha.clone());
@@ -272,7 +279,7 @@ impl Executor for LocalExecutor {
         }
         let runner = Runner {
             ctx,
-            supervisor: self.supervisor.clone(),
+            agent: &agent,
             events,
             tag: is_tag.then(|| git_ref.clone()),
             branch: git_ref,
@@ -282,10 +289,12 @@ impl Executor for LocalExecutor {
             tests: tokio::sync::Mutex::new(TestSummary::default()),
             gates: AtomicU32::new(0),
             stashes: ctx.workspace.join("stashes"),
+            scratch_root: ctx.workspace.join("scratch"),
+            scratch_seq: AtomicU32::new(0),
         };
         let top = Scope {
             env,
-            dir: src,
+            dir: WORKSPACE.to_owned(),
             origin: here.clone(),
             stage_res: std::sync::Arc::new(Mutex::new(Res::Success)),
             cancel,
@@ -348,10 +357,10 @@ pub fn declared(pipeline: &Pipeline) -> Declared {
 
 /// What this executor cannot run, found before any step (never half-run).
 fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
-    fn agent(agent: &Agent) -> Option<&'static str> {
+    fn agent(agent: &AgentSpec) -> Option<&'static str> {
         match agent {
-            Agent::Docker { .. } => Some("docker"),
-            Agent::Kubernetes { .. } => Some("kubernetes"),
+            AgentSpec::Docker { .. } => Some("docker"),
+            AgentSpec::Kubernetes { .. } => Some("kubernetes"),
             _ => None,
         }
     }

@@ -1,6 +1,5 @@
 //! The steps of the supported subset (docs/JENKINSFILE.md), one arm each.
 
-use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -8,25 +7,41 @@ use sluice_core::logs::Origin;
 use sluice_core::pipeline::model::{Input, PipelineOption, Step};
 use sluice_core::pipeline::syntax::Value;
 
-use super::files::{copy_into, matching};
 use super::values::{arg, flag, named, seconds, text};
 use super::walk::Body;
-use super::{Flow, Res, Runner, Scope, Stop, junit, process};
+use super::{Flow, Res, Runner, Scope, Stop, junit};
+use crate::agent::{self, Exit, tar_stream};
 
 /// A path a step names must stay inside the workspace.
-fn inside(dir: &Path, sub: &str, line: u32, step: &str) -> Result<PathBuf, Stop> {
-    if Path::new(sub)
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(Stop::failure(format!(
+fn inside(dir: &str, sub: &str, line: u32, step: &str) -> Result<String, Stop> {
+    agent::join(dir, sub).map_err(|_| {
+        Stop::failure(format!(
             "line {line}: {step}('{sub}') must stay inside the workspace"
-        )));
-    }
-    Ok(dir.join(sub))
+        ))
+    })
+}
+
+/// An agent's failure as a step's.
+fn failed(line: u32, step: &str, err: impl std::fmt::Display) -> Stop {
+    Stop::failure(format!("line {line}: {step}: {err}"))
+}
+
+/// The parent directory and file name of a relative path (`a/b/c` → `a/b`, `c`).
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
 }
 
 impl Runner<'_> {
+    /// A new worker-side directory for files taken from the agent (removed by the caller).
+    async fn scratch(&self, what: &str) -> std::path::PathBuf {
+        let n = self
+            .scratch_seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = self.scratch_root.join(format!("{what}-{n}"));
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        dir
+    }
+
     pub(crate) fn steps<'a>(&'a self, steps: &'a [Step], scope: &'a Scope) -> BoxFuture<'a, Flow> {
         Box::pin(async move {
             for step in steps {
@@ -75,17 +90,21 @@ impl Runner<'_> {
                     };
                     self.events
                         .log(&origin, &format!("[sluice] sh (Jenkinsfile line {line})"));
-                    process::sh(
-                        &self.supervisor,
-                        &script,
-                        env,
-                        &scope.dir,
-                        &origin,
-                        self.events,
-                        &scope.cancel,
-                        line,
-                    )
-                    .await
+                    let output = |l: &str| self.events.log(&origin, l);
+                    match self
+                        .agent
+                        .run(&script, env, &scope.dir, &output, &scope.cancel)
+                        .await
+                    {
+                        Ok(Exit::Code(0)) => Ok(()),
+                        Ok(Exit::Code(code)) => Err(Stop::failure(format!(
+                            "line {line}: script returned exit code {code}"
+                        ))),
+                        Ok(Exit::Stopped) => {
+                            Err(Stop::aborted("stopped while a script was running"))
+                        }
+                        Err(err) => Err(failed(line, "sh", err)),
+                    }
                 }
                 "sleep" => {
                     let wait = Duration::from_secs_f64(seconds(step, env, params, "SECONDS"));
@@ -110,9 +129,10 @@ impl Runner<'_> {
                 "dir" => {
                     let sub = arg(step, "path", env, params).unwrap_or_default();
                     let inner = inside(&scope.dir, &sub, line, "dir")?;
-                    tokio::fs::create_dir_all(&inner)
+                    self.agent
+                        .put(&inner, tar_stream::empty())
                         .await
-                        .map_err(|e| Stop::failure(format!("line {line}: dir: {e}")))?;
+                        .map_err(|e| failed(line, "dir", e))?;
                     let scope = Scope {
                         dir: inner,
                         ..scope.clone()
@@ -155,23 +175,28 @@ impl Runner<'_> {
                     let file = named(step, "file", env, params).unwrap_or_default();
                     let body = named(step, "text", env, params).unwrap_or_default();
                     let path = inside(&scope.dir, &file, line, "writeFile")?;
-                    if let Some(parent) = path.parent() {
-                        let _ = tokio::fs::create_dir_all(parent).await;
+                    let (parent, name) = split(&path);
+                    if name.is_empty() || path == scope.dir {
+                        return Err(Stop::failure(format!(
+                            "line {line}: writeFile needs a file name"
+                        )));
                     }
-                    tokio::fs::write(&path, body)
+                    let tar = tar_stream::single_file(name, body.as_bytes())
+                        .map_err(|e| failed(line, "writeFile", e))?;
+                    self.agent
+                        .put(parent, tar)
                         .await
-                        .map_err(|e| Stop::failure(format!("line {line}: writeFile: {e}")))
+                        .map_err(|e| failed(line, "writeFile", e))
                 }
                 "deleteDir" => {
-                    match tokio::fs::remove_dir_all(&scope.dir).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(Stop::failure(format!("line {line}: deleteDir: {e}")));
-                        }
-                    }
-                    let _ = tokio::fs::create_dir_all(&scope.dir).await;
-                    Ok(())
+                    self.agent
+                        .remove(&scope.dir)
+                        .await
+                        .map_err(|e| failed(line, "deleteDir", e))?;
+                    self.agent
+                        .put(&scope.dir, tar_stream::empty())
+                        .await
+                        .map_err(|e| failed(line, "deleteDir", e))
                 }
                 "stash" => self.stash(step, scope, &origin).await,
                 "unstash" => {
@@ -182,13 +207,18 @@ impl Runner<'_> {
                             "line {line}: unstash: no stash named `{name}`"
                         )));
                     }
-                    let files = matching(&from, "**", None).map_err(Stop::failure)?;
-                    copy_into(&files, &scope.dir)
+                    let count = walkdir::WalkDir::new(&from)
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e.file_type().is_file())
+                        .count();
+                    self.agent
+                        .put(&scope.dir, tar_stream::pack_dir(from))
                         .await
-                        .map_err(|e| Stop::failure(format!("line {line}: unstash: {e}")))?;
+                        .map_err(|e| failed(line, "unstash", e))?;
                     self.events.log(
                         &origin,
-                        &format!("[sluice] unstashed {} files from `{name}`", files.len()),
+                        &format!("[sluice] unstashed {count} files from `{name}`"),
                     );
                     Ok(())
                 }
@@ -254,15 +284,15 @@ impl Runner<'_> {
                         .insert(get("passwordVariable"), password.to_owned());
                 }
                 "file" => {
-                    let dir = self.ctx.workspace.join("secrets");
-                    let _ = tokio::fs::create_dir_all(&dir).await;
-                    let path = dir.join(format!("{}-{}", files.len(), id.replace('/', "_")));
-                    tokio::fs::write(&path, secret)
+                    let name = format!("{}-{}", files.len(), id.replace('/', "_"));
+                    let tar = tar_stream::single_file(&name, secret.as_bytes())
+                        .map_err(|e| failed(line, "withCredentials", e))?;
+                    self.agent
+                        .put(SECRET_FILES, tar)
                         .await
-                        .map_err(|e| Stop::failure(format!("line {line}: withCredentials: {e}")))?;
-                    inner
-                        .env
-                        .insert(get("variable"), path.display().to_string());
+                        .map_err(|e| failed(line, "withCredentials", e))?;
+                    let path = format!("{SECRET_FILES}/{name}");
+                    inner.env.insert(get("variable"), self.agent.path_of(&path));
                     files.push(path);
                 }
                 other => {
@@ -274,7 +304,7 @@ impl Runner<'_> {
         }
         let flow = self.steps(&step.steps, &inner).await;
         for f in files {
-            let _ = tokio::fs::remove_file(f).await;
+            let _ = self.agent.remove(&f).await;
         }
         flow
     }
@@ -326,19 +356,21 @@ impl Runner<'_> {
         }
         let includes = named(step, "includes", env, params).unwrap_or_else(|| "**".into());
         let excludes = named(step, "excludes", env, params);
-        let files = matching(&scope.dir, &includes, excludes.as_deref())
-            .map_err(|e| Stop::failure(format!("line {line}: stash: {e}")))?;
+        let dest = self.stashes.join(stash_dir(&name));
+        let _ = tokio::fs::remove_dir_all(&dest).await;
+        let tree = self
+            .agent
+            .get(&scope.dir)
+            .await
+            .map_err(|e| failed(line, "stash", e))?;
+        let files = tar_stream::select(tree, &includes, excludes.as_deref(), dest)
+            .await
+            .map_err(|e| failed(line, "stash", e))?;
         if files.is_empty() && !flag(step, "allowEmpty") {
             return Err(Stop::failure(format!(
                 "line {line}: stash `{name}`: no files match `{includes}`"
             )));
         }
-        let dest = self.stashes.join(stash_dir(&name));
-        let _ = tokio::fs::remove_dir_all(&dest).await;
-        tokio::fs::create_dir_all(&dest)
-            .await
-            .and(copy_into(&files, &dest).await)
-            .map_err(|e| Stop::failure(format!("line {line}: stash: {e}")))?;
         self.events.log(
             origin,
             &format!("[sluice] stashed {} files as `{name}`", files.len()),
@@ -355,15 +387,37 @@ impl Runner<'_> {
             )));
         };
         let excludes = named(step, "excludes", env, params);
-        let files = matching(&scope.dir, &pattern, excludes.as_deref())
-            .map_err(|e| Stop::failure(format!("line {line}: archiveArtifacts: {e}")))?;
+        let picked = self.scratch("archive").await;
+        let tree = self
+            .agent
+            .get(&scope.dir)
+            .await
+            .map_err(|e| failed(line, "archiveArtifacts", e))?;
+        let files = tar_stream::select(tree, &pattern, excludes.as_deref(), picked.clone())
+            .await
+            .map_err(|e| failed(line, "archiveArtifacts", e))?;
         if files.is_empty() && !flag(step, "allowEmptyArchive") {
             return Err(Stop::failure(format!(
                 "line {line}: archiveArtifacts: no files match `{pattern}`"
             )));
         }
-        for (rel, path) in &files {
-            match self.events.archive(rel, path).await {
+        let uploaded = self.upload(&files, &picked, line, origin).await;
+        let _ = tokio::fs::remove_dir_all(&picked).await;
+        uploaded
+    }
+
+    async fn upload(
+        &self,
+        files: &[String],
+        picked: &std::path::Path,
+        line: u32,
+        origin: &Origin,
+    ) -> Flow {
+        for rel in files {
+            let body = tokio::fs::File::open(picked.join(rel))
+                .await
+                .map_err(|e| failed(line, "archiveArtifacts", e))?;
+            match self.events.archive(rel, Box::pin(body)).await {
                 Ok(done) => self.events.log(
                     origin,
                     &format!(
@@ -385,22 +439,36 @@ impl Runner<'_> {
         let line = step.pos.line;
         let (env, params) = (&scope.env, &self.params);
         let pattern = arg(step, "testResults", env, params).unwrap_or_default();
-        let files = matching(&scope.dir, &pattern, None)
-            .map_err(|e| Stop::failure(format!("line {line}: junit: {e}")))?;
+        let picked = self.scratch("junit").await;
+        let tree = self
+            .agent
+            .get(&scope.dir)
+            .await
+            .map_err(|e| failed(line, "junit", e))?;
+        let files = tar_stream::select(tree, &pattern, None, picked.clone())
+            .await
+            .map_err(|e| failed(line, "junit", e))?;
         if files.is_empty() && !flag(step, "allowEmptyResults") {
+            let _ = tokio::fs::remove_dir_all(&picked).await;
             return Err(Stop::failure(format!(
                 "line {line}: junit: no test reports match `{pattern}`"
             )));
         }
         let mut found = sluice_core::store::artifacts::TestSummary::default();
-        for (rel, path) in &files {
-            let xml = tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| Stop::failure(format!("line {line}: junit: {rel}: {e}")))?;
-            let summary = junit::parse(&xml)
-                .map_err(|e| Stop::failure(format!("line {line}: junit: {rel}: {e}")))?;
-            found.add(summary);
+        for rel in &files {
+            let read = tokio::fs::read_to_string(picked.join(rel)).await;
+            let summary = read
+                .map_err(|e| e.to_string())
+                .and_then(|xml| junit::parse(&xml));
+            match summary {
+                Ok(summary) => found.add(summary),
+                Err(e) => {
+                    let _ = tokio::fs::remove_dir_all(&picked).await;
+                    return Err(Stop::failure(format!("line {line}: junit: {rel}: {e}")));
+                }
+            }
         }
+        let _ = tokio::fs::remove_dir_all(&picked).await;
         self.events.log(
             origin,
             &format!(
@@ -423,6 +491,10 @@ impl Runner<'_> {
         Ok(())
     }
 }
+
+/// Where `withCredentials` file bindings are written on the agent: beside the workspace, not
+/// in it, so a build that archives its whole workspace does not archive them.
+const SECRET_FILES: &str = "tmp/secrets";
 
 /// Stash names become directory names; anything odd is replaced.
 fn stash_dir(name: &str) -> String {

@@ -1,4 +1,5 @@
-//! `sh` steps under the step supervisor, and finding what a workspace left running.
+//! The local agent: a directory on the worker's host, each script under the step supervisor;
+//! and finding what a dead worker's workspace left running.
 //!
 //! Each script runs `sh -e -c` with a clean environment below a supervisor
 //! ([`crate::supervisor`]) that no process of the script can leave: when the script ends,
@@ -8,35 +9,107 @@
 //! into lines (a line longer than the log's limit is split), so a script printing without
 //! newlines still streams.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use sluice_core::logs::{MAX_LINE_BYTES, Origin};
+use sluice_core::logs::MAX_LINE_BYTES;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::{Env, Flow, Stop};
-use crate::executor::RunEvents;
+use super::{Agent, AgentError, ByteStream, Env, Exit, Output, clean, tar_stream};
+
+/// Runs steps in `root` on this host, each script below `supervisor` (a `sluice` binary).
+#[derive(Debug, Clone)]
+pub struct LocalAgent {
+    root: PathBuf,
+    supervisor: PathBuf,
+}
+
+impl LocalAgent {
+    pub fn new(root: impl Into<PathBuf>, supervisor: impl Into<PathBuf>) -> LocalAgent {
+        LocalAgent {
+            root: root.into(),
+            supervisor: supervisor.into(),
+        }
+    }
+
+    fn local(&self, rel: &str) -> Result<PathBuf, AgentError> {
+        let rel = clean(rel)?;
+        Ok(if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for LocalAgent {
+    fn path_of(&self, rel: &str) -> String {
+        self.local(rel)
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
+    async fn run(
+        &self,
+        script: &str,
+        env: &Env,
+        dir: &str,
+        output: Output<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Exit, AgentError> {
+        let dir = self.local(dir)?;
+        tokio::fs::create_dir_all(&dir).await?;
+        sh(&self.supervisor, script, env, &dir, output, cancel).await
+    }
+
+    async fn put(&self, dir: &str, tar: ByteStream) -> Result<(), AgentError> {
+        let dest = self.local(dir)?;
+        tar_stream::unpack(tar, dest).await?;
+        Ok(())
+    }
+
+    async fn get(&self, dir: &str) -> Result<ByteStream, AgentError> {
+        let src = self.local(dir)?;
+        if !tokio::fs::metadata(&src).await?.is_dir() {
+            return Err(AgentError::Failed(format!("`{dir}` is not a directory")));
+        }
+        Ok(tar_stream::pack_dir(src))
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), AgentError> {
+        let target = self.local(path)?;
+        let removed = match tokio::fs::symlink_metadata(&target).await {
+            Ok(meta) if meta.is_dir() => tokio::fs::remove_dir_all(&target).await,
+            Ok(_) => tokio::fs::remove_file(&target).await,
+            Err(err) => Err(err),
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
 
 /// How long the output pumps may go on after the supervisor ended.
 const PUMP_DRAIN: Duration = Duration::from_millis(500);
 
-/// Runs `script` under the step supervisor; its output goes to the log line by line.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn sh(
+/// Runs `script` under the step supervisor; its output goes to `output` line by line.
+async fn sh(
     supervisor: &Path,
     script: &str,
     env: &Env,
     dir: &Path,
-    origin: &Origin,
-    events: &dyn RunEvents,
+    output: Output<'_>,
     cancel: &CancellationToken,
-    line: u32,
-) -> Flow {
+) -> Result<Exit, AgentError> {
     let mut cmd = Command::new(supervisor);
     cmd.arg(crate::supervisor::ARG)
         .arg("--")
@@ -57,7 +130,7 @@ pub(crate) async fn sh(
         .kill_on_drop(false);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(err) => return Err(Stop::failure(format!("line {line}: sh: {err}"))),
+        Err(err) => return Err(AgentError::Failed(format!("cannot start sh: {err}"))),
     };
     let lifeline = child.stdin.take();
     let pid = child
@@ -95,7 +168,7 @@ pub(crate) async fn sh(
     };
     let pumps = async {
         let both = async {
-            tokio::join!(pump(out, origin, events), pump(err, origin, events));
+            tokio::join!(pump(out, output), pump(err, output));
         };
         // The pipes close when the supervisor has ended the step's last process; the deadline
         // only guards against a holder outside the tree, which the supervisor rules out.
@@ -109,14 +182,9 @@ pub(crate) async fn sh(
     };
     let (status, ()) = tokio::join!(waiter, pumps);
     match status {
-        Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(Stop::failure(format!(
-            "line {line}: script returned exit code {}",
-            s.code()
-                .map_or_else(|| "(killed by a signal)".to_owned(), |c| c.to_string())
-        ))),
-        Ok(None) => Err(Stop::aborted("stopped while a script was running")),
-        Err(err) => Err(Stop::failure(format!("line {line}: sh: {err}"))),
+        Ok(Some(s)) => Ok(Exit::Code(s.code().unwrap_or(128))),
+        Ok(None) => Ok(Exit::Stopped),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -124,11 +192,7 @@ pub(crate) async fn sh(
 /// second) before it is killed itself.
 const STOP_WAIT: Duration = Duration::from_millis(1500);
 
-async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    reader: Option<R>,
-    origin: &Origin,
-    events: &dyn RunEvents,
-) {
+async fn pump<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>, output: Output<'_>) {
     let Some(mut reader) = reader else {
         return;
     };
@@ -142,15 +206,15 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(
         pending.extend_from_slice(&block[..n]);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            events.log(origin, &String::from_utf8_lossy(&line[..line.len() - 1]));
+            output(&String::from_utf8_lossy(&line[..line.len() - 1]));
         }
         if pending.len() >= MAX_LINE_BYTES {
-            events.log(origin, &String::from_utf8_lossy(&pending));
+            output(&String::from_utf8_lossy(&pending));
             pending.clear();
         }
     }
     if !pending.is_empty() {
-        events.log(origin, &String::from_utf8_lossy(&pending));
+        output(&String::from_utf8_lossy(&pending));
     }
 }
 
