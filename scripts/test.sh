@@ -17,6 +17,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+bash scripts/check-helm.sh
 echo "== tests on SQLite"
 cargo test --workspace
 echo "== end-to-end tests on PostgreSQL"
