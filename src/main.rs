@@ -13,7 +13,8 @@ use sluice_core::crypto::Keyring;
 use sluice_core::dispatch::DispatchSettings;
 use sluice_core::metrics::Metrics;
 use sluice_core::startup::{Prepared, Role, prepare};
-use sluice_worker::local::LocalExecutor;
+use sluice_worker::agent::local::LocalAgents;
+use sluice_worker::interpreter::JenkinsExecutor;
 use sluice_worker::{Worker, WorkerConfig, WorkerParts};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -243,7 +244,11 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         };
         let supervisor = std::env::current_exe()
             .map_err(|e| format!("cannot find this binary for the step supervisor: {e}"))?;
-        let worker = Worker::new(parts, config, Arc::new(LocalExecutor::new(supervisor)));
+        let worker = Worker::new(
+            parts,
+            config,
+            Arc::new(JenkinsExecutor::new(Arc::new(LocalAgents::new(supervisor)))),
+        );
         Ok::<_, BoxError>(tokio::spawn(worker.run(shutdown.clone())))
     });
     let worker = worker.transpose()?;

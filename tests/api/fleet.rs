@@ -8,7 +8,9 @@ use sluice_core::dispatch::DispatchSettings;
 use sluice_core::queue::embedded::EmbeddedQueue;
 use sluice_core::queue::redis::RedisQueue;
 use sluice_core::queue::{Queue, QueueSettings};
-use sluice_worker::local::LocalExecutor;
+use sluice_worker::agent::Agents;
+use sluice_worker::agent::local::LocalAgents;
+use sluice_worker::interpreter::JenkinsExecutor;
 use sluice_worker::{Worker, WorkerConfig, WorkerParts};
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +106,11 @@ pub fn start_fleet(app: &TestApp, queue: Arc<dyn Queue>, workers: usize, slots: 
     start_fleet_with(app, queue, workers, slots, |_| {})
 }
 
+/// The local agents, each script under this build's `sluice` binary as supervisor.
+pub fn local_agents() -> Arc<dyn Agents> {
+    Arc::new(LocalAgents::new(env!("CARGO_BIN_EXE_sluice")))
+}
+
 /// A fleet whose workers' settings `customise` changes.
 pub fn start_fleet_with(
     app: &TestApp,
@@ -111,6 +118,18 @@ pub fn start_fleet_with(
     workers: usize,
     slots: usize,
     customise: impl Fn(&mut WorkerConfig),
+) -> Fleet {
+    start_fleet_on(app, queue, workers, slots, customise, local_agents())
+}
+
+/// A fleet whose steps run on `agents`.
+pub fn start_fleet_on(
+    app: &TestApp,
+    queue: Arc<dyn Queue>,
+    workers: usize,
+    slots: usize,
+    customise: impl Fn(&mut WorkerConfig),
+    agents: Arc<dyn Agents>,
 ) -> Fleet {
     let shutdown = CancellationToken::new();
     let workspaces = tempfile::tempdir().unwrap();
@@ -149,7 +168,7 @@ pub fn start_fleet_with(
         let worker = Worker::new(
             parts,
             config,
-            Arc::new(LocalExecutor::new(env!("CARGO_BIN_EXE_sluice"))),
+            Arc::new(JenkinsExecutor::new(agents.clone())),
         );
         tokio::spawn(worker.run(shutdown.clone()));
     }

@@ -1,7 +1,7 @@
-//! Cleaning up after workers that died: workspaces `run-{id}-{attempt}` under the workspace
-//! root whose attempt no longer runs anywhere have their processes killed (found by their
-//! `WORKSPACE`) and are removed. A worker sweeps when it starts, after taking a run over, and
-//! every half lease.
+//! Cleaning up after workers that died: attempt directories `run-{id}-{attempt}` under the
+//! workspace root whose attempt no longer runs anywhere are removed. (Their build processes
+//! died with their worker: each step's supervisor kills them when its lifeline closes.) A
+//! worker sweeps when it starts, after taking a run over, and every half lease.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,6 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use sluice_core::entities::run;
-
-use crate::agent::local::reap;
 
 /// `run-{id}-{attempt}`.
 pub fn parse_name(name: &str) -> Option<(i64, i32)> {
@@ -52,16 +50,10 @@ pub async fn sweep(
         if alive {
             continue;
         }
-        let killed = reap(&path);
         match tokio::fs::remove_dir_all(&path).await {
             Ok(()) => {
                 removed += 1;
-                tracing::info!(
-                    run = run_id,
-                    attempt,
-                    killed,
-                    "removed a dead attempt's workspace"
-                );
+                tracing::info!(run = run_id, attempt, "removed a dead attempt's workspace");
             }
             Err(err) => {
                 tracing::warn!(run = run_id, error = %err, "removing a dead attempt's workspace failed")

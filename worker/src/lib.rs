@@ -12,8 +12,8 @@ pub mod checkout;
 mod events;
 pub mod executor;
 pub mod host_env;
+pub mod interpreter;
 pub mod janitor;
-pub mod local;
 pub mod supervisor;
 
 use std::collections::HashSet;
@@ -373,14 +373,6 @@ impl Worker {
             }
             (outcome, _) => outcome,
         };
-        let leftovers = agent::local::reap(&workspace);
-        if leftovers > 0 {
-            tracing::info!(
-                run = run_id,
-                leftovers,
-                "killed processes the run left behind"
-            );
-        }
         if let Err(err) = sink.close().await {
             tracing::warn!(run = run_id, error = %err, "writing the rest of the log failed");
         }

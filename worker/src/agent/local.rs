@@ -1,5 +1,4 @@
-//! The local agent: a directory on the worker's host, each script under the step supervisor;
-//! and finding what a dead worker's workspace left running.
+//! The local agent: a directory on the worker's host, each script under the step supervisor.
 //!
 //! Each script runs `sh -e -c` with a clean environment below a supervisor
 //! ([`crate::supervisor`]) that no process of the script can leave: when the script ends,
@@ -20,7 +19,12 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::{Agent, AgentError, ByteStream, Env, Exit, Output, clean, tar_stream};
+use sluice_core::pipeline::model::{Agent as AgentSpec, Pipeline, Stage, StageBody};
+
+use super::{
+    Agent, AgentError, Agents, ByteStream, Env, Exit, Output, WORKSPACE, clean, tar_stream,
+};
+use crate::executor::RunContext;
 
 /// Runs steps in `root` on this host, each script below `supervisor` (a `sluice` binary).
 #[derive(Debug, Clone)]
@@ -47,8 +51,71 @@ impl LocalAgent {
     }
 }
 
+/// Local agents: each attempt's directory on this host (the worker's attempt directory), with
+/// every script under `supervisor`.
+#[derive(Debug, Clone)]
+pub struct LocalAgents {
+    supervisor: PathBuf,
+}
+
+impl LocalAgents {
+    /// `supervisor` is a `sluice` binary (it runs as `sluice __supervise -- …`).
+    pub fn new(supervisor: impl Into<PathBuf>) -> LocalAgents {
+        LocalAgents {
+            supervisor: supervisor.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Agents for LocalAgents {
+    fn refuse(&self, pipeline: &Pipeline, file: &str) -> Option<String> {
+        fn kind(agent: &AgentSpec) -> Option<&'static str> {
+            match agent {
+                AgentSpec::Docker { .. } => Some("docker"),
+                AgentSpec::Kubernetes { .. } => Some("kubernetes"),
+                _ => None,
+            }
+        }
+        fn in_stages(list: &[Stage], file: &str) -> Option<String> {
+            list.iter().find_map(|st| {
+                if let Some(kind) = st.agent.as_ref().and_then(kind) {
+                    return Some(format!(
+                        "{file}:{}: stage `{}` asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)",
+                        st.pos.line, st.name
+                    ));
+                }
+                match &st.body {
+                    StageBody::Steps { .. } => None,
+                    StageBody::Parallel { stages: s }
+                    | StageBody::Stages { stages: s }
+                    | StageBody::Matrix { stages: s, .. } => in_stages(s, file),
+                }
+            })
+        }
+        if let Some(kind) = kind(&pipeline.agent) {
+            return Some(format!(
+                "{file}: the pipeline asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)"
+            ));
+        }
+        in_stages(&pipeline.stages, file)
+    }
+
+    async fn start(&self, ctx: &RunContext) -> Result<Box<dyn Agent>, AgentError> {
+        tokio::fs::create_dir_all(ctx.workspace.join(WORKSPACE)).await?;
+        Ok(Box::new(LocalAgent::new(
+            ctx.workspace.clone(),
+            self.supervisor.clone(),
+        )))
+    }
+}
+
 #[async_trait::async_trait]
 impl Agent for LocalAgent {
+    fn host_dir(&self) -> Option<PathBuf> {
+        Some(self.root.clone())
+    }
+
     fn path_of(&self, rel: &str) -> String {
         self.local(rel)
             .unwrap_or_else(|_| self.root.clone())
@@ -216,37 +283,4 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>, output: Output
     if !pending.is_empty() {
         output(&String::from_utf8_lossy(&pending));
     }
-}
-
-/// Kills every process whose environment says it runs in `workspace` (`WORKSPACE=` is set for
-/// every step): what a worker that died mid-run left behind. Returns how many were killed.
-pub fn reap(workspace: &Path) -> usize {
-    let needle = format!("WORKSPACE={}", workspace.join("src").display());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let me = std::process::id();
-    let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid as u32 == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let matches = environ
-            .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes());
-        if matches && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-            killed += 1;
-        }
-    }
-    killed
 }

@@ -13,11 +13,15 @@ pub mod local;
 pub mod tar_stream;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
+
+use sluice_core::pipeline::model::Pipeline;
 
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
+
+use crate::executor::RunContext;
 
 /// The workspace directory below an agent's root.
 pub const WORKSPACE: &str = "src";
@@ -52,10 +56,28 @@ pub enum AgentError {
 /// arrive; a very long line arrives in pieces).
 pub type Output<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
+/// Starts the agent of each attempt, and says what its kind of agent cannot run.
+#[async_trait::async_trait]
+pub trait Agents: Send + Sync {
+    /// Why `pipeline` (from `file`) cannot run on these agents, before any step runs: for
+    /// example a container agent asked of the host.
+    fn refuse(&self, pipeline: &Pipeline, file: &str) -> Option<String>;
+
+    /// The agent for `ctx`'s attempt, with an empty workspace. It is gone when dropped (a
+    /// local directory is the worker's to remove; a Pod is deleted).
+    async fn start(&self, ctx: &RunContext) -> Result<Box<dyn Agent>, AgentError>;
+}
+
 #[async_trait::async_trait]
 pub trait Agent: Send + Sync {
     /// The absolute path of `rel` as the build's processes see it (`WORKSPACE`, secret files).
     fn path_of(&self, rel: &str) -> String;
+
+    /// The root, when it is a directory of this host: a checkout goes straight there instead
+    /// of being streamed in.
+    fn host_dir(&self) -> Option<PathBuf> {
+        None
+    }
 
     /// Runs `script` with `sh -e` in `dir`, with exactly `env` (plus what a shell needs, such
     /// as `PATH`), streaming its output. When `cancel` fires, everything the script started is
@@ -80,6 +102,12 @@ pub trait Agent: Send + Sync {
 
     /// Removes a file or a whole tree; a missing one is fine.
     async fn remove(&self, path: &str) -> Result<(), AgentError>;
+
+    /// Ends the agent after the attempt (a Pod is deleted). A local directory is left to the
+    /// worker, which owns it.
+    async fn finish(&self) -> Result<(), AgentError> {
+        Ok(())
+    }
 }
 
 /// Checks that `rel` stays below the root (no `..`, not absolute) and joins its parts with

@@ -1,15 +1,14 @@
-//! The local executor: runs a run's Jenkinsfile on the worker's host, with the worker's
-//! privileges. It is for single-team installs (`sluice serve`); multi-tenant installs use the
-//! Kubernetes executor, which runs the same walk in a Pod per run.
+//! The Jenkins interpreter: one walk of a run's Jenkinsfile for every executor, driving an
+//! [`Agent`] where the steps run (a directory on the worker's host with the local agents; a
+//! Pod in the tenant's namespace with the Kubernetes ones).
 //!
-//! It checks out the commit into the attempt's workspace, refuses a Jenkinsfile that does not
-//! lint (or that needs a container agent) before any step, records what the file declares,
+//! It starts the attempt's agent, checks out the commit into its workspace (straight into a
+//! host directory, else cloned here and streamed in), refuses a Jenkinsfile that does not
+//! lint (or that the agents cannot run) before any step, records what the file declares,
 //! checks the parameters, then walks the pipeline with Jenkins' semantics: stages in order,
 //! `parallel` branches and `matrix` cells at once, `when`, `input` gates, `timeout` and
 //! `retry` at pipeline, stage and step level, `catchError`/`warnError`/`unstable`, and `post`
-//! conditions against the build (or stage) result. Each `sh` runs `sh -e` under a step
-//! supervisor that kills whatever the script started on cancel, timeout, when the script ends,
-//! or when the worker dies.
+//! conditions against the build (or stage) result.
 
 pub mod junit;
 mod steps;
@@ -18,36 +17,29 @@ mod walk;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 
 use sluice_core::logs::Origin;
-use sluice_core::pipeline::model::{
-    Agent as AgentSpec, Pipeline, PipelineOption, Stage, StageBody, Step,
-};
+use sluice_core::pipeline::model::{Pipeline, PipelineOption, Stage, StageBody, Step};
 use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution::Declared;
 use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::local::LocalAgent;
-use crate::agent::{Agent, WORKSPACE};
+use crate::agent::{Agent, Agents, WORKSPACE, tar_stream};
 use crate::checkout::{CheckoutError, checkout};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
 
-/// Runs pipelines on this host; each `sh` step runs under `supervisor` (the `sluice` binary,
-/// see [`crate::supervisor`]).
-#[derive(Debug, Clone)]
-pub struct LocalExecutor {
-    supervisor: PathBuf,
+/// Runs pipelines on the agents `agents` starts, one per attempt.
+#[derive(Clone)]
+pub struct JenkinsExecutor {
+    agents: Arc<dyn Agents>,
 }
 
-impl LocalExecutor {
-    /// `supervisor` is a `sluice` binary (it runs as `sluice __supervise -- …`).
-    pub fn new(supervisor: impl Into<PathBuf>) -> LocalExecutor {
-        LocalExecutor {
-            supervisor: supervisor.into(),
-        }
+impl JenkinsExecutor {
+    pub fn new(agents: Arc<dyn Agents>) -> JenkinsExecutor {
+        JenkinsExecutor { agents }
     }
 }
 
@@ -183,16 +175,42 @@ impl Scope {
 }
 
 #[async_trait::async_trait]
-impl Executor for LocalExecutor {
+impl Executor for JenkinsExecutor {
     async fn execute(
         &self,
         ctx: &RunContext,
         events: &dyn RunEvents,
         cancel: CancellationToken,
     ) -> Outcome {
+        let agent = match self.agents.start(ctx).await {
+            Ok(agent) => agent,
+            Err(err) => return fail(events, format!("cannot start the build agent: {err}")),
+        };
+        let outcome = self.attempt(agent.as_ref(), ctx, events, cancel).await;
+        if let Err(err) = agent.finish().await {
+            tracing::warn!(run = ctx.run.id, error = %err, "stopping the build agent failed");
+        }
+        outcome
+    }
+}
+
+impl JenkinsExecutor {
+    /// The attempt on a started agent.
+    async fn attempt(
+        &self,
+        agent: &dyn Agent,
+        ctx: &RunContext,
+        events: &dyn RunEvents,
+        cancel: CancellationToken,
+    ) -> Outcome {
         let here = Origin::default();
-        let agent = LocalAgent::new(ctx.workspace.clone(), self.supervisor.clone());
-        let src = ctx.workspace.join(WORKSPACE);
+        // A host directory is checked out into directly; anything else gets the tree streamed
+        // in from a clone on this worker.
+        let host_dir = agent.host_dir();
+        let src = match &host_dir {
+            Some(root) => root.join(WORKSPACE),
+            None => ctx.workspace.join("checkout"),
+        };
         let git_ref = ctx.run.git_ref.clone().unwrap_or_else(|| "main".into());
         events.log(
             &here,
@@ -225,6 +243,16 @@ impl Executor for LocalExecutor {
                 return Outcome::Failed(other.to_string());
             }
         };
+        if host_dir.is_none()
+            && let Err(err) = agent
+                .put(WORKSPACE, tar_stream::pack_dir(src.clone()))
+                .await
+        {
+            return fail(
+                events,
+                format!("cannot copy the checkout to the agent: {err}"),
+            );
+        }
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
@@ -242,7 +270,11 @@ impl Executor for LocalExecutor {
             return fail(events, errors.join("\n"));
         };
         events.declared(declared(pipeline)).await;
-        if let Some(reason) = unsupported(pipeline, file) {
+        if let Some(reason) = self
+            .agents
+            .refuse(pipeline, file)
+            .or_else(|| unsupported(pipeline, file))
+        {
             return fail(events, reason);
         }
         let given: BTreeMap<String, String> =
@@ -279,7 +311,7 @@ impl Executor for LocalExecutor {
         }
         let runner = Runner {
             ctx,
-            agent: &agent,
+            agent,
             events,
             tag: is_tag.then(|| git_ref.clone()),
             branch: git_ref,
@@ -355,15 +387,8 @@ pub fn declared(pipeline: &Pipeline) -> Declared {
     }
 }
 
-/// What this executor cannot run, found before any step (never half-run).
+/// What no agent can run yet, found before any step (never half-run).
 fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
-    fn agent(agent: &AgentSpec) -> Option<&'static str> {
-        match agent {
-            AgentSpec::Docker { .. } => Some("docker"),
-            AgentSpec::Kubernetes { .. } => Some("kubernetes"),
-            _ => None,
-        }
-    }
     fn in_steps(list: &[Step], file: &str) -> Option<String> {
         list.iter().find_map(|s| {
             if s.name == "deploy" {
@@ -377,13 +402,11 @@ fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
     }
     fn in_stages(list: &[Stage], file: &str) -> Option<String> {
         list.iter().find_map(|st| {
-            if let Some(kind) = st.agent.as_ref().and_then(agent) {
-                return Some(format!(
-                    "{file}:{}: stage `{}` asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)",
-                    st.pos.line, st.name
-                ));
-            }
-            let posts = st.post.conditions.iter().find_map(|(_, s)| in_steps(s, file));
+            let posts = st
+                .post
+                .conditions
+                .iter()
+                .find_map(|(_, s)| in_steps(s, file));
             posts.or_else(|| match &st.body {
                 StageBody::Steps { steps: s } => in_steps(s, file),
                 StageBody::Parallel { stages: s }
@@ -391,11 +414,6 @@ fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
                 | StageBody::Matrix { stages: s, .. } => in_stages(s, file),
             })
         })
-    }
-    if let Some(kind) = agent(&pipeline.agent) {
-        return Some(format!(
-            "{file}: the pipeline asks for a {kind} agent; the local executor runs steps on the host and has no container runtime (use the Kubernetes executor)"
-        ));
     }
     in_stages(&pipeline.stages, file).or_else(|| {
         pipeline
