@@ -13,7 +13,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim
 # git and openssh-client check out repositories; ca-certificates for https.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git openssh-client \
+    && apt-get install -y --no-install-recommends ca-certificates git openssh-client tini \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 sluice \
     && useradd --uid 10001 --gid 10001 --home-dir /var/lib/sluice --no-create-home \
@@ -25,5 +25,7 @@ WORKDIR /var/lib/sluice
 ENV SLUICE_BIND=0.0.0.0:8080 \
     SLUICE_DATA_DIR=/var/lib/sluice
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/sluice"]
+# tini as PID 1 reaps whatever is re-parented to it (the step supervisor reaps its own tree,
+# but a supervisor killed outright leaves its children to PID 1).
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sluice"]
 CMD ["serve"]

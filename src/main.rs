@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_api::{AppState, Application};
-use sluice_core::config::{LogFormat, Overrides, Settings};
+use sluice_core::config::{ExecutorKind, LogFormat, Overrides, Settings};
 use sluice_core::crypto::Keyring;
 use sluice_core::dispatch::DispatchSettings;
 use sluice_core::metrics::Metrics;
@@ -100,6 +100,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Better refused than run on the host while the operator believes builds are isolated.
+    if matches!(role, Role::Serve | Role::Worker) && settings.executor == ExecutorKind::Kubernetes {
+        eprintln!(
+            "sluice: invalid setting `executor`: the Kubernetes executor is not in this build \
+             yet; use `local` (single-team installs) until it lands (docs/KUBERNETES.md)"
+        );
+        return ExitCode::from(2);
+    }
     init_tracing(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

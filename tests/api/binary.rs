@@ -251,6 +251,22 @@ fn bad_configuration_names_the_setting_and_exits_2() {
     );
 }
 
+/// `SLUICE_EXECUTOR=kubernetes` was accepted and builds then ran on the host; until the
+/// executor exists, the roles that run builds refuse it.
+#[test]
+fn the_kubernetes_executor_is_refused_until_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    for role in ["serve", "worker"] {
+        let out = sluice(dir.path(), &[role], &[("SLUICE_EXECUTOR", "kubernetes")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{role}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid setting `executor`"), "{role}: {err}");
+    }
+    assert!(!dir.path().join("sluice-data").exists(), "nothing written");
+}
+
 #[test]
 fn migrate_applies_the_schema_and_exits() {
     let db = tokio::runtime::Runtime::new()
