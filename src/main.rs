@@ -45,6 +45,20 @@ enum Command {
         /// The Jenkinsfile to check.
         path: PathBuf,
     },
+    /// Kubernetes tools.
+    #[command(subcommand)]
+    Kube(KubeCommand),
+}
+
+#[derive(Subcommand)]
+enum KubeCommand {
+    /// Print the objects of an org's build namespace as YAML documents, as the tenant
+    /// provisioner would apply them (no cluster needed; reads the org from the database).
+    Manifests {
+        /// The org's slug.
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Args)]
@@ -81,12 +95,15 @@ fn main() -> ExitCode {
     if let Command::Lint { path } = &cli.command {
         return lint(path);
     }
+    if let Command::Kube(KubeCommand::Manifests { org }) = &cli.command {
+        return kube_manifests(cli.config.as_deref(), org);
+    }
     let (role, overrides) = match &cli.command {
         Command::Serve(a) => (Role::Serve, overrides(a.bind, &a.dirs)),
         Command::Api(a) => (Role::Api, overrides(a.bind, &a.dirs)),
         Command::Worker(d) => (Role::Worker, overrides(None, d)),
         Command::Migrate(d) => (Role::Migrate, overrides(None, d)),
-        Command::Lint { .. } => return ExitCode::from(2),
+        Command::Lint { .. } | Command::Kube(_) => return ExitCode::from(2),
     };
     let settings = match Settings::load(cli.config.as_deref(), &overrides) {
         // Replicas cannot see each other's writes, so only the all-in-one process caches.
@@ -159,6 +176,54 @@ fn lint(path: &std::path::Path) -> ExitCode {
             .count();
         eprintln!("{file}: {errors} error(s)");
         ExitCode::FAILURE
+    }
+}
+
+/// `sluice kube manifests --org SLUG`: exit 0 with the YAML on stdout, 1 when the org does not
+/// exist, 2 on bad settings.
+fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
+    let settings = match Settings::load(config, &Overrides::default()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let found = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let db = sluice_core::db::connect(&settings.database_url(), 1)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sluice_core::store::orgs::find_by_slug(&db, slug)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+    let org = match found {
+        Ok(Some(org)) => org,
+        Ok(None) => {
+            eprintln!("sluice: no organisation `{slug}`");
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = sluice_kube::TenantPlan::new(&settings, org.max_concurrent_runs);
+    match sluice_kube::to_yaml(&sluice_kube::manifests(&org.slug, &plan)) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -84,6 +84,38 @@ impl DenyList {
     }
 }
 
+/// A range tenant build pods may reach (`SLUICE_TENANT_EGRESS_CIDRS`), on one port or all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressRule {
+    pub net: IpNet,
+    pub port: Option<u16>,
+}
+
+/// Parses comma-separated `CIDR` or `CIDR:PORT` entries (`10.0.0.0/8:443`,
+/// `2001:db8::/32:22`, or a bare address); the error names the entry at fault.
+pub fn parse_egress(spec: &str) -> Result<Vec<EgressRule>, String> {
+    let mut rules = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || format!("`{entry}` is not CIDR or CIDR:PORT (like 10.0.0.0/8:443)");
+        // A port follows the prefix length, so the last `:` after the `/` starts it.
+        let (range, port) = match entry.rsplit_once(':') {
+            Some((range, port)) if range.contains('/') => {
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                if port == 0 {
+                    return Err(bad());
+                }
+                (range, Some(port))
+            }
+            _ => (entry, None),
+        };
+        let net = IpNet::from_str(range)
+            .or_else(|_| IpAddr::from_str(range).map(IpNet::from))
+            .map_err(|_| bad())?;
+        rules.push(EgressRule { net, port });
+    }
+    Ok(rules)
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -137,6 +169,22 @@ mod tests {
         }
         for public in ["140.82.112.3", "2606:4700::1"] {
             assert!(!deny.denies(ip(public)), "{public}");
+        }
+    }
+
+    #[test]
+    fn egress_rules_take_an_optional_port() {
+        let rules = parse_egress("10.0.0.0/8:443, 2001:db8::/32:22, 192.0.2.7").unwrap();
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].port, Some(443));
+        assert_eq!(rules[1].net.to_string(), "2001:db8::/32");
+        assert_eq!(rules[1].port, Some(22));
+        assert_eq!(rules[2].net.to_string(), "192.0.2.7/32");
+        assert_eq!(rules[2].port, None);
+        assert!(parse_egress("").unwrap().is_empty());
+        for bad in ["10.0.0.0/8:http", "10.0.0.0/8:0", "nowhere", "10.0.0.0/40"] {
+            let err = parse_egress(bad).unwrap_err();
+            assert!(err.contains(bad), "{err}");
         }
     }
 

@@ -11,7 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::addresses::DenyList;
+use crate::addresses::{DenyList, parse_egress};
 use crate::{Error, Result};
 
 /// The name of the configuration file read from the working directory when present.
@@ -25,6 +25,24 @@ const VERBATIM: [&str; 1] = ["metrics_token"];
 fn verbatim(key: &str) -> Option<&'static str> {
     let name = key.strip_prefix("SLUICE_")?;
     VERBATIM.into_iter().find(|v| v.eq_ignore_ascii_case(name))
+}
+
+/// A Kubernetes resource quantity in the forms Sluice's settings take: a decimal number with
+/// an optional SI or binary suffix (`250m`, `2`, `1.5`, `512Mi`, `4Gi`, `1G`).
+pub fn is_quantity(value: &str) -> bool {
+    let suffixes = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
+    ];
+    let number = suffixes
+        .iter()
+        .find_map(|s| value.strip_suffix(s))
+        .unwrap_or(value);
+    let mut parts = number.splitn(2, '.');
+    let whole = parts.next().unwrap_or_default();
+    let fraction = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// How log lines are written.
@@ -87,6 +105,14 @@ pub struct Settings {
     /// Addresses repository hosts may not resolve to, unless local repositories are allowed:
     /// CIDR ranges, addresses and the words `default` and `host` (see [`DenyList::parse`]).
     pub repo_deny_cidrs: String,
+    /// What tenant build pods may reach besides DNS (the Kubernetes executor's NetworkPolicy):
+    /// comma-separated `CIDR` or `CIDR:PORT` (see [`parse_egress`]).
+    pub tenant_egress_cidrs: String,
+    /// Each build pod's CPU, memory and ephemeral storage limits; a tenant namespace's quota
+    /// is these times the org's concurrent runs.
+    pub tenant_pod_cpu: String,
+    pub tenant_pod_memory: String,
+    pub tenant_pod_ephemeral_storage: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `sluice_api=debug,info`.
@@ -144,6 +170,10 @@ impl Default for Settings {
             executor: ExecutorKind::Local,
             allow_local_repos: None,
             repo_deny_cidrs: "default".to_owned(),
+            tenant_egress_cidrs: String::new(),
+            tenant_pod_cpu: "2".to_owned(),
+            tenant_pod_memory: "4Gi".to_owned(),
+            tenant_pod_ephemeral_storage: "10Gi".to_owned(),
             log_format: LogFormat::Text,
             log: "info".to_owned(),
             max_body_bytes: 1024 * 1024,
@@ -340,6 +370,29 @@ impl Settings {
                 message,
             });
         }
+        if let Err(message) = parse_egress(&self.tenant_egress_cidrs) {
+            return Err(Error::InvalidSetting {
+                field: "tenant_egress_cidrs",
+                message,
+            });
+        }
+        for (field, value) in [
+            ("tenant_pod_cpu", &self.tenant_pod_cpu),
+            ("tenant_pod_memory", &self.tenant_pod_memory),
+            (
+                "tenant_pod_ephemeral_storage",
+                &self.tenant_pod_ephemeral_storage,
+            ),
+        ] {
+            if !is_quantity(value) {
+                return Err(Error::InvalidSetting {
+                    field,
+                    message: format!(
+                        "`{value}` is not a Kubernetes quantity (like 500m, 2, 512Mi or 4Gi)"
+                    ),
+                });
+            }
+        }
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();
             if !(url.starts_with("sqlite:")
@@ -453,6 +506,23 @@ impl Settings {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn quantities_take_kubernetes_forms() {
+        for good in ["2", "250m", "1.5", "512Mi", "4Gi", "1G", "10Ti"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "Gi", "4 Gi", "-1", "1.", ".5", "4gb", "2x"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+        let err = Settings::load_from(
+            None,
+            env(&[("SLUICE_TENANT_POD_MEMORY", "4gb")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tenant_pod_memory"), "{err}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

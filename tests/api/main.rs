@@ -18,6 +18,7 @@ mod hardening_web;
 mod health;
 mod helpers;
 mod jenkins;
+mod kube_manifests;
 mod lint;
 mod metrics;
 mod migrations;

@@ -87,6 +87,15 @@ pub async fn list_for_principal(
     Ok(Page::from_rows(rows, limit, |(o, _)| o.id))
 }
 
+/// An org by its slug, outside any tenant scope: for the operator's tools (`sluice kube
+/// manifests`) and the tenant provisioner, never for a request.
+pub async fn find_by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Option<org::Model>> {
+    Ok(org::Entity::find()
+        .filter(org::Column::Slug.eq(slug))
+        .one(db)
+        .await?)
+}
+
 /// Changes an org's name and limits (admin).
 pub async fn update(
     db: &impl ConnectionTrait,

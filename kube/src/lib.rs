@@ -1,0 +1,7 @@
+//! Sluice on Kubernetes. Today: the objects of each tenant's build namespace, which the
+//! tenant provisioner applies and `sluice kube manifests --org SLUG` prints for review.
+#![forbid(unsafe_code)]
+
+pub mod tenant;
+
+pub use tenant::{TenantPlan, manifests, namespace_of, to_yaml};
