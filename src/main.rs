@@ -59,6 +59,19 @@ enum KubeCommand {
         #[arg(long)]
         org: String,
     },
+    /// Run the tenant provisioner: apply every org's namespace objects with server-side apply
+    /// and delete the namespaces of orgs that are gone (cluster from KUBECONFIG or in-cluster).
+    Reconcile {
+        /// One pass, then exit: 0 when every org was applied, 1 otherwise.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between full passes.
+        #[arg(long, default_value_t = 300)]
+        every: u64,
+        /// Milliseconds between checks for org changes (a change starts a pass at once).
+        #[arg(long, default_value_t = 5000)]
+        poll_ms: u64,
+    },
 }
 
 #[derive(Args)]
@@ -78,6 +91,9 @@ struct DataDirArgs {
 }
 
 fn main() -> ExitCode {
+    // kube's client (ring) and object_store (aws-lc-rs) both bring a rustls crypto provider:
+    // one is chosen before either builds a TLS configuration.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // `sluice __supervise -- …`: the step supervisor the local executor puts above each `sh`
     // step (before anything else: it must stay single-threaded).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -97,6 +113,19 @@ fn main() -> ExitCode {
     }
     if let Command::Kube(KubeCommand::Manifests { org }) = &cli.command {
         return kube_manifests(cli.config.as_deref(), org);
+    }
+    if let Command::Kube(KubeCommand::Reconcile {
+        once,
+        every,
+        poll_ms,
+    }) = &cli.command
+    {
+        return kube_reconcile(
+            cli.config.as_deref(),
+            *once,
+            Duration::from_secs(*every),
+            Duration::from_millis(*poll_ms),
+        );
     }
     let (role, overrides) = match &cli.command {
         Command::Serve(a) => (Role::Serve, overrides(a.bind, &a.dirs)),
@@ -225,6 +254,92 @@ fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sluice kube reconcile`.
+fn kube_reconcile(
+    config: Option<&std::path::Path>,
+    once: bool,
+    every: Duration,
+    poll: Duration,
+) -> ExitCode {
+    let settings = match Settings::load(config, &Overrides::default()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("sluice: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let db = match sluice_core::db::connect(&settings.database_url(), 2).await {
+            Ok(db) => db,
+            Err(err) => {
+                eprintln!("sluice: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let client = match sluice_kube::provisioner::client().await {
+            Ok(client) => client,
+            Err(err) => {
+                eprintln!("sluice: cannot reach Kubernetes: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let provisioner = sluice_kube::provisioner::Provisioner::new(client, settings);
+        if once {
+            return match provisioner.pass(&db).await {
+                Ok(pass) => {
+                    println!(
+                        "tenant namespaces: {} applied, {} deleted{}, {} failed",
+                        pass.applied,
+                        pass.deleted.len(),
+                        if pass.deleted.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", pass.deleted.join(", "))
+                        },
+                        pass.failed.len()
+                    );
+                    for (org, err) in &pass.failed {
+                        eprintln!("sluice: {org}: {err}");
+                    }
+                    if pass.failed.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(err) => {
+                    eprintln!("sluice: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        let shutdown = CancellationToken::new();
+        match Signals::install() {
+            Ok(signals) => {
+                tokio::spawn(signals.stop_on_signal(shutdown.clone()));
+            }
+            Err(err) => {
+                eprintln!("sluice: cannot install signal handlers: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+        println!("tenant provisioner running: a pass every {every:?} and on org changes");
+        provisioner.run(db, every, poll, shutdown).await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn overrides(bind: Option<std::net::SocketAddr>, dirs: &DataDirArgs) -> Overrides {

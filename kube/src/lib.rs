@@ -2,6 +2,7 @@
 //! tenant provisioner applies and `sluice kube manifests --org SLUG` prints for review.
 #![forbid(unsafe_code)]
 
+pub mod provisioner;
 pub mod tenant;
 
 pub use tenant::{TenantPlan, manifests, namespace_of, to_yaml};

@@ -144,9 +144,39 @@ fn port(protocol: &str, number: u16) -> NetworkPolicyPort {
     }
 }
 
-/// The tenant objects of `org` under `plan`, in the order to apply them (the namespace first),
-/// as JSON values with `apiVersion` and `kind`.
+/// The objects of one tenant namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantObjects {
+    pub namespace: Namespace,
+    pub quota: ResourceQuota,
+    pub limits: LimitRange,
+    pub policy: NetworkPolicy,
+    pub account: ServiceAccount,
+}
+
+impl TenantObjects {
+    /// In the order to apply them (the namespace first), as JSON with `apiVersion` and `kind`.
+    pub fn to_values(&self) -> Vec<serde_json::Value> {
+        [
+            serde_json::to_value(&self.namespace),
+            serde_json::to_value(&self.quota),
+            serde_json::to_value(&self.limits),
+            serde_json::to_value(&self.policy),
+            serde_json::to_value(&self.account),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// The tenant objects of `org` under `plan`, as JSON values in the order to apply them.
 pub fn manifests(org: &str, plan: &TenantPlan) -> Vec<serde_json::Value> {
+    objects(org, plan).to_values()
+}
+
+/// The tenant objects of `org` under `plan`.
+pub fn objects(org: &str, plan: &TenantPlan) -> TenantObjects {
     let ns = namespace_of(org);
     let mut ns_labels = labels(org);
     for mode in ["enforce", "audit", "warn"] {
@@ -251,16 +281,13 @@ pub fn manifests(org: &str, plan: &TenantPlan) -> Vec<serde_json::Value> {
         ..ServiceAccount::default()
     };
 
-    [
-        serde_json::to_value(&namespace),
-        serde_json::to_value(&quota),
-        serde_json::to_value(&limits),
-        serde_json::to_value(&policy),
-        serde_json::to_value(&account),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    TenantObjects {
+        namespace,
+        quota,
+        limits,
+        policy,
+        account,
+    }
 }
 
 /// YAML documents, one per object, each starting with `---`.

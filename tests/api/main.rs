@@ -19,6 +19,8 @@ mod health;
 mod helpers;
 mod jenkins;
 mod kube_manifests;
+mod kube_provisioner;
+mod kube_standin;
 mod lint;
 mod metrics;
 mod migrations;

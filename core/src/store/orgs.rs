@@ -96,6 +96,27 @@ pub async fn find_by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Optio
         .await?)
 }
 
+/// Every org, by id: for the tenant provisioner's passes.
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<org::Model>> {
+    Ok(org::Entity::find()
+        .order_by_asc(org::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Changes when any org is created, changed or deleted: their count and latest update.
+pub async fn fingerprint(
+    db: &impl ConnectionTrait,
+) -> Result<(u64, Option<chrono::DateTime<Utc>>)> {
+    let count = org::Entity::find().count(db).await?;
+    let latest = org::Entity::find()
+        .order_by_desc(org::Column::UpdatedAt)
+        .one(db)
+        .await?
+        .map(|o| o.updated_at);
+    Ok((count, latest))
+}
+
 /// Changes an org's name and limits (admin).
 pub async fn update(
     db: &impl ConnectionTrait,
