@@ -209,7 +209,7 @@ fn lint(path: &std::path::Path) -> ExitCode {
 }
 
 /// `sluice kube manifests --org SLUG`: exit 0 with the YAML on stdout, 1 when the org does not
-/// exist, 2 on bad settings.
+/// exist or the database cannot be read, 2 on bad settings.
 fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
     let settings = match Settings::load(config, &Overrides::default()) {
         Ok(settings) => settings,
@@ -218,33 +218,16 @@ fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let found = tokio::runtime::Builder::new_current_thread()
+    let printed = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
-            runtime.block_on(async {
-                let db = sluice_core::db::connect(&settings.database_url(), 1)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sluice_core::store::orgs::find_by_slug(&db, slug)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            runtime
+                .block_on(sluice_kube::commands::manifests_of(&settings, slug))
+                .map_err(|e| e.to_string())
         });
-    let org = match found {
-        Ok(Some(org)) => org,
-        Ok(None) => {
-            eprintln!("sluice: no organisation `{slug}`");
-            return ExitCode::FAILURE;
-        }
-        Err(err) => {
-            eprintln!("sluice: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let plan = sluice_kube::TenantPlan::new(&settings, org.max_concurrent_runs);
-    match sluice_kube::to_yaml(&sluice_kube::manifests(&org.slug, &plan)) {
+    match printed {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS
@@ -256,7 +239,7 @@ fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
     }
 }
 
-/// `sluice kube reconcile`.
+/// `sluice kube reconcile`: with `--once`, exit 0 only when every org was applied.
 fn kube_reconcile(
     config: Option<&std::path::Path>,
     once: bool,
@@ -282,63 +265,37 @@ fn kube_reconcile(
         }
     };
     runtime.block_on(async {
-        let db = match sluice_core::db::connect(&settings.database_url(), 2).await {
-            Ok(db) => db,
-            Err(err) => {
-                eprintln!("sluice: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let client = match sluice_kube::provisioner::client().await {
-            Ok(client) => client,
-            Err(err) => {
-                eprintln!("sluice: cannot reach Kubernetes: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let provisioner = sluice_kube::provisioner::Provisioner::new(client, settings);
-        if once {
-            return match provisioner.pass(&db).await {
-                Ok(pass) => {
-                    println!(
-                        "tenant namespaces: {} applied, {} deleted{}, {} failed",
-                        pass.applied,
-                        pass.deleted.len(),
-                        if pass.deleted.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", pass.deleted.join(", "))
-                        },
-                        pass.failed.len()
-                    );
-                    for (org, err) in &pass.failed {
-                        eprintln!("sluice: {org}: {err}");
-                    }
-                    if pass.failed.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+        let shutdown = CancellationToken::new();
+        if !once {
+            match Signals::install() {
+                Ok(signals) => {
+                    tokio::spawn(signals.stop_on_signal(shutdown.clone()));
                 }
                 Err(err) => {
-                    eprintln!("sluice: {err}");
+                    eprintln!("sluice: cannot install signal handlers: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!("tenant provisioner running: a pass every {every:?} and on org changes");
+        }
+        match sluice_kube::commands::reconcile(settings, once, every, poll, shutdown).await {
+            Ok(Some(pass)) => {
+                println!("{}", pass.summary());
+                for (org, err) in &pass.failed {
+                    eprintln!("sluice: {org}: {err}");
+                }
+                if pass.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
                     ExitCode::FAILURE
                 }
-            };
-        }
-        let shutdown = CancellationToken::new();
-        match Signals::install() {
-            Ok(signals) => {
-                tokio::spawn(signals.stop_on_signal(shutdown.clone()));
             }
+            Ok(None) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("sluice: cannot install signal handlers: {err}");
-                return ExitCode::FAILURE;
+                eprintln!("sluice: {err}");
+                ExitCode::FAILURE
             }
         }
-        println!("tenant provisioner running: a pass every {every:?} and on org changes");
-        provisioner.run(db, every, poll, shutdown).await;
-        ExitCode::SUCCESS
     })
 }
 

@@ -2,6 +2,7 @@
 //! tenant provisioner applies and `sluice kube manifests --org SLUG` prints for review.
 #![forbid(unsafe_code)]
 
+pub mod commands;
 pub mod provisioner;
 pub mod tenant;
 

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::addresses::{DenyList, parse_egress};
+use crate::addresses::DenyList;
+
+mod validate;
 use crate::{Error, Result};
+pub use validate::is_quantity;
 
 /// The name of the configuration file read from the working directory when present.
 pub const DEFAULT_CONFIG_FILE: &str = "sluice.toml";
@@ -25,24 +28,6 @@ const VERBATIM: [&str; 1] = ["metrics_token"];
 fn verbatim(key: &str) -> Option<&'static str> {
     let name = key.strip_prefix("SLUICE_")?;
     VERBATIM.into_iter().find(|v| v.eq_ignore_ascii_case(name))
-}
-
-/// A Kubernetes resource quantity in the forms Sluice's settings take: a decimal number with
-/// an optional SI or binary suffix (`250m`, `2`, `1.5`, `512Mi`, `4Gi`, `1G`).
-pub fn is_quantity(value: &str) -> bool {
-    let suffixes = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
-    ];
-    let number = suffixes
-        .iter()
-        .find_map(|s| value.strip_suffix(s))
-        .unwrap_or(value);
-    let mut parts = number.splitn(2, '.');
-    let whole = parts.next().unwrap_or_default();
-    let fraction = parts.next();
-    !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// How log lines are written.
@@ -303,34 +288,6 @@ impl Settings {
         self.validate_oauth()
     }
 
-    fn validate_oauth(&self) -> Result<()> {
-        for (name, provider) in &self.oauth {
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !name_ok {
-                return Err(Error::InvalidSetting {
-                    field: "oauth",
-                    message: format!("provider name `{name}`: use a-z, 0-9 and -"),
-                });
-            }
-            let issuer_ok = match &provider.issuer {
-                Some(url) => url.starts_with("https://") || url.starts_with("http://"),
-                None => name == "github" || name == "gitlab",
-            };
-            if !issuer_ok {
-                return Err(Error::InvalidSetting {
-                    field: "oauth",
-                    message: format!(
-                        "provider `{name}` needs an http(s) issuer URL (only github and gitlab have presets)"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     fn figment(path: Option<&Path>) -> Result<Figment> {
         let file = match path {
             Some(path) if !path.is_file() => {
@@ -363,111 +320,6 @@ impl Settings {
         DenyList::parse(&self.repo_deny_cidrs).unwrap_or_default()
     }
 
-    fn validate(&self) -> Result<()> {
-        if let Err(message) = DenyList::parse(&self.repo_deny_cidrs) {
-            return Err(Error::InvalidSetting {
-                field: "repo_deny_cidrs",
-                message,
-            });
-        }
-        if let Err(message) = parse_egress(&self.tenant_egress_cidrs) {
-            return Err(Error::InvalidSetting {
-                field: "tenant_egress_cidrs",
-                message,
-            });
-        }
-        for (field, value) in [
-            ("tenant_pod_cpu", &self.tenant_pod_cpu),
-            ("tenant_pod_memory", &self.tenant_pod_memory),
-            (
-                "tenant_pod_ephemeral_storage",
-                &self.tenant_pod_ephemeral_storage,
-            ),
-        ] {
-            if !is_quantity(value) {
-                return Err(Error::InvalidSetting {
-                    field,
-                    message: format!(
-                        "`{value}` is not a Kubernetes quantity (like 500m, 2, 512Mi or 4Gi)"
-                    ),
-                });
-            }
-        }
-        if let Some(url) = &self.database_url {
-            let url = url.expose_secret();
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
-                return Err(Error::InvalidSetting {
-                    field: "database_url",
-                    message: "must start with sqlite:, postgres:// or postgresql://".into(),
-                });
-            }
-        }
-        if let Some(url) = &self.redis_url {
-            let url = url.expose_secret();
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(Error::InvalidSetting {
-                    field: "redis_url",
-                    message: "must start with redis:// or rediss://".into(),
-                });
-            }
-        }
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(Error::InvalidSetting {
-                field: "public_url",
-                message: "must start with http:// or https://".into(),
-            });
-        }
-        if self.max_body_bytes == 0 {
-            return Err(Error::InvalidSetting {
-                field: "max_body_bytes",
-                message: "must be greater than zero".into(),
-            });
-        }
-        for (field, value) in [
-            ("worker_concurrency", self.worker_concurrency as u64),
-            ("queue_lease_secs", self.queue_lease_secs),
-            ("queue_max_deliveries", u64::from(self.queue_max_deliveries)),
-            ("dispatch_backlog", u64::from(self.dispatch_backlog)),
-        ] {
-            if value == 0 {
-                return Err(Error::InvalidSetting {
-                    field,
-                    message: "must be greater than zero".into(),
-                });
-            }
-        }
-        if self.queue_prefix.is_empty() || self.queue_prefix.chars().any(char::is_control) {
-            return Err(Error::InvalidSetting {
-                field: "queue_prefix",
-                message: "must be non-empty printable text".into(),
-            });
-        }
-        if let Some(token) = &self.metrics_token {
-            let token = token.expose_secret();
-            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(Error::InvalidSetting {
-                    field: "metrics_token",
-                    message: "must be non-empty printable text without spaces (unset it to \
-                              leave /metrics open)"
-                        .into(),
-                });
-            }
-        }
-        if self.db_max_connections == 0 {
-            return Err(Error::InvalidSetting {
-                field: "db_max_connections",
-                message: "must be greater than zero".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The database to use: the configured URL, or the SQLite file in the data dir.
     pub fn database_url(&self) -> SecretString {
         match &self.database_url {
             Some(url) => url.clone(),
@@ -505,6 +357,8 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
