@@ -102,7 +102,14 @@ async fn runs_through_a_worker(backend: Backend) {
         .collect();
     assert_eq!(statuses, ["succeeded", "failed"]);
 
-    // The worker's metrics, on the shared registry.
+    // The worker's metrics, on the shared registry. The slot lowers its gauges just after it
+    // records the outcome the API already shows, so they are polled for.
+    crate::helpers::wait_until(std::time::Duration::from_secs(10), || async {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        metrics.contains("sluice_runs_running{org=\"acme\"} 0")
+            && metrics.contains("sluice_workers_busy 0")
+    })
+    .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("sluice_queue_wait_seconds_count 2"),
