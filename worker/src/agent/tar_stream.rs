@@ -4,9 +4,12 @@
 //! blocking pool over a bridge to the async stream.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio_util::io::SyncIoBridge;
 
 use super::ByteStream;
@@ -14,9 +17,12 @@ use super::ByteStream;
 /// How much of a stream is buffered between the tar code and its reader.
 const PIPE: usize = 256 * 1024;
 
-/// The files below `dir` as a tar stream (names relative to `dir`, links not followed).
+/// The files below `dir` as a tar stream (names relative to `dir`, links not followed). When
+/// packing fails part-way, the stream ends with that error rather than looking complete.
 pub fn pack_dir(dir: PathBuf) -> ByteStream {
     let (writer, reader) = tokio::io::duplex(PIPE);
+    let failed = Arc::new(Mutex::new(None));
+    let report = failed.clone();
     let bridge = SyncIoBridge::new(writer);
     tokio::task::spawn_blocking(move || {
         let mut builder = tar::Builder::new(bridge);
@@ -24,13 +30,42 @@ pub fn pack_dir(dir: PathBuf) -> ByteStream {
         let packed = builder
             .append_dir_all(".", &dir)
             .and_then(|()| builder.finish());
-        if let Err(err) = packed {
-            // The reader sees the archive end early; what it reads is still a valid prefix,
-            // so the error is logged here.
-            tracing::warn!(dir = %dir.display(), error = %err, "packing a directory failed");
+        if let Err(err) = packed
+            && let Ok(mut slot) = report.lock()
+        {
+            // Set before the builder (and so the writer) is dropped: the reader sees the end
+            // of the stream only after this.
+            *slot = Some(format!("packing {}: {err}", dir.display()));
         }
+        drop(builder);
     });
-    Box::pin(reader)
+    Box::pin(Packed { reader, failed })
+}
+
+/// The reading end of [`pack_dir`]: at the end of the stream, the packing error if any.
+struct Packed {
+    reader: tokio::io::DuplexStream,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl AsyncRead for Packed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.reader).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                let failed = self.failed.lock().ok().and_then(|mut f| f.take());
+                Poll::Ready(match failed {
+                    Some(err) => Err(std::io::Error::other(err)),
+                    None => Ok(()),
+                })
+            }
+            other => other,
+        }
+    }
 }
 
 /// Unpacks `tar` below `dest` (created when missing). Entries that would land outside `dest`
@@ -158,6 +193,25 @@ pub async fn pack_files(base: PathBuf, files: Vec<String>, dest: PathBuf) -> std
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_packing_error_ends_the_stream_with_it() {
+        use tokio::io::AsyncReadExt;
+        let (writer, reader) = tokio::io::duplex(64);
+        drop(writer);
+        let mut packed = Packed {
+            reader,
+            failed: Arc::new(Mutex::new(Some("packing x: gone".into()))),
+        };
+        let err = packed.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert_eq!(err.to_string(), "packing x: gone");
+        let missing = std::path::PathBuf::from("/nonexistent/sluice-test-dir");
+        let err = pack_dir(missing)
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("packing /nonexistent"), "{err}");
+    }
 
     #[tokio::test]
     async fn ant_globs_pick_files_from_a_packed_tree() {
