@@ -70,23 +70,7 @@ async fn an_orgs_namespace_objects_print_as_valid_yaml() {
     );
     assert_eq!(docs[4]["automountServiceAccountToken"], false);
 
-    let file = dir.path().join("tenant.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    for version in ["1.30.0", "1.37.0"] {
-        let checked = Command::new("kubernetes-validate")
-            .args(["--strict", "-k", version])
-            .arg(&file)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("kubernetes-validate ({e}): scripts/test-services.sh installs it")
-            });
-        assert!(
-            checked.status.success(),
-            "Kubernetes {version}: {}{}",
-            String::from_utf8_lossy(&checked.stdout),
-            String::from_utf8_lossy(&checked.stderr)
-        );
-    }
+    validate(&yaml);
 
     let missing = sluice(dir.path(), &["kube", "manifests", "--org", "nobody"], &env)
         .output()
@@ -105,4 +89,45 @@ async fn an_orgs_namespace_objects_print_as_valid_yaml() {
     .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant_egress_cidrs"));
+}
+
+/// Runs `kubernetes-validate --strict` on `yaml` for Kubernetes 1.30 and 1.37.
+fn validate(yaml: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    for version in ["1.30.0", "1.37.0"] {
+        let checked = Command::new("kubernetes-validate")
+            .args(["--strict", "-k", version])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("kubernetes-validate ({e}): scripts/test-services.sh installs it")
+            });
+        assert!(
+            checked.status.success(),
+            "Kubernetes {version}: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}
+
+/// A build pod, as the Kubernetes executor will create it, is valid for both versions.
+#[test]
+fn a_build_pod_is_a_valid_pod() {
+    let plan = sluice_kube::TenantPlan::new(&sluice_core::config::Settings::default(), 2);
+    let pod = sluice_kube::pod::build_pod(&sluice_kube::pod::BuildPod {
+        org: "acme",
+        project: "web",
+        run_id: 7,
+        attempt: 1,
+        controller: "worker-1",
+        image: "debian:bookworm-slim".into(),
+        deadline_secs: Some(3600),
+        plan: &plan,
+    });
+    let yaml = sluice_kube::to_yaml(&[serde_json::to_value(&pod).unwrap()]).unwrap();
+    assert!(yaml.contains("kind: Pod"), "{yaml}");
+    validate(&yaml);
 }
