@@ -3,8 +3,8 @@
 //! Label values stay bounded: route templates and methods, never raw paths or ids.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::Result;
@@ -40,6 +40,9 @@ pub struct Metrics {
     pub steps_total: IntCounterVec,
     /// `sluice_step_duration_seconds{step}`.
     pub step_duration: HistogramVec,
+    /// `sluice_orphan_pods_deleted_total`: build pods deleted because their run ended, is
+    /// unknown, moved to another attempt or stopped heart-beating.
+    pub orphan_pods_deleted: IntCounter,
 }
 
 /// Run and step duration buckets, in seconds: a second to two hours.
@@ -135,6 +138,11 @@ impl Metrics {
             &["step"],
         )?;
         registry.register(Box::new(step_duration.clone()))?;
+        let orphan_pods_deleted = IntCounter::new(
+            "sluice_orphan_pods_deleted_total",
+            "Build pods deleted because their run ended, is unknown, moved on or went silent.",
+        )?;
+        registry.register(Box::new(orphan_pods_deleted.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -154,6 +162,7 @@ impl Metrics {
             run_duration,
             steps_total,
             step_duration,
+            orphan_pods_deleted,
         })
     }
 

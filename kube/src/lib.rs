@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod commands;
+pub mod orphans;
 pub mod pod;
 pub mod provisioner;
 pub mod tenant;

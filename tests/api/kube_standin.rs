@@ -1,6 +1,7 @@
 //! A STAND-IN for a Kubernetes API server (no cluster can run on these machines): a real HTTP
 //! server on loopback that the unchanged kube-rs client talks to, holding objects in memory.
-//! It serves what the tenant provisioner uses: get, list with equality label selectors,
+//! It serves what the tenant provisioner and the orphan collector use: get, list (in a
+//! namespace or across all of them) with equality label selectors,
 //! server-side apply (PATCH `application/apply-patch+yaml` with a field manager; fields a
 //! manager applied before and no longer applies are removed; without `force`, changing a
 //! field another manager set is a 409 conflict) and delete (a namespace takes its objects
@@ -187,14 +188,24 @@ async fn handle(
             if let Some(object) = store.objects.get(&path) {
                 return HttpResponse::Ok().json(object);
             }
-            // A collection: the objects directly below this path.
+            // A collection: the objects directly below this path, or for a namespaced kind
+            // listed cluster-wide (`/api/v1/pods`), that kind in every namespace.
             let prefix = format!("{path}/");
+            let (api, plural) = path.rsplit_once('/').unwrap_or(("", ""));
+            let across = plural != "namespaces" && (api == "/api/v1" || api.starts_with("/apis/"));
             let items: Vec<Value> = store
                 .objects
                 .iter()
                 .filter(|(k, _)| {
-                    k.strip_prefix(&prefix)
-                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+                    let below = k
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+                    let everywhere = across
+                        && k.strip_prefix(&format!("{api}/namespaces/"))
+                            .and_then(|rest| rest.split_once('/'))
+                            .and_then(|(_, rest)| rest.split_once('/'))
+                            .is_some_and(|(kind, name)| kind == plural && !name.contains('/'));
+                    below || everywhere
                 })
                 .map(|(_, v)| v.clone())
                 .filter(|v| selected(v, query.get("labelSelector").map(String::as_str)))
