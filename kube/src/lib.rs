@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod orphans;
 pub mod pod;
+pub mod pod_status;
 pub mod provisioner;
 pub mod tenant;
 
