@@ -14,7 +14,7 @@ use sluice_worker::interpreter::JenkinsExecutor;
 use sluice_worker::{Worker, WorkerConfig, WorkerParts};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Auth, TestApp, redis_url, wait_until};
+use crate::helpers::{Auth, TestApp, redis_url};
 
 /// A git repository on disk whose `main` holds `Jenkinsfile`.
 pub struct Repo {
@@ -185,15 +185,18 @@ pub async fn wait_for_run(
     path: &str,
     statuses: &[&str],
 ) -> serde_json::Value {
-    let found = std::cell::RefCell::new(None);
-    wait_until(Duration::from_secs(60), || async {
+    // Polls with a deadline; on timeout the panic shows the run as last seen (its status,
+    // attempt, worker and stages say where it got stuck).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let (_, run) = app.get_as(path, auth).await;
-        let done = statuses.iter().any(|s| run["status"] == *s);
-        if done {
-            *found.borrow_mut() = Some(run);
+        if statuses.iter().any(|s| run["status"] == *s) {
+            return run;
         }
-        done
-    })
-    .await;
-    found.into_inner().unwrap()
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} not {statuses:?} within 60 s; last seen: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
