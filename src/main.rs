@@ -155,15 +155,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     init_tracing(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sluice: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(role, settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -208,15 +202,31 @@ fn lint(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The settings a `kube` command runs with; bad ones are reported, exit code 2.
+fn load_settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    Settings::load(config, &Overrides::default()).map_err(|err| {
+        eprintln!("sluice: {err}");
+        ExitCode::from(2)
+    })
+}
+
+/// The multi-threaded runtime every long-running command uses.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("sluice: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        })
+}
+
 /// `sluice kube manifests --org SLUG`: exit 0 with the YAML on stdout, 1 when the org does not
 /// exist or the database cannot be read, 2 on bad settings.
 fn kube_manifests(config: Option<&std::path::Path>, slug: &str) -> ExitCode {
-    let settings = match Settings::load(config, &Overrides::default()) {
+    let settings = match load_settings(config) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("sluice: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let printed = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -246,23 +256,14 @@ fn kube_reconcile(
     every: Duration,
     poll: Duration,
 ) -> ExitCode {
-    let settings = match Settings::load(config, &Overrides::default()) {
+    let settings = match load_settings(config) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("sluice: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     init_tracing(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sluice: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -3,13 +3,14 @@
 //! unknown, moved on to another attempt, or whose heartbeat annotation went stale (the worker
 //! driving it died). A delete that fails is simply found again on the next pass.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sluice_core::entities::run;
 use sluice_core::metrics::Metrics;
 
@@ -87,28 +88,37 @@ pub async fn collect(
     let mine = pods
         .list(&ListParams::default().labels(&format!("{CONTROLLER_LABEL}={controller}")))
         .await?;
+    // The pods' runs in one query.
+    let run_of = |pod: &Pod| {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(RUN_LABEL))
+            .and_then(|r| r.parse::<i64>().ok())
+    };
+    let ids: Vec<i64> = mine.items.iter().filter_map(run_of).collect();
+    let runs: HashMap<i64, run::Model> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        run::Entity::find()
+            .filter(run::Column::Id.is_in(ids))
+            .all(db)
+            .await
+            .map_err(|e| Error::Db(e.into()))?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect()
+    };
     let now = Utc::now();
     let mut deleted = Vec::new();
-    for pod in mine.items {
+    for pod in &mine.items {
         let (Some(name), Some(namespace)) =
             (pod.metadata.name.clone(), pod.metadata.namespace.clone())
         else {
             continue;
         };
-        let run_id = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(RUN_LABEL))
-            .and_then(|r| r.parse::<i64>().ok());
-        let run = match run_id {
-            Some(id) => run::Entity::find_by_id(id)
-                .one(db)
-                .await
-                .map_err(|e| Error::Db(e.into()))?,
-            None => None,
-        };
-        let why = verdict(&pod, run.as_ref(), now, stale_after);
+        let run = run_of(pod).and_then(|id| runs.get(&id));
+        let why = verdict(pod, run, now, stale_after);
         if why == Verdict::Keep {
             continue;
         }

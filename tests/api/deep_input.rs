@@ -2,12 +2,8 @@
 //! workers.rs cover that): JSON request bodies, webhook payloads and JUnit reports. Each gets
 //! a clear answer and the server keeps serving.
 
-use std::time::Duration;
-
-use sluice_core::crypto::hmac_sha256_hex;
-
-use crate::execution::{setup, text_log};
-use crate::fleet::{Backend, queue, start_fleet, wait_for_run};
+use crate::execution::{Pushed, push_to_fleet, setup, text_log};
+use crate::fleet::wait_for_run;
 use crate::helpers::spawn_app;
 
 const LEVELS: usize = 100_000;
@@ -38,21 +34,7 @@ async fn deep_json_bodies_and_webhook_payloads_get_a_400() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
 
-    let signature = format!(
-        "sha256={}",
-        hmac_sha256_hex(hook.as_bytes(), deep.as_bytes())
-    );
-    let res = app
-        .client
-        .post(app.url("/hooks/github/acme/web"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push")
-        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-        .header("x-hub-signature-256", signature)
-        .body(deep)
-        .send()
-        .await
-        .unwrap();
+    let res = crate::execution::github_push(&app, &hook, deep.into_bytes()).await;
     assert_eq!(res.status(), 400);
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
@@ -80,10 +62,11 @@ async fn a_deeply_nested_junit_report_is_read_without_recursion() {
 "#
     );
     let (owner, repo, hook) = setup(&app, &jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let _fleet = start_fleet(&app, q, 1, 1);
-    let number = crate::execution::push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let Pushed {
+        fleet: _fleet,
+        number,
+        path,
+    } = push_to_fleet(&app, &hook, &repo).await;
     let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed", "unstable"]).await;
     let log = text_log(&app, &owner, number).await;
     assert_eq!(run["status"], "succeeded", "{run}\n{log}");

@@ -58,9 +58,16 @@ pub(crate) async fn push(app: &TestApp, secret: &str, repo: &Repo) -> i64 {
         "repository": {"full_name": "acme/web"},
     }))
     .unwrap();
+    let res = github_push(app, secret, body).await;
+    assert_eq!(res.status().as_u16(), 202);
+    let answer: Value = res.json().await.unwrap();
+    answer["run"].as_i64().unwrap()
+}
+
+/// Delivers `body` to `acme/web`'s GitHub webhook as a push, signed with `secret`.
+pub(crate) async fn github_push(app: &TestApp, secret: &str, body: Vec<u8>) -> reqwest::Response {
     let signature = format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body));
-    let res = app
-        .client
+    app.client
         .post(app.url("/hooks/github/acme/web"))
         .header("content-type", "application/json")
         .header("x-github-event", "push")
@@ -69,10 +76,27 @@ pub(crate) async fn push(app: &TestApp, secret: &str, repo: &Repo) -> i64 {
         .body(body)
         .send()
         .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
-    let answer: Value = res.json().await.unwrap();
-    answer["run"].as_i64().unwrap()
+        .unwrap()
+}
+
+/// A run of `repo` pushed to `acme/web` on a fleet of one worker with one slot.
+pub(crate) struct Pushed {
+    pub fleet: crate::fleet::Fleet,
+    pub number: i64,
+    /// `/api/v1/orgs/acme/projects/web/runs/{number}`.
+    pub path: String,
+}
+
+/// Starts a one-slot fleet on the embedded queue and pushes `repo` to it.
+pub(crate) async fn push_to_fleet(app: &TestApp, secret: &str, repo: &Repo) -> Pushed {
+    let q = queue(app, Backend::Embedded, Duration::from_secs(30)).await;
+    let fleet = start_fleet(app, q, 1, 1);
+    let number = push(app, secret, repo).await;
+    Pushed {
+        fleet,
+        number,
+        path: format!("/api/v1/orgs/acme/projects/web/runs/{number}"),
+    }
 }
 
 fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {

@@ -70,15 +70,16 @@ async fn a_workers_orphaned_pods_are_collected_and_live_ones_kept() {
 
     let config = kube::Config::new(kube.url.parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
-    let deleted = sluice_kube::orphans::collect(
-        &client,
-        &app.db,
-        "w1",
-        Duration::from_secs(120),
-        &app.state.metrics,
-    )
-    .await
-    .unwrap();
+    let collect = || {
+        sluice_kube::orphans::collect(
+            &client,
+            &app.db,
+            "w1",
+            Duration::from_secs(120),
+            &app.state.metrics,
+        )
+    };
+    let deleted = collect().await.unwrap();
     let mut deleted: Vec<&str> = deleted
         .iter()
         .map(|d| d.trim_start_matches("sluice-t-acme/"))
@@ -92,14 +93,6 @@ async fn a_workers_orphaned_pods_are_collected_and_live_ones_kept() {
     );
     assert_eq!(app.state.metrics.orphan_pods_deleted.get(), 4);
     // A second pass finds nothing more to do.
-    let again = sluice_kube::orphans::collect(
-        &client,
-        &app.db,
-        "w1",
-        Duration::from_secs(120),
-        &app.state.metrics,
-    )
-    .await
-    .unwrap();
+    let again = collect().await.unwrap();
     assert!(again.is_empty(), "{again:?}");
 }

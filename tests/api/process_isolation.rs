@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::execution::{push, setup, text_log};
-use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+use crate::execution::{Pushed, push_to_fleet, setup, text_log};
+use crate::fleet::{Backend, git_repo, project_for, wait_for_run};
 use crate::helpers::{spawn_app, wait_until};
 
 /// Processes whose whole command line is `command` (e.g. `sleep 4305`; the shells and
@@ -54,10 +54,11 @@ async fn processes_a_step_detaches_end_with_the_step() {
 "#
     );
     let (owner, repo, secret) = setup(&app, &jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let _fleet = start_fleet(&app, q, 1, 1);
-    let number = push(&app, &secret, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let Pushed {
+        fleet: _fleet,
+        number,
+        path,
+    } = push_to_fleet(&app, &secret, &repo).await;
     let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed", "cancelled"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let log = text_log(&app, &owner, number).await;
@@ -88,10 +89,11 @@ async fn a_timeout_ends_a_run_whose_detached_process_holds_stdout() {
 "#
     );
     let (owner, repo, secret) = setup(&app, &jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let _fleet = start_fleet(&app, q, 1, 1);
-    let number = push(&app, &secret, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let Pushed {
+        fleet: _fleet,
+        path,
+        ..
+    } = push_to_fleet(&app, &secret, &repo).await;
     let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed", "cancelled"]).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert!(
@@ -119,10 +121,11 @@ async fn a_cancel_ends_a_run_whatever_its_processes_do() {
 "#
     );
     let (owner, repo, secret) = setup(&app, &jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let _fleet = start_fleet(&app, q, 1, 1);
-    let number = push(&app, &secret, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let Pushed {
+        fleet: _fleet,
+        number,
+        path,
+    } = push_to_fleet(&app, &secret, &repo).await;
     wait_until(Duration::from_secs(30), || async {
         text_log(&app, &owner, number).await.contains("started")
             && processes_running(&format!("sleep {b}")).len() == 1

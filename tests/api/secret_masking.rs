@@ -3,12 +3,10 @@
 //! masked before it is stored, so the run JSON, the Jenkins API, the run page and the audit
 //! log never show it to a viewer or a read token.
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use crate::execution::{SECRET, push, setup, text_log};
-use crate::fleet::{Backend, queue, start_fleet, wait_for_run};
+use crate::execution::{Pushed, SECRET, push_to_fleet, setup, text_log};
+use crate::fleet::wait_for_run;
 use crate::helpers::{Auth, spawn_app};
 
 const JENKINSFILE: &str = r#"pipeline {
@@ -42,10 +40,11 @@ async fn secrets_in_test_results_gates_and_the_audit_log_are_masked() {
         .await;
     let read_token = app.create_token(&owner, "acme", &["read"]).await;
     let reader = Auth::Basic("owner@example.com".into(), read_token);
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let _fleet = start_fleet(&app, q, 1, 1);
-    let number = push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let Pushed {
+        fleet: _fleet,
+        number,
+        path,
+    } = push_to_fleet(&app, &hook, &repo).await;
     let run = wait_for_run(&app, &owner, &path, &["waiting", "failed", "succeeded"]).await;
     assert_eq!(run["status"], "waiting", "{run}");
     assert_eq!(run["waiting_for"]["message"], "Ship with ****?", "{run}");
