@@ -1,5 +1,5 @@
 //! The tenant provisioner's time per org, against the Kubernetes API stand-in the tests use
-//! (tests/api/kube_standin.rs; no cluster runs here), through the real kube-rs client:
+//! (tests/api/kube_standin; no cluster runs here), through the real kube-rs client:
 //!
 //!   cargo run --release --example kube_bench -- ORGS
 //!
@@ -10,7 +10,7 @@
 
 // The tests use all of the stand-in; the benchmark only starts it.
 #[allow(dead_code)]
-#[path = "../tests/api/kube_standin.rs"]
+#[path = "../tests/api/kube_standin/mod.rs"]
 mod kube_standin;
 
 use std::time::Instant;

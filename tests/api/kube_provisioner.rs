@@ -1,5 +1,5 @@
 //! The tenant provisioner (`sluice kube reconcile`) against the Kubernetes API STAND-IN
-//! (tests/api/kube_standin.rs; no cluster runs here), through the unchanged kube-rs client:
+//! (tests/api/kube_standin; no cluster runs here), through the unchanged kube-rs client:
 //! two orgs get their namespace objects by server-side apply as `sluice`, a managed namespace
 //! whose org is gone is deleted and an unmanaged one left alone, drift is repaired on the next
 //! pass, and a new org gets its namespace soon after it is created.

@@ -22,6 +22,8 @@ mod kube_manifests;
 mod kube_orphans;
 mod kube_provisioner;
 mod kube_standin;
+mod kube_standin_api;
+mod kube_standin_exec;
 mod lint;
 mod metrics;
 mod migrations;
