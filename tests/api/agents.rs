@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::pipeline::model::Pipeline;
-use sluice_worker::RunContext;
 use sluice_worker::agent::local::{LocalAgent, LocalAgents};
 use sluice_worker::agent::{Agent, AgentError, Agents, ByteStream, Env, Exit, Output, conformance};
+use sluice_worker::{RunContext, RunEvents};
 use tokio_util::sync::CancellationToken;
 
 use crate::execution::{push, setup, text_log};
@@ -75,7 +75,13 @@ impl Agents for RemoteAgents {
         self.local.refuse(pipeline, file)
     }
 
-    async fn start(&self, ctx: &RunContext) -> Result<Box<dyn Agent>, AgentError> {
+    async fn start(
+        &self,
+        ctx: &RunContext,
+        _pipeline: &Pipeline,
+        _events: &dyn RunEvents,
+        _cancel: &CancellationToken,
+    ) -> Result<Box<dyn Agent>, AgentError> {
         let root = self
             .roots
             .path()

@@ -93,9 +93,10 @@ async fn scripts_see_their_environment_directory_and_status(agent: &dyn Agent) {
             .all(|l| !l.starts_with("SLUICE_") && !l.starts_with("CARGO")),
         "{lines:?}"
     );
-    // A directory that does not exist yet is created; a line without a newline arrives.
+    // A directory that does not exist yet is created; a last line without a newline arrives
+    // (stdout and stderr may share one stream, as in Jenkins' log, so it comes last).
     let sub = format!("{WORKSPACE}/deep/er");
-    let (exit, lines) = run(agent, "printf partial; pwd >&2", &Env::new(), &sub).await;
+    let (exit, lines) = run(agent, "pwd >&2; printf partial", &Env::new(), &sub).await;
     assert_eq!(exit, Exit::Code(0));
     assert!(lines.contains(&"partial".to_owned()), "{lines:?}");
     assert!(lines.contains(&agent.path_of(&sub)), "{lines:?}");

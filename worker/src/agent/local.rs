@@ -24,7 +24,7 @@ use sluice_core::pipeline::model::{Agent as AgentSpec, Pipeline, Stage, StageBod
 use super::{
     Agent, AgentError, Agents, ByteStream, Env, Exit, Output, WORKSPACE, clean, tar_stream,
 };
-use crate::executor::RunContext;
+use crate::executor::{RunContext, RunEvents};
 
 /// Runs steps in `root` on this host, each script below `supervisor` (a `sluice` binary).
 #[derive(Debug, Clone)]
@@ -101,7 +101,17 @@ impl Agents for LocalAgents {
         in_stages(&pipeline.stages, file)
     }
 
-    async fn start(&self, ctx: &RunContext) -> Result<Box<dyn Agent>, AgentError> {
+    fn checkout_dir(&self, ctx: &RunContext) -> Option<PathBuf> {
+        Some(ctx.workspace.join(WORKSPACE))
+    }
+
+    async fn start(
+        &self,
+        ctx: &RunContext,
+        _pipeline: &Pipeline,
+        _events: &dyn RunEvents,
+        _cancel: &CancellationToken,
+    ) -> Result<Box<dyn Agent>, AgentError> {
         tokio::fs::create_dir_all(ctx.workspace.join(WORKSPACE)).await?;
         Ok(Box::new(LocalAgent::new(
             ctx.workspace.clone(),

@@ -21,7 +21,7 @@ use sluice_core::pipeline::model::Pipeline;
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::executor::RunContext;
+use crate::executor::{RunContext, RunEvents};
 
 /// The workspace directory below an agent's root.
 pub const WORKSPACE: &str = "src";
@@ -63,9 +63,23 @@ pub trait Agents: Send + Sync {
     /// example a container agent asked of the host.
     fn refuse(&self, pipeline: &Pipeline, file: &str) -> Option<String>;
 
-    /// The agent for `ctx`'s attempt, with an empty workspace. It is gone when dropped (a
-    /// local directory is the worker's to remove; a Pod is deleted).
-    async fn start(&self, ctx: &RunContext) -> Result<Box<dyn Agent>, AgentError>;
+    /// Where the worker checks out `ctx`'s commit when the agent's root is a directory of this
+    /// host (the agent's workspace); `None` when the tree must be streamed in.
+    fn checkout_dir(&self, _ctx: &RunContext) -> Option<PathBuf> {
+        None
+    }
+
+    /// The agent for `ctx`'s attempt of `pipeline`, with an empty workspace (or the checkout,
+    /// for a host directory). Starting may take a while (a Pod is scheduled and its image
+    /// pulled): what happens meanwhile goes to `events`' log, and `cancel` abandons it.
+    /// [`Agent::finish`] ends it.
+    async fn start(
+        &self,
+        ctx: &RunContext,
+        pipeline: &Pipeline,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<Box<dyn Agent>, AgentError>;
 }
 
 #[async_trait::async_trait]

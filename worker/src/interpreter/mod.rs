@@ -182,35 +182,13 @@ impl Executor for JenkinsExecutor {
         events: &dyn RunEvents,
         cancel: CancellationToken,
     ) -> Outcome {
-        let agent = match self.agents.start(ctx).await {
-            Ok(agent) => agent,
-            Err(err) => return fail(events, format!("cannot start the build agent: {err}")),
-        };
-        let outcome = self.attempt(agent.as_ref(), ctx, events, cancel).await;
-        if let Err(err) = agent.finish().await {
-            tracing::warn!(run = ctx.run.id, error = %err, "stopping the build agent failed");
-        }
-        outcome
-    }
-}
-
-impl JenkinsExecutor {
-    /// The attempt on a started agent.
-    async fn attempt(
-        &self,
-        agent: &dyn Agent,
-        ctx: &RunContext,
-        events: &dyn RunEvents,
-        cancel: CancellationToken,
-    ) -> Outcome {
         let here = Origin::default();
-        // A host directory is checked out into directly; anything else gets the tree streamed
-        // in from a clone on this worker.
-        let host_dir = agent.host_dir();
-        let src = match &host_dir {
-            Some(root) => root.join(WORKSPACE),
-            None => ctx.workspace.join("checkout"),
-        };
+        // A host directory is checked out into directly; anything else gets the tree cloned
+        // here and streamed in once the agent runs (its image may come from the Jenkinsfile).
+        let host_src = self.agents.checkout_dir(ctx);
+        let src = host_src
+            .clone()
+            .unwrap_or_else(|| ctx.workspace.join("checkout"));
         let git_ref = ctx.run.git_ref.clone().unwrap_or_else(|| "main".into());
         events.log(
             &here,
@@ -243,16 +221,6 @@ impl JenkinsExecutor {
                 return Outcome::Failed(other.to_string());
             }
         };
-        if host_dir.is_none()
-            && let Err(err) = agent
-                .put(WORKSPACE, tar_stream::pack_dir(src.clone()))
-                .await
-        {
-            return fail(
-                events,
-                format!("cannot copy the checkout to the agent: {err}"),
-            );
-        }
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
@@ -277,6 +245,68 @@ impl JenkinsExecutor {
         {
             return fail(events, reason);
         }
+        let agent = match self.agents.start(ctx, pipeline, events, &cancel).await {
+            Ok(agent) => agent,
+            Err(_) if cancel.is_cancelled() => {
+                return Outcome::Cancelled("cancelled while the build agent started".into());
+            }
+            Err(err) => return fail(events, format!("cannot start the build agent: {err}")),
+        };
+        let outcome = match host_src {
+            Some(_) => Ok(()),
+            None => agent
+                .put(WORKSPACE, tar_stream::pack_dir(src.clone()))
+                .await
+                .map_err(|err| {
+                    fail(
+                        events,
+                        format!("cannot copy the checkout to the agent: {err}"),
+                    )
+                }),
+        };
+        let outcome = match outcome {
+            Ok(()) => {
+                let checked_out = CheckedOut {
+                    pipeline,
+                    git_ref,
+                    is_tag,
+                };
+                self.attempt(agent.as_ref(), ctx, events, cancel, checked_out)
+                    .await
+            }
+            Err(outcome) => outcome,
+        };
+        if let Err(err) = agent.finish().await {
+            tracing::warn!(run = ctx.run.id, error = %err, "stopping the build agent failed");
+        }
+        outcome
+    }
+}
+
+/// What the attempt has before its first step: the checked-out ref and its Jenkinsfile.
+struct CheckedOut<'a> {
+    pipeline: &'a Pipeline,
+    git_ref: String,
+    is_tag: bool,
+}
+
+impl JenkinsExecutor {
+    /// The attempt on a started agent.
+    async fn attempt(
+        &self,
+        agent: &dyn Agent,
+        ctx: &RunContext,
+        events: &dyn RunEvents,
+        cancel: CancellationToken,
+        checked_out: CheckedOut<'_>,
+    ) -> Outcome {
+        let CheckedOut {
+            pipeline,
+            git_ref,
+            is_tag,
+        } = checked_out;
+        let file = &ctx.project.pipeline_path;
+        let here = Origin::default();
         let given: BTreeMap<String, String> =
             serde_json::from_str(&ctx.run.params).unwrap_or_default();
         let specs: Vec<params::ParamSpec> = pipeline
