@@ -13,6 +13,7 @@ use sluice_core::crypto::Keyring;
 use sluice_core::dispatch::DispatchSettings;
 use sluice_core::metrics::Metrics;
 use sluice_core::startup::{Prepared, Role, prepare};
+use sluice_worker::agent::Agents;
 use sluice_worker::agent::local::LocalAgents;
 use sluice_worker::interpreter::JenkinsExecutor;
 use sluice_worker::{Worker, WorkerConfig, WorkerParts};
@@ -146,14 +147,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Better refused than run on the host while the operator believes builds are isolated.
-    if matches!(role, Role::Serve | Role::Worker) && settings.executor == ExecutorKind::Kubernetes {
-        eprintln!(
-            "sluice: invalid setting `executor`: the Kubernetes executor is not in this build \
-             yet; use `local` (single-team installs) until it lands (docs/KUBERNETES.md)"
-        );
-        return ExitCode::from(2);
-    }
     init_tracing(&settings);
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -365,7 +358,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         shutdown.clone(),
     );
     let dispatcher = tokio::spawn(dispatch);
-    let worker = matches!(role, Role::Serve | Role::Worker).then(|| {
+    let worker = if matches!(role, Role::Serve | Role::Worker) {
         let config = WorkerConfig {
             name: WorkerConfig::default_name(),
             concurrency: settings.worker_concurrency,
@@ -377,10 +370,27 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             keep_workspaces: settings.keep_workspaces,
             log_max_bytes: settings.log_max_bytes,
         };
-        tracing::warn!(
-            "builds run on this host with this process's privileges (the local executor): \
-             for single-team installs only; multi-tenant installs use the Kubernetes executor"
-        );
+        let agents: Arc<dyn Agents> = match settings.executor {
+            ExecutorKind::Local => {
+                tracing::warn!(
+                    "builds run on this host with this process's privileges (the local executor): \
+                     for single-team installs only; multi-tenant installs use the Kubernetes executor"
+                );
+                let supervisor = std::env::current_exe()
+                    .map_err(|e| format!("cannot find this binary for the step supervisor: {e}"))?;
+                Arc::new(LocalAgents::new(supervisor))
+            }
+            ExecutorKind::Kubernetes => {
+                tracing::info!("builds run in a pod per run in each tenant's namespace");
+                sluice_kube::executor::start(
+                    &settings,
+                    db.clone(),
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .await?
+            }
+        };
         let parts = WorkerParts {
             db: db.clone(),
             queue: queue.clone(),
@@ -388,16 +398,11 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             objects: objects.clone(),
             keys: Keyring::new(secret_key.as_ref().ok_or("the worker needs a secret key")?),
         };
-        let supervisor = std::env::current_exe()
-            .map_err(|e| format!("cannot find this binary for the step supervisor: {e}"))?;
-        let worker = Worker::new(
-            parts,
-            config,
-            Arc::new(JenkinsExecutor::new(Arc::new(LocalAgents::new(supervisor)))),
-        );
-        Ok::<_, BoxError>(tokio::spawn(worker.run(shutdown.clone())))
-    });
-    let worker = worker.transpose()?;
+        let worker = Worker::new(parts, config, Arc::new(JenkinsExecutor::new(agents)));
+        Some(tokio::spawn(worker.run(shutdown.clone())))
+    } else {
+        None
+    };
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;

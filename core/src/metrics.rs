@@ -43,7 +43,19 @@ pub struct Metrics {
     /// `sluice_orphan_pods_deleted_total`: build pods deleted because their run ended, is
     /// unknown, moved to another attempt or stopped heart-beating.
     pub orphan_pods_deleted: IntCounter,
+    /// `sluice_pod_start_seconds`: from a build pod's creation to its container being ready.
+    pub pod_start: Histogram,
+    /// `sluice_pods_pending{org}`: build pods this process created that are not ready yet.
+    pub pods_pending: IntGaugeVec,
+    /// `sluice_pod_failures_total{reason}`: build pods that never ran or broke under a run
+    /// (a bounded Kubernetes reason: `ErrImagePull`, `Unschedulable`, `Deleted`, ...).
+    pub pod_failures: IntCounterVec,
 }
+
+/// Pod start buckets, in seconds: a warm node to a slow image pull.
+const POD_START_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 /// Run and step duration buckets, in seconds: a second to two hours.
 const RUN_BUCKETS: &[f64] = &[
@@ -143,6 +155,30 @@ impl Metrics {
             "Build pods deleted because their run ended, is unknown, moved on or went silent.",
         )?;
         registry.register(Box::new(orphan_pods_deleted.clone()))?;
+        let pod_start = Histogram::with_opts(
+            HistogramOpts::new(
+                "sluice_pod_start_seconds",
+                "Time from a build pod's creation to its container being ready.",
+            )
+            .buckets(POD_START_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(pod_start.clone()))?;
+        let pods_pending = IntGaugeVec::new(
+            Opts::new(
+                "sluice_pods_pending",
+                "Build pods created and not ready yet, by org.",
+            ),
+            &["org"],
+        )?;
+        registry.register(Box::new(pods_pending.clone()))?;
+        let pod_failures = IntCounterVec::new(
+            Opts::new(
+                "sluice_pod_failures_total",
+                "Build pods that never ran or broke under a run, by Kubernetes reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(pod_failures.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -163,6 +199,9 @@ impl Metrics {
             steps_total,
             step_duration,
             orphan_pods_deleted,
+            pod_start,
+            pods_pending,
+            pod_failures,
         })
     }
 

@@ -2,7 +2,9 @@
 //! tenant provisioner applies and `sluice kube manifests --org SLUG` prints for review.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod commands;
+pub mod executor;
 pub mod orphans;
 pub mod pod;
 pub mod pod_status;

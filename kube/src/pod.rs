@@ -135,7 +135,7 @@ pub fn build_pod(spec: &BuildPod<'_>) -> Pod {
             "-c".to_owned(),
             "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done".to_owned(),
         ]),
-        working_dir: Some(format!("{ROOT}/src")),
+        working_dir: Some(ROOT.to_owned()),
         env: Some(vec![
             env("HOME", format!("{ROOT}/home")),
             env("WORKSPACE", format!("{ROOT}/src")),

@@ -18,6 +18,7 @@ mod hardening_web;
 mod health;
 mod helpers;
 mod jenkins;
+mod kube_executor;
 mod kube_manifests;
 mod kube_orphans;
 mod kube_provisioner;

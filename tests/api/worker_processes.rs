@@ -15,6 +15,17 @@ use crate::helpers::{TestApp, redis_url, spawn_app, wait_until};
 
 /// A `sluice worker` on the app's database with a one-second lease.
 pub(crate) fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &Path) -> Child {
+    worker_with(app, backend, prefix, data_dir, &[])
+}
+
+/// [`worker`] with more settings.
+pub(crate) fn worker_with(
+    app: &TestApp,
+    backend: Backend,
+    prefix: &str,
+    data_dir: &Path,
+    extra: &[(&str, &str)],
+) -> Child {
     let redis = redis_url();
     let data = data_dir.display().to_string();
     // Logs and artifacts go where the API reads them.
@@ -39,6 +50,7 @@ pub(crate) fn worker(app: &TestApp, backend: Backend, prefix: &str, data_dir: &P
             ("SLUICE_QUEUE_PREFIX", prefix),
         ]);
     }
+    env.extend_from_slice(extra);
     let mut cmd = Command::from(sluice(data_dir, &["worker"], &env));
     cmd.stderr(Stdio::null()).kill_on_drop(true);
     cmd.spawn().unwrap()

@@ -98,6 +98,18 @@ pub struct Settings {
     pub tenant_pod_cpu: String,
     pub tenant_pod_memory: String,
     pub tenant_pod_ephemeral_storage: String,
+    /// The build image of a pipeline with `agent any` on the Kubernetes executor.
+    pub kube_default_image: String,
+    /// Images for `agent { label 'x' }` on the Kubernetes executor: `label=image` pairs,
+    /// comma-separated (`java=eclipse-temurin:21,node=node:22`).
+    pub kube_pod_templates: String,
+    /// Seconds a build pod may stay unschedulable before its run fails.
+    pub kube_unschedulable_secs: u64,
+    /// This install's name on the cluster: the controller label of its build pods, which its
+    /// workers collect when orphaned (two installs sharing a cluster need different ones).
+    pub kube_controller: String,
+    /// Seconds between two looks for orphaned build pods.
+    pub kube_orphan_scan_secs: u64,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `sluice_api=debug,info`.
@@ -159,6 +171,11 @@ impl Default for Settings {
             tenant_pod_cpu: "2".to_owned(),
             tenant_pod_memory: "4Gi".to_owned(),
             tenant_pod_ephemeral_storage: "10Gi".to_owned(),
+            kube_default_image: "debian:bookworm-slim".to_owned(),
+            kube_pod_templates: String::new(),
+            kube_unschedulable_secs: 120,
+            kube_controller: "sluice".to_owned(),
+            kube_orphan_scan_secs: 60,
             log_format: LogFormat::Text,
             log: "info".to_owned(),
             max_body_bytes: 1024 * 1024,

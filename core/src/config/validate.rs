@@ -1,6 +1,7 @@
 //! Checking settings once they are loaded: a bad value stops start-up and names the setting.
 
 use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
 
 use super::Settings;
 use crate::addresses::{DenyList, parse_egress};
@@ -24,7 +25,38 @@ pub fn is_quantity(value: &str) -> bool {
         && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-_.` inside.
+fn is_label_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !value.is_empty()
+        && value.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 impl Settings {
+    /// `kube_pod_templates` as label → image; an error names the entry at fault.
+    pub fn pod_templates(&self) -> std::result::Result<BTreeMap<String, String>, String> {
+        let mut templates = BTreeMap::new();
+        for entry in self
+            .kube_pod_templates
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            match entry.split_once('=') {
+                Some((label, image)) if !label.trim().is_empty() && !image.trim().is_empty() => {
+                    templates.insert(label.trim().to_owned(), image.trim().to_owned());
+                }
+                _ => return Err(format!("`{entry}` is not `label=image`")),
+            }
+        }
+        Ok(templates)
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
         if let Err(message) = DenyList::parse(&self.repo_deny_cidrs) {
             return Err(Error::InvalidSetting {
@@ -54,6 +86,21 @@ impl Settings {
                     ),
                 });
             }
+        }
+        if let Err(message) = self.pod_templates() {
+            return Err(Error::InvalidSetting {
+                field: "kube_pod_templates",
+                message,
+            });
+        }
+        if !is_label_value(&self.kube_controller) {
+            return Err(Error::InvalidSetting {
+                field: "kube_controller",
+                message: format!(
+                    "`{}` is not a Kubernetes label value (letters, digits, `-`, `_`, `.`, at most 63)",
+                    self.kube_controller
+                ),
+            });
         }
         if let Some(url) = &self.database_url {
             let url = url.expose_secret();

@@ -92,12 +92,35 @@ impl RunningExec {
     }
 }
 
+/// Kills every process whose `HOME` is the pod's (the exec environment sets it): what a step
+/// started in a session of its own outlives its exec's process group, but not its container.
+fn kill_container_processes(dir: &std::path::Path) {
+    let home = format!("HOME={}", dir.join("home").display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let inside = std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == home.as_bytes()));
+        if inside {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 impl PodRuntime {
-    /// Kills its execs; the pod is not running any more.
+    /// Kills its execs and everything they started, as a container's end does; the pod is not
+    /// running any more.
     fn stop(&mut self) {
         self.ended = true;
         for (_, exec) in self.execs.drain() {
             exec.kill();
+        }
+        if let Some(dir) = &self.dir {
+            kill_container_processes(dir);
         }
     }
 }
