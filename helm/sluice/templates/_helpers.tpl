@@ -279,3 +279,12 @@ message, so `helm lint`, `helm template` and `helm install` all stop on them.
 {{- $_ := set $seen $env true -}}
 {{- end -}}
 {{- end -}}
+
+{{/* worker.kubernetes.podTemplates as SLUICE_KUBE_POD_TEMPLATES: `label=image`, comma-separated. */}}
+{{- define "sluice.podTemplates" -}}
+{{- $pairs := list -}}
+{{- range $label, $image := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $label $image) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
