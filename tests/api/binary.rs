@@ -265,6 +265,10 @@ fn the_kubernetes_executor_without_a_cluster_stops_with_the_reason() {
                 ("SLUICE_EXECUTOR", "kubernetes"),
                 ("KUBECONFIG", missing.to_str().unwrap()),
                 ("SLUICE_BIND", "127.0.0.1:0"),
+                (
+                    "SLUICE_SECRET_KEY",
+                    "test-secret-key-0123456789abcdef0123456789",
+                ),
             ],
         )
         .output()

@@ -443,6 +443,8 @@ async fn an_orphaned_pod_is_collected_within_the_scan_on_the_standin() {
             "sluice.dev/controller": "sluice-test"}}});
     let path = "/api/v1/namespaces/sluice-t-acme/pods/run-999-1";
     kube.insert(path, orphan);
+    // The first delete fails: the next scan tries again.
+    kube.fail_next_deletes(1);
     let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
     wait_until(Duration::from_secs(60), || async {
         kube.get(path).is_none()
@@ -525,4 +527,22 @@ async fn a_worker_killed_mid_run_leaves_no_pod_behind_on_the_standin() {
     })
     .await;
     second.start_kill().unwrap();
+}
+
+/// Deleting a finished attempt's pod is retried when the API server fails it.
+#[tokio::test]
+async fn a_failed_pod_delete_is_retried_on_the_standin() {
+    let kube = KubeStandIn::start();
+    kube.fail_next_deletes(2);
+    let app = spawn_app().await;
+    let jenkinsfile =
+        "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo built' } } } }\n";
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
+    let number = push(&app, &hook, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    wait_until(Duration::from_secs(5), || async { pods(&kube).is_empty() }).await;
 }
