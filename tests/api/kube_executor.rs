@@ -271,190 +271,90 @@ async fn two_orgs_runs_land_in_their_own_restricted_namespaces_on_the_standin() 
     drop(fleet);
 }
 
-#[tokio::test]
-async fn a_cancelled_runs_pod_is_deleted_and_the_run_cancelled_within_2_s_on_the_standin() {
-    let kube = KubeStandIn::start();
-    let app = spawn_app().await;
-    let jenkinsfile = "pipeline { agent any\n stages { stage('Slow') { steps { sh 'trap \"\" TERM; echo started; sleep 600' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    wait_until(Duration::from_secs(30), || async {
-        text_log(&app, &owner, number).await.contains("started")
-    })
-    .await;
-    assert_eq!(pods(&kube).len(), 1);
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let asked = Instant::now();
-    let (status, body) = app
-        .post_as(&format!("{path}/cancel"), &owner, json!({}))
+/// A project's run pushed to a Kubernetes fleet on a fresh stand-in (prepared by `prepare`).
+pub struct OnStandIn {
+    pub kube: KubeStandIn,
+    pub app: TestApp,
+    pub owner: crate::helpers::Auth,
+    pub number: i64,
+    pub path: String,
+    _repo: crate::fleet::Repo,
+    _fleet: Fleet,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl OnStandIn {
+    pub async fn start(jenkinsfile: &str, prepare: impl FnOnce(&KubeStandIn)) -> OnStandIn {
+        let kube = KubeStandIn::start();
+        prepare(&kube);
+        let app = spawn_app().await;
+        let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+        let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+        let (fleet, _agents, shutdown) = kube_fleet(&app, &kube, q);
+        let number = push(&app, &hook, &repo).await;
+        let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+        OnStandIn {
+            kube,
+            app,
+            owner,
+            number,
+            path,
+            _repo: repo,
+            _fleet: fleet,
+            _shutdown: shutdown.drop_guard(),
+        }
+    }
+
+    /// The run once it ended.
+    pub async fn ended(&self) -> Value {
+        wait_for_run(
+            &self.app,
+            &self.owner,
+            &self.path,
+            &["failed", "succeeded", "cancelled", "unstable"],
+        )
+        .await
+    }
+
+    pub async fn log(&self) -> String {
+        text_log(&self.app, &self.owner, self.number).await
+    }
+
+    /// Waits until the run's log holds `text`.
+    pub async fn logged(&self, text: &str) {
+        wait_until(Duration::from_secs(30), || async {
+            self.log().await.contains(text)
+        })
         .await;
-    assert_eq!(status, 200, "{body}");
-    let run = wait_for_run(&app, &owner, &path, &["cancelled", "failed", "succeeded"]).await;
-    let took = asked.elapsed();
-    assert_eq!(run["status"], "cancelled", "{run}");
-    assert!(took < Duration::from_secs(2), "cancel took {took:?}");
-    wait_until(Duration::from_secs(2), || async { pods(&kube).is_empty() }).await;
-}
+    }
 
-#[tokio::test]
-async fn an_image_pull_failure_fails_the_run_within_5_s_with_the_reason_on_the_standin() {
-    let kube = KubeStandIn::start();
-    let app = spawn_app().await;
-    let jenkinsfile = "pipeline { agent { docker { image 'registry.example/no-such-image:1' } }\n stages { stage('Build') { steps { sh 'echo never' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let started = Instant::now();
-    wait_until(Duration::from_secs(20), || async {
-        !pods(&kube).is_empty()
-            || text_log(&app, &owner, number)
-                .await
-                .contains("starting pod")
-    })
-    .await;
-    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
-    let took = started.elapsed();
-    let log = text_log(&app, &owner, number).await;
-    assert_eq!(run["status"], "failed", "{run}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(
-        run["reason"].as_str().unwrap().contains("ErrImagePull")
-            || run["reason"].as_str().unwrap().contains("ImagePullBackOff"),
-        "{run}"
-    );
-    assert!(
-        log.contains("[kubernetes] Warning Failed"),
-        "the pod's events: {log}"
-    );
-    assert!(!log.contains("never"), "{log}");
-    wait_until(Duration::from_secs(5), || async { pods(&kube).is_empty() }).await;
-    let metrics = app.state.metrics.render().unwrap();
-    assert!(
-        metrics.contains("sluice_pod_failures_total{reason=\"ErrImagePull\"} 1")
-            || metrics.contains("sluice_pod_failures_total{reason=\"ImagePullBackOff\"} 1"),
-        "{metrics}"
-    );
-}
+    pub fn pods(&self) -> Vec<Value> {
+        pods(&self.kube)
+    }
 
-#[tokio::test]
-async fn an_unschedulable_pod_fails_its_run_after_the_grace_on_the_standin() {
-    let kube = KubeStandIn::start();
-    kube.unschedulable(true);
-    let app = spawn_app().await;
-    let jenkinsfile =
-        "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo never' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
-    let log = text_log(&app, &owner, number).await;
-    assert_eq!(run["status"], "failed", "{run}");
-    assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("nodes are available"),
-        "{run}"
-    );
-    assert!(log.contains("Warning FailedScheduling"), "{log}");
-    wait_until(Duration::from_secs(5), || async { pods(&kube).is_empty() }).await;
-}
-
-#[tokio::test]
-async fn a_dropped_exec_stream_is_reattached_and_the_step_goes_on_on_the_standin() {
-    let kube = KubeStandIn::start();
-    kube.drop_exec_when_output_contains("MARK");
-    let app = spawn_app().await;
-    let jenkinsfile = "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo one; sleep 0.3; echo MARK; sleep 0.5; echo two; sleep 0.2; echo three' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
-    let log = text_log(&app, &owner, number).await;
-    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
-    for line in ["one", "MARK", "two", "three"] {
-        let count = log.lines().filter(|l| l.ends_with(line)).count();
-        assert_eq!(count, 1, "`{line}` {count} times:\n{log}");
+    /// Waits until no pod is left.
+    pub async fn no_pods_left(&self) {
+        wait_until(Duration::from_secs(5), || async { self.pods().is_empty() }).await;
     }
 }
 
 #[tokio::test]
-async fn a_pod_deleted_under_a_step_fails_the_run_clearly_on_the_standin() {
-    let kube = KubeStandIn::start();
-    let app = spawn_app().await;
-    let jenkinsfile = "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo started; sleep 600' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    wait_until(Duration::from_secs(30), || async {
-        text_log(&app, &owner, number).await.contains("started")
-    })
-    .await;
-    let client = client_for(&kube);
-    let api: Api<Pod> = Api::namespaced(client, "sluice-t-acme");
-    let name = pods(&kube)[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dir = kube.pod_dir("sluice-t-acme", &name).unwrap();
-    assert!(
-        !crate::execution::processes_under(&dir).is_empty(),
-        "the step runs in the pod"
-    );
-    api.delete(&name, &Default::default()).await.unwrap();
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
-    let log = text_log(&app, &owner, number).await;
-    assert_eq!(run["status"], "failed", "{run}\n{log}");
-    assert!(
-        log.contains("was deleted or stopped while the step ran"),
-        "{log}"
-    );
-    // Nothing of the step outlives its pod.
-    wait_until(Duration::from_secs(5), || async {
-        crate::execution::processes_under(&dir).is_empty()
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn an_orphaned_pod_is_collected_within_the_scan_on_the_standin() {
-    let kube = KubeStandIn::start();
-    let app = spawn_app().await;
-    let owner = app.signup("owner@example.com").await;
-    app.create_org(&owner, "acme").await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let ns =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sluice-t-acme"}});
-    kube.insert("/api/v1/namespaces/sluice-t-acme", ns);
-    let orphan = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "run-999-1", "namespace": "sluice-t-acme",
-        "labels": {"app.kubernetes.io/managed-by": "sluice", "sluice.dev/org": "acme",
-            "sluice.dev/run": "999", "sluice.dev/attempt": "1",
-            "sluice.dev/controller": "sluice-test"}}});
-    let path = "/api/v1/namespaces/sluice-t-acme/pods/run-999-1";
-    kube.insert(path, orphan);
-    // The first delete fails: the next scan tries again.
-    kube.fail_next_deletes(1);
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    wait_until(Duration::from_secs(60), || async {
-        kube.get(path).is_none()
-    })
-    .await;
-    let metrics = app.state.metrics.render().unwrap();
-    assert!(
-        metrics.contains("sluice_orphan_pods_deleted_total 1"),
-        "{metrics}"
-    );
+async fn a_cancelled_runs_pod_is_deleted_and_the_run_cancelled_within_2_s_on_the_standin() {
+    let jenkinsfile = "pipeline { agent any\n stages { stage('Slow') { steps { sh 'trap \"\" TERM; echo started; sleep 600' } } } }\n";
+    let on = OnStandIn::start(jenkinsfile, |_| {}).await;
+    on.logged("started").await;
+    assert_eq!(on.pods().len(), 1);
+    let asked = Instant::now();
+    let (status, body) = on
+        .app
+        .post_as(&format!("{}/cancel", on.path), &on.owner, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = on.ended().await;
+    let took = asked.elapsed();
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert!(took < Duration::from_secs(2), "cancel took {took:?}");
+    wait_until(Duration::from_secs(2), || async { on.pods().is_empty() }).await;
 }
 
 /// A `sluice worker` process on the Kubernetes executor is killed mid-run: the worker process
@@ -527,22 +427,4 @@ async fn a_worker_killed_mid_run_leaves_no_pod_behind_on_the_standin() {
     })
     .await;
     second.start_kill().unwrap();
-}
-
-/// Deleting a finished attempt's pod is retried when the API server fails it.
-#[tokio::test]
-async fn a_failed_pod_delete_is_retried_on_the_standin() {
-    let kube = KubeStandIn::start();
-    kube.fail_next_deletes(2);
-    let app = spawn_app().await;
-    let jenkinsfile =
-        "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo built' } } } }\n";
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
-    let (_fleet, _agents, _shutdown) = kube_fleet(&app, &kube, q);
-    let number = push(&app, &hook, &repo).await;
-    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
-    let run = wait_for_run(&app, &owner, &path, &["failed", "succeeded", "cancelled"]).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    wait_until(Duration::from_secs(5), || async { pods(&kube).is_empty() }).await;
 }

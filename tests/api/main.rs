@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod jenkins;
 mod kube_executor;
+mod kube_failures;
 mod kube_manifests;
 mod kube_orphans;
 mod kube_provisioner;

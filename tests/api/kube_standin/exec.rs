@@ -320,6 +320,10 @@ impl Exec {
                 },
             }
         }
+        // Killed meanwhile (the kill cancels `stop` before it signals): no status.
+        if stop.is_cancelled() {
+            return None;
+        }
         exited
     }
 

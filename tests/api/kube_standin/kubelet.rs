@@ -86,9 +86,10 @@ pub fn kill_group(process_group: i32) {
 }
 
 impl RunningExec {
+    /// Cancels first, so the exec's stream sees the kill, not just its process exiting.
     fn kill(self) {
-        kill_group(self.process_group);
         self.stop.cancel();
+        kill_group(self.process_group);
     }
 }
 
