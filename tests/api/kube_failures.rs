@@ -107,6 +107,38 @@ async fn a_pod_deleted_under_a_step_fails_the_run_clearly_on_the_standin() {
     .await;
 }
 
+/// The pipeline's timeout stops a step that ignores TERM, and the pod goes with the attempt.
+#[tokio::test]
+async fn a_pipeline_timeout_ends_the_run_and_deletes_its_pod_on_the_standin() {
+    let jenkinsfile = "pipeline { agent any\n options { timeout(time: 2, unit: 'SECONDS') }\n stages { stage('Slow') { steps { sh 'trap \"\" TERM; echo started; sleep 600' } } } }\n";
+    let on = OnStandIn::start(jenkinsfile, |_| {}).await;
+    on.logged("started").await;
+    let name = on.pods()[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spec = &on.pods()[0]["spec"];
+    assert_eq!(
+        spec["activeDeadlineSeconds"], 62,
+        "the timeout plus a minute: {spec}"
+    );
+    let dir = on.kube.pod_dir("sluice-t-acme", &name).unwrap();
+    let started = Instant::now();
+    let run = on.ended().await;
+    let took = started.elapsed();
+    assert_ne!(run["status"], "succeeded", "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().contains("timed out"),
+        "{run}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    on.no_pods_left().await;
+    wait_until(Duration::from_secs(5), || async {
+        crate::execution::processes_under(&dir).is_empty()
+    })
+    .await;
+}
+
 /// Deleting a finished attempt's pod is retried when the API server fails it.
 #[tokio::test]
 async fn a_failed_pod_delete_is_retried_on_the_standin() {
