@@ -10,6 +10,7 @@
 
 pub mod exec;
 pub mod shell;
+mod streams;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
