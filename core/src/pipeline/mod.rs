@@ -4,6 +4,7 @@
 
 mod analyze;
 pub mod cron;
+pub mod deploy;
 pub mod diagnostics;
 pub mod lexer;
 pub mod model;

@@ -105,9 +105,9 @@ pipeline {
                     steps {
                         unstash 'jars'
                         withCredentials([string(credentialsId: 'DEPLOY_TOKEN', variable: 'TOKEN')]) {
-                            deploy environment: 'staging', strategy: 'blueGreen', instances: 2,
-                                   command: './app', healthPath: '/healthz',
-                                   smoke: 'curl -fsS "$APP_URL/healthz"'
+                            deploy app: 'shop', environment: 'staging', strategy: 'blueGreen', instances: 2,
+                                   artifact: 'target/*.jar', command: './app', healthPath: '/healthz',
+                                   smoke: 'curl -fsS "$GREEN_URL/healthz"'
                         }
                     }
                 }
@@ -126,7 +126,8 @@ pipeline {
                 dir('deploy') {
                     withEnv(['STAGE=prod']) {
                         timeout(time: 10, unit: 'MINUTES') {
-                            deploy environment: 'production', strategy: 'blueGreen', instances: 6, command: './app', healthPath: '/healthz'
+                            deploy app: 'shop', environment: 'production', strategy: 'blueGreen', instances: 6,
+                                   artifact: 'target/*.jar', command: './app', healthPath: '/healthz'
                         }
                     }
                 }

@@ -251,6 +251,12 @@ impl Analyzer<'_> {
         );
         if needs_argument && node.args.is_empty() {
             self.error(node.pos, format!("`{}` needs arguments", node.name));
+        } else if node.name == "deploy"
+            && let Err(errors) = super::super::deploy::parse(&node.args, node.pos)
+        {
+            for (pos, message) in errors {
+                self.error(pos, message);
+            }
         }
         let steps = if *takes_block {
             self.steps(node)
