@@ -17,6 +17,7 @@ pub mod objects;
 pub mod pipeline;
 pub mod queue;
 pub mod readiness;
+pub mod release;
 pub mod schedule;
 pub mod secret_key;
 pub mod startup;
