@@ -13,7 +13,7 @@ pub mod shell;
 mod streams;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -361,6 +361,3 @@ impl Agents for KubeAgents {
         Ok(Box::new(agent))
     }
 }
-
-/// Shares one set of agents between the executor and whatever else needs the client.
-pub type SharedKubeAgents = Arc<KubeAgents>;
