@@ -102,6 +102,14 @@ fn scratch(name: &str, limit: Option<&str>) -> Volume {
     }
 }
 
+/// The container runtime's default seccomp profile, which `restricted` requires.
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        ..SeccompProfile::default()
+    }
+}
+
 /// The Pod for `spec`.
 pub fn build_pod(spec: &BuildPod<'_>) -> Pod {
     let labels = BTreeMap::from([
@@ -157,10 +165,7 @@ pub fn build_pod(spec: &BuildPod<'_>) -> Pod {
             run_as_non_root: Some(true),
             run_as_user: Some(BUILD_UID),
             run_as_group: Some(BUILD_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                ..SeccompProfile::default()
-            }),
+            seccomp_profile: Some(runtime_default()),
             ..SecurityContext::default()
         }),
         volume_mounts: Some(vec![mount("sluice", ROOT), mount("tmp", "/tmp")]),
@@ -187,10 +192,7 @@ pub fn build_pod(spec: &BuildPod<'_>) -> Pod {
                 run_as_non_root: Some(true),
                 run_as_user: Some(BUILD_UID),
                 run_as_group: Some(BUILD_UID),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    ..SeccompProfile::default()
-                }),
+                seccomp_profile: Some(runtime_default()),
                 ..PodSecurityContext::default()
             }),
             service_account_name: Some(BUILD_ACCOUNT.to_owned()),

@@ -332,6 +332,15 @@ impl OnStandIn {
         pods(&self.kube)
     }
 
+    /// The one build pod's name and its directory on the stand-in.
+    pub fn pod(&self) -> (String, std::path::PathBuf) {
+        let pods = self.pods();
+        assert_eq!(pods.len(), 1, "{pods:?}");
+        let name = pods[0]["metadata"]["name"].as_str().unwrap().to_owned();
+        let dir = self.kube.pod_dir("sluice-t-acme", &name).unwrap();
+        (name, dir)
+    }
+
     /// Waits until no pod is left.
     pub async fn no_pods_left(&self) {
         wait_until(Duration::from_secs(5), || async { self.pods().is_empty() }).await;

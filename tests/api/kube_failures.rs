@@ -81,11 +81,7 @@ async fn a_pod_deleted_under_a_step_fails_the_run_clearly_on_the_standin() {
     let jenkinsfile = "pipeline { agent any\n stages { stage('Build') { steps { sh 'echo started; sleep 600' } } } }\n";
     let on = OnStandIn::start(jenkinsfile, |_| {}).await;
     on.logged("started").await;
-    let name = on.pods()[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dir = on.kube.pod_dir("sluice-t-acme", &name).unwrap();
+    let (name, dir) = on.pod();
     assert!(
         !crate::execution::processes_under(&dir).is_empty(),
         "the step runs in the pod"
@@ -113,16 +109,12 @@ async fn a_pipeline_timeout_ends_the_run_and_deletes_its_pod_on_the_standin() {
     let jenkinsfile = "pipeline { agent any\n options { timeout(time: 2, unit: 'SECONDS') }\n stages { stage('Slow') { steps { sh 'trap \"\" TERM; echo started; sleep 600' } } } }\n";
     let on = OnStandIn::start(jenkinsfile, |_| {}).await;
     on.logged("started").await;
-    let name = on.pods()[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, dir) = on.pod();
     let spec = &on.pods()[0]["spec"];
     assert_eq!(
         spec["activeDeadlineSeconds"], 62,
         "the timeout plus a minute: {spec}"
     );
-    let dir = on.kube.pod_dir("sluice-t-acme", &name).unwrap();
     let started = Instant::now();
     let run = on.ended().await;
     let took = started.elapsed();
@@ -148,6 +140,12 @@ async fn a_failed_pod_delete_is_retried_on_the_standin() {
     let run = on.ended().await;
     assert_eq!(run["status"], "succeeded", "{run}");
     on.no_pods_left().await;
+    // The agent's own retry deleted it, not the orphan collector (which would count it).
+    let metrics = on.app.state.metrics.render().unwrap();
+    assert!(
+        metrics.contains("sluice_orphan_pods_deleted_total 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -245,7 +245,7 @@ impl Agent for KubeAgent {
         let dir = clean(dir)?;
         let payload = shell::payload(script, env, &self.root, &dir)?;
         let id = self.steps.fetch_add(1, Ordering::Relaxed);
-        let step = format!("{}/{id}-{}", shell::STEPS, uuid_like());
+        let step = format!("{}/{id}", shell::STEPS);
         let mut lines = Lines::new(output);
         let mut got = 0u64;
         let launched = async {
@@ -398,14 +398,4 @@ impl Agent for KubeAgent {
         self.done.cancel();
         self.delete().await
     }
-}
-
-/// A short random word, so a re-used pod name never meets an old step's directory.
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{nanos:08x}")
 }
