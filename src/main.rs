@@ -358,6 +358,8 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         shutdown.clone(),
     );
     let dispatcher = tokio::spawn(dispatch);
+    // The release runtime runs beside each worker: routers, instances, release controllers.
+    let mut releases = None;
     let worker = if matches!(role, Role::Serve | Role::Worker) {
         let config = WorkerConfig {
             name: WorkerConfig::default_name(),
@@ -398,7 +400,28 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             objects: objects.clone(),
             keys: Keyring::new(secret_key.as_ref().ok_or("the worker needs a secret key")?),
         };
+        let holder = config.name.clone();
         let worker = Worker::new(parts, config, Arc::new(JenkinsExecutor::new(agents)));
+        let supervisor = std::env::current_exe()
+            .map_err(|e| format!("cannot find this binary for the instance supervisor: {e}"))?;
+        let mut release_config =
+            sluice_release::Config::new(holder, settings.data_dir.join("releases"), supervisor);
+        release_config.router_bind = settings.router_bind;
+        release_config.thresholds = sluice_core::release::plan::Thresholds {
+            min_success_rate: settings.release_min_success_rate,
+            max_p99_ms: settings.release_max_p99_ms,
+            min_requests: settings.release_min_requests,
+        };
+        release_config.ready_timeout = Duration::from_secs(settings.release_ready_timeout_secs);
+        releases = Some(
+            sluice_release::Runtime::new(
+                db.clone(),
+                objects.clone(),
+                metrics.clone(),
+                release_config,
+            )
+            .start(shutdown.clone()),
+        );
         Some(tokio::spawn(worker.run(shutdown.clone())))
     } else {
         None
@@ -434,6 +457,9 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     }
     if let Some(worker) = worker {
         worker.await?;
+    }
+    if let Some(releases) = releases {
+        releases.stop().await;
     }
     dispatcher.await?;
     db.close().await?;

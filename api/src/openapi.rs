@@ -7,8 +7,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::routes::{
-    auth, health, lint, members, orgs, projects, run_actions, run_outputs, runs, secrets, tokens,
-    user,
+    auth, health, lint, members, orgs, projects, releases, run_actions, run_outputs, runs, secrets,
+    tokens, user,
 };
 
 /// The error shape every failing request answers with.
@@ -53,7 +53,7 @@ impl Modify for Security {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sluice API", description = "Multi-tenant CI/CD: organisations, tokens, projects, secrets."),
+    info(title = "Sluice API", description = "Multi-tenant CI/CD: organisations, tokens, projects, secrets, runs, releases."),
     paths(
         health::healthz, health::readyz,
         auth::signup, auth::login, auth::logout,
@@ -67,6 +67,8 @@ impl Modify for Security {
         run_outputs::log, run_outputs::artifact_index, run_outputs::artifact_download,
         run_actions::cancel, run_actions::approve, run_actions::rerun,
         lint::lint,
+        releases::environment_index, releases::environment_create, releases::environment_update,
+        releases::index, releases::show, releases::rollback, releases::abort,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Security),
@@ -78,6 +80,7 @@ impl Modify for Security {
         (name = "projects", description = "Projects and their secrets"),
         (name = "runs", description = "Runs of a project's pipeline"),
         (name = "pipelines", description = "Jenkinsfiles"),
+        (name = "releases", description = "Environments and blue-green releases"),
     )
 )]
 pub struct ApiDoc;

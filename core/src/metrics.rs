@@ -50,7 +50,21 @@ pub struct Metrics {
     /// `sluice_pod_failures_total{reason}`: build pods that never ran or broke under a run
     /// (a bounded Kubernetes reason: `ErrImagePull`, `Unschedulable`, `Deleted`, ...).
     pub pod_failures: IntCounterVec,
+    /// `sluice_release_steps_total{env,outcome}`: release plan steps ended.
+    pub release_steps: IntCounterVec,
+    /// `sluice_releases_total{env,result}`: releases ended, by how.
+    pub releases: IntCounterVec,
+    /// `sluice_route_requests_total{app,env,color,code}`: requests the release router answered
+    /// (`code` is the status class, `2xx` … `5xx`, or `error` when no instance answered).
+    pub route_requests: IntCounterVec,
+    /// `sluice_route_request_duration_seconds{app,env,color}`.
+    pub route_duration: HistogramVec,
 }
+
+/// Routed request buckets, in seconds.
+const ROUTE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Pod start buckets, in seconds: a warm node to a slow image pull.
 const POD_START_BUCKETS: &[f64] = &[
@@ -179,6 +193,39 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(pod_failures.clone()))?;
+        let release_steps = IntCounterVec::new(
+            Opts::new(
+                "sluice_release_steps_total",
+                "Release plan steps ended, by environment and outcome.",
+            ),
+            &["env", "outcome"],
+        )?;
+        registry.register(Box::new(release_steps.clone()))?;
+        let releases = IntCounterVec::new(
+            Opts::new(
+                "sluice_releases_total",
+                "Releases ended, by environment and result.",
+            ),
+            &["env", "result"],
+        )?;
+        registry.register(Box::new(releases.clone()))?;
+        let route_requests = IntCounterVec::new(
+            Opts::new(
+                "sluice_route_requests_total",
+                "Requests the release router answered, by app, environment, colour and status class.",
+            ),
+            &["app", "env", "color", "code"],
+        )?;
+        registry.register(Box::new(route_requests.clone()))?;
+        let route_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sluice_route_request_duration_seconds",
+                "Time the release router took to answer a request, by app, environment and colour.",
+            )
+            .buckets(ROUTE_BUCKETS.to_vec()),
+            &["app", "env", "color"],
+        )?;
+        registry.register(Box::new(route_duration.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -202,6 +249,10 @@ impl Metrics {
             pod_start,
             pods_pending,
             pod_failures,
+            release_steps,
+            releases,
+            route_requests,
+            route_duration,
         })
     }
 

@@ -152,6 +152,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the API with test settings changed by `customise`, and waits until it answers.
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    // `SLUICE_TEST_LOG=sluice_release=debug` shows what a failing test's services logged.
+    if let Ok(filter) = std::env::var("SLUICE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let test_db = TestDb::create().await;
     let data_dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(&test_db, data_dir.path());

@@ -15,11 +15,13 @@ use sluice_core::objects::Objects;
 use sluice_core::store::artifacts::{self, TestSummary};
 use sluice_core::store::execution::{self, Declared};
 use sluice_core::store::gates::{self, WaitingFor};
+use sluice_core::store::releases::{self, NewRelease, Started};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::ByteStream;
 use crate::executor::{Archived, GateAnswer, RunEvents};
+use sluice_core::entities::release;
 
 /// How often a worker looks for a cancel request or a gate's answer.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -189,5 +191,43 @@ impl RunEvents for DbEvents {
             tracing::warn!(run = self.run_id, error = %err, "leaving the gate failed");
         }
         answer
+    }
+
+    async fn release_start(&self, mut new: NewRelease) -> Result<Started, String> {
+        if let Some(user) = new.run.created_by {
+            match sluice_core::store::users::get(&self.db, user).await {
+                Ok(user) => new.people.insert(0, user.email),
+                Err(err) => {
+                    tracing::warn!(run = self.run_id, error = %err, "reading the run's starter failed")
+                }
+            }
+        }
+        releases::start(&self.db, &new)
+            .await
+            .map_err(|e| self.mask(&e.to_string()))
+    }
+
+    async fn release(&self, id: i64) -> Result<(release::Model, Option<String>), String> {
+        let model = releases::get_by_id(&self.db, id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = sluice_core::store::environments::slot(&self.db, model.slot_id)
+            .await
+            .ok()
+            .and_then(|s| s.url);
+        Ok((model, url))
+    }
+
+    async fn smoke_answered(&self, id: i64, passed: bool, detail: &str) {
+        if let Err(err) = releases::answer_smoke(&self.db, id, passed, &self.mask(detail)).await {
+            tracing::warn!(run = self.run_id, error = %err, "recording the smoke test failed");
+        }
+    }
+
+    async fn release_abort(&self, id: i64) {
+        let project = self.project_id;
+        if let Err(err) = releases::request(&self.db, project, id, releases::Request::Abort).await {
+            tracing::debug!(run = self.run_id, error = %err, "aborting the release");
+        }
     }
 }

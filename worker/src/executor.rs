@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sluice_core::entities::{project, run};
+use sluice_core::entities::{project, release, run};
 use sluice_core::logs::Origin;
 use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution::Declared;
 use sluice_core::store::gates::WaitingFor;
+use sluice_core::store::releases::{NewRelease, Started};
 use tokio_util::sync::CancellationToken;
 
 /// One attempt of a run, as handed to an executor.
@@ -88,6 +89,15 @@ pub trait RunEvents: Send + Sync {
     async fn tests(&self, summary: &TestSummary);
     /// Parks the run at a gate until someone answers it or `cancel` fires.
     async fn gate(&self, gate: WaitingFor, cancel: &CancellationToken) -> GateAnswer;
+    /// Starts the release a `deploy` step asks for (or finds the one this run's step already
+    /// started); `new.people` gets the run's starter added.
+    async fn release_start(&self, new: NewRelease) -> Result<Started, String>;
+    /// A release as it stands, with its app environment's routed URL.
+    async fn release(&self, id: i64) -> Result<(release::Model, Option<String>), String>;
+    /// The smoke test's result, for the release controller.
+    async fn smoke_answered(&self, id: i64, passed: bool, detail: &str);
+    /// Asks the controller to abort a release (the run was cancelled).
+    async fn release_abort(&self, id: i64);
 }
 
 #[async_trait::async_trait]

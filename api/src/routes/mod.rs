@@ -22,6 +22,7 @@ pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod orgs;
 pub(crate) mod projects;
+pub(crate) mod releases;
 pub(crate) mod run_actions;
 pub(crate) mod run_outputs;
 pub(crate) mod runs;
@@ -244,6 +245,41 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::DELETE,
             "/api/v1/orgs/{org}/projects/{project}/secrets/{name}",
             delete().to(secrets::delete),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/environments",
+            get().to(releases::environment_index),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/environments",
+            post().to(releases::environment_create),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/orgs/{org}/projects/{project}/environments/{name}",
+            patch().to(releases::environment_update),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/releases",
+            get().to(releases::index),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/releases/{id}",
+            get().to(releases::show),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/releases/{id}/rollback",
+            post().to(releases::rollback),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/releases/{id}/abort",
+            post().to(releases::abort),
         ),
         // Pages (session cookie + form CSRF field).
         (Method::GET, "/login", get().to(account::login_form)),

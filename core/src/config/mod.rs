@@ -152,6 +152,16 @@ pub struct Settings {
     /// When set, `/metrics` answers only `Authorization: Bearer <this>` (org slugs are label
     /// values there); unset leaves it open, for a scraper on a private network.
     pub metrics_token: Option<SecretString>,
+    /// The address the local runtime's routers listen on; each app environment gets a port.
+    pub router_bind: std::net::IpAddr,
+    /// The release analysis: the lowest success rate (0-1) a colour may show while monitored.
+    pub release_min_success_rate: f64,
+    /// The highest p99 latency, in milliseconds, a colour may show while monitored.
+    pub release_max_p99_ms: f64,
+    /// Below this many requests the analysis judges nothing (health checks alone decide).
+    pub release_min_requests: u64,
+    /// Seconds a release's instances get to become ready.
+    pub release_ready_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -194,6 +204,11 @@ impl Default for Settings {
             log_max_bytes: 64 * 1024 * 1024,
             keep_workspaces: false,
             metrics_token: None,
+            router_bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            release_min_success_rate: 0.99,
+            release_max_p99_ms: 500.0,
+            release_min_requests: 50,
+            release_ready_timeout_secs: 60,
         }
     }
 }

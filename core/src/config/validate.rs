@@ -150,6 +150,24 @@ impl Settings {
                 });
             }
         }
+        if !(0.0..=1.0).contains(&self.release_min_success_rate) {
+            return Err(Error::InvalidSetting {
+                field: "release_min_success_rate",
+                message: "must be between 0 and 1 (0.99 is 99%)".into(),
+            });
+        }
+        if self.release_max_p99_ms.is_nan() || self.release_max_p99_ms <= 0.0 {
+            return Err(Error::InvalidSetting {
+                field: "release_max_p99_ms",
+                message: "must be greater than zero".into(),
+            });
+        }
+        if self.release_ready_timeout_secs == 0 {
+            return Err(Error::InvalidSetting {
+                field: "release_ready_timeout_secs",
+                message: "must be greater than zero".into(),
+            });
+        }
         if self.queue_prefix.is_empty() || self.queue_prefix.chars().any(char::is_control) {
             return Err(Error::InvalidSetting {
                 field: "queue_prefix",

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A release's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseStatus {
     InProgress,
@@ -17,7 +17,7 @@ pub enum ReleaseStatus {
 }
 
 /// A plan step's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -28,7 +28,7 @@ pub enum StepStatus {
 }
 
 /// The named steps of a plan, in the contract's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepName {
     /// The first deploy to an empty environment: N instances, routed.
@@ -42,14 +42,14 @@ pub enum StepName {
 }
 
 /// Instances of one colour: how many run, how many of them take traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct Colour {
     pub instances: u32,
     pub routed: u32,
 }
 
 /// What runs after a step: the old version (blue) and the new one (green).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct Traffic {
     pub blue: Colour,
     pub green: Colour,
@@ -63,6 +63,44 @@ impl Traffic {
             0.0
         } else {
             f64::from(self.green.routed) / f64::from(routed)
+        }
+    }
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::InProgress => "in_progress",
+            ReleaseStatus::Succeeded => "succeeded",
+            ReleaseStatus::RolledBack => "rolled_back",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<ReleaseStatus> {
+        [
+            ReleaseStatus::InProgress,
+            ReleaseStatus::Succeeded,
+            ReleaseStatus::RolledBack,
+            ReleaseStatus::Failed,
+            ReleaseStatus::Aborted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+    }
+}
+
+impl StepName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Start => "start",
+            StepName::StartGreen => "start-green",
+            StepName::Smoke => "smoke",
+            StepName::Shift => "shift",
+            StepName::Monitor => "monitor",
+            StepName::Complete => "complete",
+            StepName::Rollback => "rollback",
         }
     }
 }

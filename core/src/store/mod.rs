@@ -4,12 +4,14 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod environments;
 pub mod execution;
 pub mod gates;
 pub mod invitations;
 pub mod orgs;
 pub mod params;
 pub mod projects;
+pub mod releases;
 pub mod runs;
 pub mod sessions;
 pub mod tokens;

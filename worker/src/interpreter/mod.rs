@@ -10,6 +10,7 @@
 //! `retry` at pipeline, stage and step level, `catchError`/`warnError`/`unstable`, and `post`
 //! conditions against the build (or stage) result.
 
+mod deploy;
 pub mod junit;
 mod steps;
 mod values;
@@ -21,7 +22,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use sluice_core::logs::Origin;
-use sluice_core::pipeline::model::{Pipeline, PipelineOption, Stage, StageBody, Step};
+use sluice_core::pipeline::model::{Pipeline, PipelineOption};
 use sluice_core::store::artifacts::TestSummary;
 use sluice_core::store::execution::Declared;
 use sluice_core::store::params;
@@ -131,6 +132,10 @@ pub(crate) struct Runner<'a> {
     pub stashes: PathBuf,
     pub scratch_root: PathBuf,
     pub scratch_seq: AtomicU32,
+    /// Who approved the run's gates so far (emails): protected environments' deployers.
+    pub approvers: Mutex<Vec<String>>,
+    /// Variables steps export to the steps after them (`deploy`'s `APP_URL`).
+    pub exports: Mutex<Env>,
 }
 
 impl Runner<'_> {
@@ -238,11 +243,7 @@ impl Executor for JenkinsExecutor {
             return fail(events, errors.join("\n"));
         };
         events.declared(declared(pipeline)).await;
-        if let Some(reason) = self
-            .agents
-            .refuse(pipeline, file)
-            .or_else(|| unsupported(pipeline, file))
-        {
+        if let Some(reason) = self.agents.refuse(pipeline, file) {
             return fail(events, reason);
         }
         let agent = match self.agents.start(ctx, pipeline, events, &cancel).await {
@@ -353,6 +354,8 @@ impl JenkinsExecutor {
             stashes: ctx.workspace.join("stashes"),
             scratch_root: ctx.workspace.join("scratch"),
             scratch_seq: AtomicU32::new(0),
+            approvers: Mutex::new(Vec::new()),
+            exports: Mutex::new(Env::new()),
         };
         let top = Scope {
             env,
@@ -415,41 +418,4 @@ pub fn declared(pipeline: &Pipeline) -> Declared {
             _ => None,
         }),
     }
-}
-
-/// What no agent can run yet, found before any step (never half-run).
-fn unsupported(pipeline: &Pipeline, file: &str) -> Option<String> {
-    fn in_steps(list: &[Step], file: &str) -> Option<String> {
-        list.iter().find_map(|s| {
-            if s.name == "deploy" {
-                return Some(format!(
-                    "{file}:{}: `deploy` needs the release manager, which this install does not run yet",
-                    s.pos.line
-                ));
-            }
-            in_steps(&s.steps, file)
-        })
-    }
-    fn in_stages(list: &[Stage], file: &str) -> Option<String> {
-        list.iter().find_map(|st| {
-            let posts = st
-                .post
-                .conditions
-                .iter()
-                .find_map(|(_, s)| in_steps(s, file));
-            posts.or_else(|| match &st.body {
-                StageBody::Steps { steps: s } => in_steps(s, file),
-                StageBody::Parallel { stages: s }
-                | StageBody::Stages { stages: s }
-                | StageBody::Matrix { stages: s, .. } => in_stages(s, file),
-            })
-        })
-    }
-    in_stages(&pipeline.stages, file).or_else(|| {
-        pipeline
-            .post
-            .conditions
-            .iter()
-            .find_map(|(_, s)| in_steps(s, file))
-    })
 }

@@ -48,6 +48,19 @@ impl Runner<'_> {
                 if scope.cancel.is_cancelled() {
                     return Err(Stop::aborted("cancelled"));
                 }
+                let exported = self.exports.lock().map(|e| e.clone()).unwrap_or_default();
+                let with_exports;
+                let scope = if exported.is_empty() {
+                    scope
+                } else {
+                    let mut env = scope.env.clone();
+                    env.extend(exported);
+                    with_exports = Scope {
+                        env,
+                        ..scope.clone()
+                    };
+                    &with_exports
+                };
                 let started = Instant::now();
                 let flow = self.step(step, scope).await;
                 self.events
@@ -223,6 +236,7 @@ impl Runner<'_> {
                     Ok(())
                 }
                 "archiveArtifacts" => self.archive(step, scope, &origin).await,
+                "deploy" => self.deploy(step, scope, &origin).await,
                 "junit" => self.junit(step, scope, &origin).await,
                 "input" => {
                     let input = Input {

@@ -392,6 +392,9 @@ impl Runner<'_> {
             GateAnswer::Approved { by, params } => {
                 self.events
                     .log(&scope.origin, &format!("[sluice] approved by {by}"));
+                if let Ok(mut approvers) = self.approvers.lock() {
+                    approvers.push(by.clone());
+                }
                 Ok(params.into_iter().collect())
             }
             GateAnswer::Rejected { by } => {

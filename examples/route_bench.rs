@@ -1,0 +1,181 @@
+//! The release router's cost: throughput and latency through it against hitting the instance
+//! directly, and the router's memory with 1,000 keep-alive clients.
+//!
+//!   cargo run --release --example route_bench -- [SECONDS] [CONNECTIONS]
+//!
+//! It starts two child processes of itself: an instance (a minimal hyper HTTP/1 server that
+//! answers `hello`) and a router (Sluice's, with that instance as its only routed backend).
+//! Then, for SECONDS each (default 10), CONNECTIONS keep-alive clients (default 32) send GETs
+//! as fast as they get answers, first to the instance, then to the router; it prints requests
+//! per second, p50 and p99 of each and the router/direct throughput ratio. Last, it opens 1,000
+//! keep-alive connections to the router, one request on each, and prints the router process's
+//! resident memory before and with them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+async fn backend() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(|_req: Request<hyper::body::Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn router(backend_port: u16) {
+    let metrics = sluice_core::metrics::Metrics::new().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let router = sluice_release::router::Router::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        "bench",
+        "bench",
+        metrics,
+        stop,
+    )
+    .await
+    .unwrap();
+    router.set_pool(vec![sluice_release::router::Backend {
+        addr: SocketAddr::from(([127, 0, 0, 1], backend_port)),
+        colour: "green",
+        load: Arc::new(sluice_release::router::Load::default()),
+    }]);
+    println!("{}", router.local_addr().port());
+    std::future::pending::<()>().await;
+}
+
+fn child(args: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().parse().unwrap())
+}
+
+async fn connect(port: u16) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn get(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>) {
+    sender.ready().await.unwrap();
+    let req = Request::get("/")
+        .header("host", "bench")
+        .body(Empty::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert!(res.status().is_success());
+    let _ = res.into_body().collect().await.unwrap();
+}
+
+/// Requests per second, p50 and p99 (µs).
+async fn load(port: u16, seconds: u64, connections: usize) -> (f64, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut sender = connect(port).await;
+                let mut times = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    get(&mut sender).await;
+                    times.push(started.elapsed().as_micros() as u64);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    let at = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
+    (all.len() as f64 / seconds as f64, at(0.5), at(0.99))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("backend") => return backend().await,
+        Some("router") => return router(args[1].parse().unwrap()).await,
+        _ => {}
+    }
+    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let (mut instance, backend_port) = child(&["backend"]);
+    let (mut routed, router_port) = child(&["router", &backend_port.to_string()]);
+
+    let (direct_rps, direct_p50, direct_p99) = load(backend_port, seconds, connections).await;
+    println!(
+        "direct:  {direct_rps:>9.0} req/s  p50 {direct_p50} µs  p99 {direct_p99} µs  ({connections} keep-alive clients, {seconds} s)"
+    );
+    let (router_rps, router_p50, router_p99) = load(router_port, seconds, connections).await;
+    println!(
+        "router:  {router_rps:>9.0} req/s  p50 {router_p50} µs  p99 {router_p99} µs  ({connections} keep-alive clients, {seconds} s)"
+    );
+    println!(
+        "ratio:   {:.2} (router / direct throughput)",
+        router_rps / direct_rps
+    );
+
+    let before = rss_kib(routed.id());
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let mut sender = connect(router_port).await;
+        get(&mut sender).await;
+        held.push(sender);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let with = rss_kib(routed.id());
+    println!(
+        "memory:  router RSS {:.1} MiB idle, {:.1} MiB with 1000 keep-alive clients ({:.1} KiB each)",
+        before as f64 / 1024.0,
+        with as f64 / 1024.0,
+        (with.saturating_sub(before)) as f64 / 1000.0
+    );
+    drop(held);
+    let _ = routed.kill();
+    let _ = instance.kill();
+}
