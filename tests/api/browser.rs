@@ -125,3 +125,60 @@ async fn browser_watches_a_run_log_live_and_approves_its_gate() {
     let (_, audit) = app.get_as("/api/v1/orgs/acme/audit", &owner).await;
     assert!(audit.to_string().contains("run.approve"), "{audit}");
 }
+
+/// A release page in Chromium: its steps and traffic split follow the release live, and the
+/// finished release is rolled back with its button.
+#[tokio::test]
+async fn browser_watches_a_release_go_through_its_steps_and_rolls_it_back() {
+    use crate::fleet::{Backend, queue, start_fleet};
+    use crate::release_support::{
+        Releases, bump, newest_release, pipeline, release_project, run_ended,
+    };
+    let app = spawn_app().await;
+    let flags = tempfile::tempdir().unwrap();
+    let (owner, repo, hook) = release_project(
+        &app,
+        &pipeline("instances: 3, monitorSeconds: 8"),
+        flags.path(),
+    )
+    .await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let _releases = Releases::start(&app, "releases-a", std::time::Duration::from_secs(10));
+    let first = crate::execution::push(&app, &hook, &repo).await;
+    assert_eq!(run_ended(&app, &owner, first).await["status"], "succeeded");
+    bump(&repo);
+    let second = crate::execution::push(&app, &hook, &repo).await;
+    let id = loop {
+        let release = newest_release(&app, &owner).await;
+        if release["version"] == second {
+            break release["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let result = run_flow(
+        "release-live.mjs",
+        vec![
+            app.url(""),
+            "owner@example.com".into(),
+            "correct horse battery".into(),
+            format!("/orgs/acme/projects/web/releases/{id}"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        result["shares"],
+        serde_json::json!(["33", "67"]),
+        "{result}"
+    );
+    let release = newest_release(&app, &owner).await;
+    assert_eq!(release["status"], "rolled_back", "{release}");
+    let (_, audit) = app.get_as("/api/v1/orgs/acme/audit", &owner).await;
+    assert!(audit.to_string().contains("release.rollback"), "{audit}");
+    let (status, project) = app.page("/orgs/acme/projects/web", &owner).await;
+    assert_eq!(status, 200);
+    assert!(
+        project.contains("Environments") && project.contains("production"),
+        "{project}"
+    );
+}

@@ -140,9 +140,15 @@ async fn a_full_release_goes_staging_qa_production_blue_green_without_a_failed_r
 
     // The analysis kept per-colour figures while it monitored.
     let green_figures = &release["analysis"]["green"];
-    assert!(green_figures["requests"].as_u64().unwrap() > 100, "{release}");
+    assert!(
+        green_figures["requests"].as_u64().unwrap() > 100,
+        "{release}"
+    );
     assert_eq!(green_figures["success_rate"], 1.0, "{release}");
-    assert!(release["analysis"]["blue"]["requests"].as_u64().unwrap() > 50, "{release}");
+    assert!(
+        release["analysis"]["blue"]["requests"].as_u64().unwrap() > 50,
+        "{release}"
+    );
 
     // At the end: 6 green instances, none of blue routed.
     let production = web_in(&app, &owner, "production").await;

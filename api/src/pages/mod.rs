@@ -24,6 +24,7 @@ pub mod landing;
 pub mod oauth_pages;
 pub mod org_pages;
 pub mod project_pages;
+pub mod release_pages;
 pub mod run_pages;
 pub mod token_pages;
 

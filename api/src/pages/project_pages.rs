@@ -57,6 +57,7 @@ struct ProjectPage {
     runs: Vec<crate::pages::run_pages::RunRow>,
     bars: Vec<crate::pages::run_pages::Bar>,
     can_run: bool,
+    environments: Vec<sluice_core::store::environments::EnvironmentView>,
 }
 
 async fn projects_page(
@@ -177,7 +178,9 @@ pub async fn show(
         .collect();
     let base = base_url(&state, &req);
     let (runs, bars) = crate::pages::run_pages::recent(&state, &scope, &slug).await?;
+    let environments = sluice_core::store::environments::list(&state.db, project.id).await?;
     let page = ProjectPage {
+        environments,
         runs,
         bars,
         can_run: scope.role() >= Role::Developer,

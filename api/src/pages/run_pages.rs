@@ -232,6 +232,12 @@ pub struct CsrfForm {
     csrf_token: String,
 }
 
+impl CsrfForm {
+    pub(crate) fn token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 fn run_url(org: &str, slug: &str, number: i64) -> String {
     format!("/orgs/{org}/projects/{slug}/runs/{number}")
 }

@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../frontend/static/run.js"),
     ),
     (
+        "release.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../frontend/static/release.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../frontend/static/favicon.svg"),

@@ -8,7 +8,7 @@ use sluice_core::store::Page;
 
 use crate::error::ApiError;
 use crate::pages::{
-    account, landing, oauth_pages, org_pages, project_pages, run_pages, token_pages,
+    account, landing, oauth_pages, org_pages, project_pages, release_pages, run_pages, token_pages,
 };
 use crate::state::AppState;
 
@@ -343,6 +343,26 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/orgs/{org}/projects/{project}",
             get().to(project_pages::show),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects/{project}/releases",
+            get().to(release_pages::index),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects/{project}/releases/{id}",
+            get().to(release_pages::show),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/releases/{id}/rollback",
+            post().to(release_pages::rollback),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/releases/{id}/abort",
+            post().to(release_pages::abort),
         ),
         (
             Method::POST,

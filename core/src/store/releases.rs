@@ -152,6 +152,8 @@ pub struct ReleaseView {
     pub traffic: Traffic,
     /// Per-colour success rate and p99 while it was monitored.
     pub analysis: Option<Analysis>,
+    /// A rollback or abort was asked and the controller has not finished it yet.
+    pub pending_request: bool,
     /// The version it replaced (blue), the rollback target.
     pub previous_version: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -342,6 +344,7 @@ pub async fn views(
                 .analysis
                 .as_deref()
                 .and_then(|a| serde_json::from_str(a).ok()),
+            pending_request: m.rollback_requested || m.abort_requested,
             previous_version: m
                 .previous_release_id
                 .and_then(|id| previous.iter().find(|p| p.id == id).map(|p| p.version)),
