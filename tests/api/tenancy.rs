@@ -20,6 +20,8 @@ fn body_for(method: &str, path: &str) -> Option<serde_json::Value> {
         ("PATCH", p) if p.ends_with("/projects/{project}") => json!({"name": "Pwned"}),
         ("PUT", p) if p.ends_with("/secrets/{name}") => json!({"value": "overwritten"}),
         ("POST", p) if p.ends_with("/approve") => json!({"id": "1-1", "approve": true}),
+        ("POST", p) if p.ends_with("/environments") => json!({"name": "stolen"}),
+        ("PATCH", p) if p.ends_with("/environments/{name}") => json!({"protected": false}),
         ("GET" | "DELETE", _) => return None,
         _ => json!({}),
     };
@@ -74,6 +76,14 @@ async fn victim(app: &TestApp) -> Victim {
         .post_as("/api/v1/orgs/victim/projects/web/runs", &owner, json!({}))
         .await;
     assert_eq!(status, 201, "the victim has a run 1");
+    let (status, _) = app
+        .post_as(
+            "/api/v1/orgs/victim/projects/web/environments",
+            &owner,
+            json!({"name": "api-key", "protected": true, "deployers": ["admin"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "the victim has an environment");
     let (_, me) = app.get_as("/api/v1/user", &owner).await;
     Victim {
         member_id: me["id"].as_i64().unwrap(),
@@ -110,7 +120,14 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
             .replace("{user_id}", &victim.member_id.to_string())
             .replace("{id}", &victim.token_id.to_string())
             .replace("{number}", "1")
-            .replace("{name}", "API_KEY")
+            .replace(
+                "{name}",
+                if template.contains("/environments/") {
+                    "api-key"
+                } else {
+                    "API_KEY"
+                },
+            )
             .replace("{path:.*}", "dist/app.tar.gz");
         assert!(
             !path.contains('{'),
@@ -150,6 +167,7 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
     {
         let path = template
             .replace("{org}", "evil")
+            .replace("{project}", "web")
             .replace("{user_id}", &victim.member_id.to_string())
             .replace("{id}", &victim.token_id.to_string());
         let (status, body) = if template.starts_with("/api/") || template.starts_with("/jenkins/") {
@@ -157,6 +175,8 @@ async fn every_org_scoped_route_answers_404_to_another_org() {
             let body = body_for(method.as_str(), template);
             let (status, body) = app.call(method, &path, &attacker, body).await;
             (status, body.to_string())
+        } else if method.as_str() == "GET" {
+            app.page(&path, &attacker).await
         } else {
             let (status, _, body) = app.submit(&path, &attacker, &page_fields(template)).await;
             (status, body)
