@@ -413,6 +413,18 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             min_requests: settings.release_min_requests,
         };
         release_config.ready_timeout = Duration::from_secs(settings.release_ready_timeout_secs);
+        if settings.executor == ExecutorKind::Kubernetes {
+            // Releases run where builds do: a Deployment per release in the tenant's namespace.
+            let client = sluice_kube::provisioner::client()
+                .await
+                .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+            release_config.kube = Some(sluice_release::kube_apps::KubeConfig {
+                client,
+                scale_down_delay: Duration::from_secs(settings.release_scale_down_delay_secs),
+                cpu: settings.tenant_pod_cpu.clone(),
+                memory: settings.tenant_pod_memory.clone(),
+            });
+        }
         releases = Some(
             sluice_release::Runtime::new(
                 db.clone(),

@@ -267,10 +267,8 @@ impl Slot {
             return Ok(Done::Skipped("no smoke test given".into()));
         }
         let green = self
-            .instances
-            .iter()
-            .find(|i| i.release_id == model.id && i.ready())
-            .map(|i| i.url())
+            .green_url(model.id)
+            .await
             .ok_or_else(|| Stop::Failed("the green instance is not ready".into()))?;
         progress.smoke = Some(Smoke {
             state: SmokeState::Requested,
@@ -283,7 +281,7 @@ impl Slot {
         let deadline = Instant::now() + self.ctx.config.smoke_timeout;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            self.refresh_pool();
+            self.refresh().await;
             let now = self.reload(model.id).await.map_err(Stop::Failed)?;
             match releases::smoke_of(&now) {
                 Some(s) if s.green_url == green && s.state == SmokeState::Passed => {
@@ -328,13 +326,17 @@ impl Slot {
         let thresholds = self.ctx.config.thresholds;
         let mut unhealthy_for = 0u32;
         loop {
-            let green = self.router.counters("green", since);
+            // Traffic that passes through Sluice's router is judged; otherwise (Kubernetes)
+            // only health checks decide.
+            let green = self.counters("green", since).unwrap_or_default();
             let verdict = analyse(&green, &thresholds);
-            if recorded.elapsed() >= Duration::from_secs(1) || matches!(verdict, Verdict::Breach(_))
+            if let Some(blue) = self.counters("blue", since)
+                && (recorded.elapsed() >= Duration::from_secs(1)
+                    || matches!(verdict, Verdict::Breach(_)))
             {
                 recorded = Instant::now();
                 let analysis = Analysis {
-                    blue: self.router.counters("blue", since).into(),
+                    blue: blue.into(),
                     green: green.into(),
                 };
                 let _ = releases::set_analysis(&self.ctx.db, id, &analysis).await;
@@ -342,11 +344,7 @@ impl Slot {
             if let Verdict::Breach(reason) = verdict {
                 return Err(Stop::Failed(format!("green: {reason}")));
             }
-            let ready_green = self
-                .instances
-                .iter()
-                .filter(|i| i.release_id >= self.latest && i.routed && i.ready())
-                .count() as u32;
+            let ready_green = self.routed_ready(self.latest);
             unhealthy_for = if ready_green < target.green.routed {
                 unhealthy_for + 1
             } else {
@@ -358,10 +356,10 @@ impl Slot {
                     target.green.routed
                 )));
             }
-            self.refresh_pool();
+            self.refresh().await;
             self.publish().await;
             if Instant::now() >= until {
-                let blue = self.router.counters("blue", since);
+                let blue = self.counters("blue", since).unwrap_or_default();
                 let verdict = match analyse(&green, &thresholds) {
                     Verdict::TooFewRequests => format!(
                         "too few requests to judge ({} of {} needed): health checks passed",

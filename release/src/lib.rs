@@ -13,6 +13,7 @@
 
 mod controller;
 pub mod instance;
+pub mod kube_apps;
 pub mod router;
 mod slot;
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
-use sluice_core::entities::{app_slot, environment};
+use sluice_core::entities::{app_slot, environment, org};
 use sluice_core::metrics::Metrics;
 use sluice_core::objects::Objects;
 use sluice_core::release::plan::Thresholds;
@@ -31,8 +32,9 @@ use sluice_core::store::{environments, releases};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::kube_apps::{AppObjects, KubeApps};
 use crate::router::Router;
-use crate::slot::Slot;
+use crate::slot::{Backend, Local, Slot};
 
 /// How a release runtime behaves.
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ pub struct Config {
     pub smoke_timeout: Duration,
     /// How long a stopping instance's requests in flight get to finish.
     pub drain: Duration,
+    /// Run releases on Kubernetes (a Deployment per release in the tenant's namespace)
+    /// instead of as local processes.
+    pub kube: Option<kube_apps::KubeConfig>,
 }
 
 impl Config {
@@ -68,6 +73,7 @@ impl Config {
             ready_timeout: Duration::from_secs(60),
             smoke_timeout: Duration::from_secs(600),
             drain: Duration::from_secs(30),
+            kube: None,
         }
     }
 }
@@ -218,12 +224,35 @@ async fn control(ctx: Arc<Ctx>, model: app_slot::Model, stop: CancellationToken)
         .flatten()
         .map(|e| e.name)
         .unwrap_or_default();
-    let Some(router) = bind(&ctx, &model, &env_name, &lost).await else {
-        lost.cancel();
-        let _ = renewer.await;
-        return;
+    let backend = match &ctx.config.kube {
+        Some(kube) => {
+            let org = org::Entity::find_by_id(model.org_id)
+                .one(&ctx.db)
+                .await
+                .ok()
+                .flatten()
+                .map(|o| o.slug)
+                .unwrap_or_default();
+            Backend::Kube(KubeApps::new(
+                kube.clone(),
+                AppObjects {
+                    namespace: sluice_kube::tenant::namespace_of(&org),
+                    app: model.app.clone(),
+                    env: env_name.clone(),
+                    slot_id: model.id,
+                },
+            ))
+        }
+        None => {
+            let Some(router) = bind(&ctx, &model, &env_name, &lost).await else {
+                lost.cancel();
+                let _ = renewer.await;
+                return;
+            };
+            Backend::Local(Local::new(router))
+        }
     };
-    let mut slot = Slot::new(ctx.clone(), model, env_name, router);
+    let mut slot = Slot::new(ctx.clone(), model, env_name, backend);
     tracing::info!(slot = slot.model.id, app = %slot.model.app, env = %slot.env_name, url = %slot.url, "controlling an app environment");
     loop {
         let pass = async {

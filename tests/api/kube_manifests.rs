@@ -92,7 +92,7 @@ async fn an_orgs_namespace_objects_print_as_valid_yaml() {
 }
 
 /// Runs `kubernetes-validate --strict` on `yaml` for Kubernetes 1.30 and 1.37.
-fn validate(yaml: &str) {
+pub(crate) fn validate(yaml: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, yaml).unwrap();

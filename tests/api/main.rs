@@ -37,6 +37,7 @@ mod process_isolation;
 mod projects;
 mod queue;
 mod release_api;
+mod release_kube;
 mod release_rollbacks;
 mod release_support;
 mod releases;

@@ -128,6 +128,16 @@ pub struct Releases {
 
 impl Releases {
     pub fn start(app: &TestApp, holder: &str, lease: Duration) -> Releases {
+        Releases::start_with(app, holder, lease, |_| {})
+    }
+
+    /// A runtime whose settings `customise` changes.
+    pub fn start_with(
+        app: &TestApp,
+        holder: &str,
+        lease: Duration,
+        customise: impl FnOnce(&mut sluice_release::Config),
+    ) -> Releases {
         let dir = tempfile::tempdir().unwrap();
         let mut config = sluice_release::Config::new(
             holder.to_owned(),
@@ -138,6 +148,7 @@ impl Releases {
         config.ready_timeout = Duration::from_secs(30);
         config.smoke_timeout = Duration::from_secs(60);
         config.drain = Duration::from_secs(10);
+        customise(&mut config);
         let handle = sluice_release::Runtime::new(
             app.db.clone(),
             app.state.objects.clone(),

@@ -13,6 +13,8 @@
 //! - pods/log, followed or not: `logs.rs`;
 //! - pods/exec over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`), the command run as
 //!   a local process in the pod's directory: `exec.rs`;
+//! - a deployment controller keeping each Deployment's pods at its replicas (deleting the
+//!   lowest `pod-deletion-cost` first): `deployments.rs`;
 //! - a kubelet that moves pods to Running (or to image, configuration and scheduling
 //!   failures), records Events and kills a pod's execs when it is deleted or its deadline
 //!   passes: `kubelet.rs`, with failures to inject through `KubeStandIn`.
@@ -24,6 +26,7 @@
 mod admission;
 mod apply;
 mod crud;
+mod deployments;
 mod exec;
 mod kubelet;
 mod lifecycle;
@@ -59,12 +62,14 @@ pub struct KubeStandIn {
     cluster: Arc<Cluster>,
     server: actix_web::dev::ServerHandle,
     kubelet: tokio::task::JoinHandle<()>,
+    deployments: tokio::task::JoinHandle<()>,
     _pods: tempfile::TempDir,
 }
 
 impl Drop for KubeStandIn {
     fn drop(&mut self) {
         self.kubelet.abort();
+        self.deployments.abort();
         self.cluster.kubelet.stop_everything();
         let server = self.server.clone();
         tokio::spawn(async move { server.stop(false).await });
@@ -105,12 +110,14 @@ impl KubeStandIn {
         let handle = server.handle();
         tokio::spawn(server);
         let kubelet = tokio::spawn(kubelet::run(cluster.clone()));
+        let deployments = tokio::spawn(deployments::run(cluster.clone()));
         KubeStandIn {
             url,
             store,
             cluster,
             server: handle,
             kubelet,
+            deployments,
             _pods: pods,
         }
     }

@@ -237,6 +237,7 @@ impl Resource {
             ("resourcequotas", "ResourceQuota"),
             ("limitranges", "LimitRange"),
             ("networkpolicies", "NetworkPolicy"),
+            ("endpointslices", "EndpointSlice"),
         ];
         match known.iter().find(|(plural, _)| *plural == self.plural) {
             Some((_, kind)) => (*kind).to_owned(),

@@ -1,0 +1,627 @@
+//! The Kubernetes runtime of releases: each release of an app environment is a Deployment in
+//! the tenant's namespace (its pods labelled with the slot and the release, ready on
+//! `healthPath`); a preview Service selects the green release's pods for the smoke test; the
+//! live Service has no selector: its EndpointSlice, which the controller writes, lists the
+//! routed pods, so kube-proxy spreads requests over them and each colour's share follows its
+//! count of routed ready pods.
+//!
+//! Make before break, as on the local runtime: Deployments are scaled up and their pods ready
+//! before they are routed; pods leave the EndpointSlice, then after the scale-down delay (for
+//! proxies to notice) their Deployment is scaled down, with `pod-deletion-cost` steering the
+//! ReplicaSet to delete the unrouted ones. A stopped release keeps its Deployment at 0
+//! replicas, for rollback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+    Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use sluice_core::store::environments::InstanceView;
+use sluice_kube::tenant::MANAGED_BY;
+
+use crate::slot::Want;
+
+/// The port every app listens on (`PORT`).
+pub const PORT: i32 = 8080;
+pub const SLOT_LABEL: &str = "sluice.dev/slot";
+pub const RELEASE_LABEL: &str = "sluice.dev/release";
+pub const APP_LABEL: &str = "sluice.dev/app";
+pub const ENV_LABEL: &str = "sluice.dev/environment";
+pub const VERSION_LABEL: &str = "sluice.dev/version";
+const FIELD_MANAGER: &str = "sluice-releases";
+const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// How the Kubernetes runtime is set up.
+#[derive(Clone)]
+pub struct KubeConfig {
+    pub client: kube::Client,
+    /// How long pods stay up after they left the live Service's endpoints.
+    pub scale_down_delay: Duration,
+    /// Each app pod's CPU and memory limits.
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl std::fmt::Debug for KubeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeConfig")
+            .field("scale_down_delay", &self.scale_down_delay)
+            .finish()
+    }
+}
+
+/// One app environment's objects.
+#[derive(Debug, Clone)]
+pub struct AppObjects {
+    pub namespace: String,
+    pub app: String,
+    pub env: String,
+    pub slot_id: i64,
+}
+
+impl AppObjects {
+    pub fn deployment_name(&self, release_id: i64) -> String {
+        format!("{}-r{release_id}", self.app)
+    }
+
+    pub fn live_name(&self) -> String {
+        format!("{}-s{}", self.app, self.slot_id)
+    }
+
+    pub fn preview_name(&self) -> String {
+        format!("{}-s{}-preview", self.app, self.slot_id)
+    }
+
+    pub fn url_of(&self, service: &str) -> String {
+        format!("http://{service}.{}.svc.cluster.local", self.namespace)
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+            (APP_LABEL.to_owned(), self.app.clone()),
+            (ENV_LABEL.to_owned(), self.env.clone()),
+            (SLOT_LABEL.to_owned(), self.slot_id.to_string()),
+        ])
+    }
+
+    fn meta(&self, name: String, mut labels: BTreeMap<String, String>) -> ObjectMeta {
+        labels.extend(self.labels());
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// The Deployment of a release: `replicas` pods of `image`, restricted, ready on
+    /// `health_path`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deployment(
+        &self,
+        release_id: i64,
+        version: i64,
+        image: &str,
+        health_path: &str,
+        replicas: i32,
+        colour: &str,
+        limits: (&str, &str),
+    ) -> Deployment {
+        let selector = BTreeMap::from([
+            (SLOT_LABEL.to_owned(), self.slot_id.to_string()),
+            (RELEASE_LABEL.to_owned(), release_id.to_string()),
+        ]);
+        let mut pod_labels = self.labels();
+        pod_labels.extend(selector.clone());
+        pod_labels.insert(VERSION_LABEL.to_owned(), version.to_string());
+        let env = [
+            ("PORT", PORT.to_string()),
+            ("SLUICE_APP", self.app.clone()),
+            ("SLUICE_ENVIRONMENT", self.env.clone()),
+            ("SLUICE_COLOR", colour.to_owned()),
+            ("SLUICE_VERSION", version.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name: name.to_owned(),
+            value: Some(value),
+            ..EnvVar::default()
+        })
+        .collect();
+        let quantity = |q: &str| Quantity(q.to_owned());
+        let container = Container {
+            name: "app".to_owned(),
+            image: Some(image.to_owned()),
+            ports: Some(vec![ContainerPort {
+                container_port: PORT,
+                name: Some("http".to_owned()),
+                ..ContainerPort::default()
+            }]),
+            env: Some(env),
+            readiness_probe: Some(Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some(health_path.to_owned()),
+                    port: IntOrString::Int(PORT),
+                    ..HTTPGetAction::default()
+                }),
+                period_seconds: Some(1),
+                failure_threshold: Some(3),
+                ..Probe::default()
+            }),
+            resources: Some(ResourceRequirements {
+                limits: Some(BTreeMap::from([
+                    ("cpu".to_owned(), quantity(limits.0)),
+                    ("memory".to_owned(), quantity(limits.1)),
+                ])),
+                ..ResourceRequirements::default()
+            }),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_owned()]),
+                    ..Capabilities::default()
+                }),
+                run_as_non_root: Some(true),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..SeccompProfile::default()
+                }),
+                ..SecurityContext::default()
+            }),
+            ..Container::default()
+        };
+        Deployment {
+            metadata: self.meta(
+                self.deployment_name(release_id),
+                BTreeMap::from([(RELEASE_LABEL.to_owned(), release_id.to_string())]),
+            ),
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some(selector),
+                    ..LabelSelector::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(pod_labels),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        automount_service_account_token: Some(false),
+                        enable_service_links: Some(false),
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".to_owned(),
+                                ..SeccompProfile::default()
+                            }),
+                            ..PodSecurityContext::default()
+                        }),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    fn service(&self, name: String, selector: Option<BTreeMap<String, String>>) -> Service {
+        Service {
+            metadata: self.meta(name, BTreeMap::new()),
+            spec: Some(ServiceSpec {
+                selector,
+                ports: Some(vec![ServicePort {
+                    name: Some("http".to_owned()),
+                    port: 80,
+                    target_port: Some(IntOrString::Int(PORT)),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    /// The live Service: no selector, its endpoints are the routed pods.
+    pub fn live_service(&self) -> Service {
+        self.service(self.live_name(), None)
+    }
+
+    /// The preview Service: the green release's pods, for the smoke test.
+    pub fn preview_service(&self, release_id: i64) -> Service {
+        self.service(
+            self.preview_name(),
+            Some(BTreeMap::from([
+                (SLOT_LABEL.to_owned(), self.slot_id.to_string()),
+                (RELEASE_LABEL.to_owned(), release_id.to_string()),
+            ])),
+        )
+    }
+
+    /// The live Service's endpoints: `(pod, ip, ready)` of the routed pods.
+    pub fn live_endpoints(&self, routed: &[(String, String, bool)]) -> EndpointSlice {
+        let labels = BTreeMap::from([
+            ("kubernetes.io/service-name".to_owned(), self.live_name()),
+            (
+                "endpointslice.kubernetes.io/managed-by".to_owned(),
+                "sluice.dev/releases".to_owned(),
+            ),
+        ]);
+        EndpointSlice {
+            metadata: self.meta(format!("{}-routed", self.live_name()), labels),
+            address_type: "IPv4".to_owned(),
+            endpoints: routed
+                .iter()
+                .map(|(pod, ip, ready)| Endpoint {
+                    addresses: vec![ip.clone()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(*ready),
+                        serving: Some(*ready),
+                        terminating: Some(false),
+                    }),
+                    target_ref: Some(k8s_openapi::api::core::v1::ObjectReference {
+                        kind: Some("Pod".to_owned()),
+                        name: Some(pod.clone()),
+                        namespace: Some(self.namespace.clone()),
+                        ..Default::default()
+                    }),
+                    ..Endpoint::default()
+                })
+                .collect(),
+            ports: Some(vec![EndpointPort {
+                name: Some("http".to_owned()),
+                port: Some(PORT),
+                protocol: Some("TCP".to_owned()),
+                ..EndpointPort::default()
+            }]),
+        }
+    }
+}
+
+/// A pod of the slot as last seen.
+#[derive(Debug, Clone)]
+struct PodView {
+    name: String,
+    release_id: i64,
+    version: i64,
+    ready: bool,
+    ip: Option<String>,
+    /// Why it is not running, when the kubelet says (`ErrImagePull`, …).
+    waiting: Option<String>,
+}
+
+/// The Kubernetes side of one slot.
+pub(crate) struct KubeApps {
+    config: KubeConfig,
+    pub objects: AppObjects,
+    pods: Vec<PodView>,
+    routed: BTreeSet<String>,
+    live_ready: bool,
+}
+
+impl KubeApps {
+    pub(crate) fn new(config: KubeConfig, objects: AppObjects) -> KubeApps {
+        KubeApps {
+            config,
+            objects,
+            pods: Vec::new(),
+            routed: BTreeSet::new(),
+            live_ready: false,
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.config.client.clone(), &self.objects.namespace)
+    }
+
+    async fn apply<K>(&self, name: &str, object: &K) -> Result<(), String>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(object),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("applying {name} in {}: {e}", self.objects.namespace))
+    }
+
+    pub(crate) fn url(&self) -> String {
+        self.objects.url_of(&self.objects.live_name())
+    }
+
+    async fn observe(&mut self) -> Result<(), String> {
+        let selector = format!("{SLOT_LABEL}={}", self.objects.slot_id);
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("listing the app's pods: {e}"))?;
+        self.pods = pods
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                let release_id = labels.get(RELEASE_LABEL)?.parse().ok()?;
+                let version = labels
+                    .get(VERSION_LABEL)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                let status = p.status.clone().unwrap_or_default();
+                let ready = status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let waiting = status
+                    .container_statuses
+                    .iter()
+                    .flatten()
+                    .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+                Some(PodView {
+                    name: p.metadata.name.clone()?,
+                    release_id,
+                    version,
+                    ready,
+                    ip: status.pod_ip.clone(),
+                    waiting,
+                })
+            })
+            .collect();
+        Ok(())
+    }
+
+    async fn replicas(&self, release_id: i64) -> Option<i32> {
+        self.api::<Deployment>()
+            .get_opt(&self.objects.deployment_name(release_id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec?.replicas)
+    }
+
+    /// Sets a release's replicas: its Deployment is created the first time (with the colour it
+    /// starts as), and only scaled afterwards, so its pods are never rolled.
+    async fn scale(&self, want: &Want, replicas: i32, colour: &str) -> Result<(), String> {
+        let name = self.objects.deployment_name(want.release.id);
+        if self.replicas(want.release.id).await.is_some() {
+            let patch = serde_json::json!({"spec": {"replicas": replicas}});
+            return self
+                .api::<Deployment>()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("scaling {name} to {replicas}: {e}"));
+        }
+        let image = want.spec.image.as_deref().ok_or_else(|| {
+            "this deploy names an artifact and a command: it needs the local runtime, and this \
+             install runs releases on Kubernetes (deploy an `image:`)"
+                .to_owned()
+        })?;
+        let deployment = self.objects.deployment(
+            want.release.id,
+            want.release.version,
+            image,
+            &want.spec.health_path,
+            replicas,
+            colour,
+            (&self.config.cpu, &self.config.memory),
+        );
+        self.apply(&name, &deployment).await
+    }
+
+    /// Makes what runs match `want`; see the module's comment for the order.
+    pub(crate) async fn converge(
+        &mut self,
+        want: &[Want],
+        wait: Option<Duration>,
+        latest: i64,
+    ) -> Result<(), String> {
+        if !self.live_ready {
+            self.apply(&self.objects.live_name(), &self.objects.live_service())
+                .await?;
+            self.live_ready = true;
+        }
+        let colour = |id: i64| if id >= latest { "green" } else { "blue" };
+        for w in want {
+            let now = self.replicas(w.release.id).await;
+            let target = now
+                .unwrap_or(0)
+                .max(i32::try_from(w.instances).unwrap_or(i32::MAX));
+            if now != Some(target) {
+                self.scale(w, target, colour(w.release.id)).await?;
+            }
+        }
+        if let Some(wait) = wait {
+            self.wait_ready(want, wait).await?;
+        } else {
+            self.observe().await?;
+        }
+        // Route the wanted number of ready pods per release, routed ones first.
+        let mut routed = BTreeSet::new();
+        let mut keep = BTreeSet::new();
+        for w in want {
+            let mut mine: Vec<&PodView> = self
+                .pods
+                .iter()
+                .filter(|p| p.release_id == w.release.id)
+                .collect();
+            mine.sort_by_key(|p| (!(self.routed.contains(&p.name) && p.ready), !p.ready));
+            for (n, pod) in mine.iter().enumerate() {
+                if (n as u32) < w.instances {
+                    keep.insert(pod.name.clone());
+                    if (n as u32) < w.routed && pod.ready {
+                        routed.insert(pod.name.clone());
+                    }
+                }
+            }
+        }
+        let leaving = self.routed.difference(&routed).count() > 0;
+        self.routed = routed;
+        self.write_endpoints().await?;
+        // Which pods the ReplicaSets should delete first when scaled down.
+        for pod in &self.pods {
+            let cost = if keep.contains(&pod.name) {
+                "100"
+            } else {
+                "-100"
+            };
+            let patch = serde_json::json!({"metadata": {"annotations": {DELETION_COST: cost}}});
+            let _ = self
+                .api::<Pod>()
+                .patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+        }
+        let mut shrink = Vec::new();
+        for w in want {
+            if self.replicas(w.release.id).await.unwrap_or(0) > w.instances as i32 {
+                shrink.push((w, w.instances as i32));
+            }
+        }
+        let wanted: Vec<i64> = want.iter().map(|w| w.release.id).collect();
+        let others: Vec<i64> = self
+            .pods
+            .iter()
+            .map(|p| p.release_id)
+            .filter(|id| !wanted.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if (!shrink.is_empty() || !others.is_empty()) && leaving {
+            tokio::time::sleep(self.config.scale_down_delay).await;
+        }
+        for (w, replicas) in shrink {
+            self.scale(w, replicas, colour(w.release.id)).await?;
+        }
+        for id in others {
+            let name = self.objects.deployment_name(id);
+            let patch = serde_json::json!({"spec": {"replicas": 0}});
+            self.api::<Deployment>()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| format!("scaling {name} to 0: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, want: &[Want], wait: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            self.observe().await?;
+            let short = want.iter().find_map(|w| {
+                let mine: Vec<&PodView> = self
+                    .pods
+                    .iter()
+                    .filter(|p| p.release_id == w.release.id)
+                    .collect();
+                let ready = mine.iter().filter(|p| p.ready).count() as u32;
+                (ready < w.instances).then(|| {
+                    let why = mine.iter().find_map(|p| p.waiting.clone());
+                    (w, ready, why)
+                })
+            });
+            let Some((w, ready, why)) = short else {
+                return Ok(());
+            };
+            let fatal = why.as_deref().is_some_and(|r| {
+                matches!(
+                    r,
+                    "ErrImagePull"
+                        | "ImagePullBackOff"
+                        | "InvalidImageName"
+                        | "CreateContainerConfigError"
+                )
+            });
+            if fatal || started.elapsed() >= wait {
+                return Err(format!(
+                    "version {} did not become ready: {ready} of {} pods ready after {}s{}",
+                    w.release.version,
+                    w.instances,
+                    started.elapsed().as_secs(),
+                    why.map(|r| format!(" ({r})")).unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn write_endpoints(&self) -> Result<(), String> {
+        let routed: Vec<(String, String, bool)> = self
+            .pods
+            .iter()
+            .filter(|p| self.routed.contains(&p.name))
+            .filter_map(|p| Some((p.name.clone(), p.ip.clone()?, p.ready)))
+            .collect();
+        let slice = self.objects.live_endpoints(&routed);
+        self.apply(&format!("{}-routed", self.objects.live_name()), &slice)
+            .await
+    }
+
+    /// Re-reads the pods and keeps the endpoints' readiness current.
+    pub(crate) async fn refresh(&mut self) {
+        if self.observe().await.is_ok() {
+            let _ = self.write_endpoints().await;
+        }
+    }
+
+    /// The preview Service's URL, pointed at `release_id`'s pods.
+    pub(crate) async fn green_url(&mut self, release_id: i64) -> Option<String> {
+        let service = self.objects.preview_service(release_id);
+        self.apply(&self.objects.preview_name(), &service)
+            .await
+            .ok()?;
+        Some(self.objects.url_of(&self.objects.preview_name()))
+    }
+
+    pub(crate) fn routed_ready(&self, from_release: i64) -> u32 {
+        self.pods
+            .iter()
+            .filter(|p| p.release_id >= from_release && p.ready && self.routed.contains(&p.name))
+            .count() as u32
+    }
+
+    pub(crate) fn views(&self, latest: i64) -> Vec<InstanceView> {
+        self.pods
+            .iter()
+            .map(|p| InstanceView {
+                color: if p.release_id >= latest {
+                    "green"
+                } else {
+                    "blue"
+                }
+                .to_owned(),
+                version: p.version,
+                ready: p.ready,
+                routed: p.ready && self.routed.contains(&p.name),
+            })
+            .collect()
+    }
+}
