@@ -1,10 +1,12 @@
 //! The release router's cost: throughput and latency through it against hitting the instance
 //! directly, and the router's memory with 1,000 keep-alive clients.
 //!
-//!   cargo run --release --example route_bench -- [SECONDS] [CONNECTIONS]
+//!   cargo run --release --example route_bench -- [SECONDS] [CONNECTIONS] [hyper|python]
 //!
-//! It starts two child processes of itself: an instance (a minimal hyper HTTP/1 server that
-//! answers `hello`) and a router (Sluice's, with that instance as its only routed backend).
+//! It starts two child processes: an instance and a router (Sluice's, with that instance as
+//! its only routed backend). The instance is a minimal hyper HTTP/1 server that answers
+//! `hello` (`hyper`, the default: the router's own cost shows most), or Python's threading
+//! `http.server` answering the same (`python`: an app like the end-to-end tests deploy).
 //! Then, for SECONDS each (default 10), CONNECTIONS keep-alive clients (default 32) send GETs
 //! as fast as they get answers, first to the instance, then to the router; it prints requests
 //! per second, p50 and p99 of each and the router/direct throughput ratio. Last, it opens 1,000
@@ -64,12 +66,34 @@ async fn router(backend_port: u16) {
     std::future::pending::<()>().await;
 }
 
+/// A Python instance: keep-alive HTTP/1.1, prints its port.
+const PYTHON: &str = r#"import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
 fn child(args: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = if args == ["python"] {
+        let mut c = Command::new("python3");
+        c.arg("-c").arg(PYTHON);
+        c
+    } else {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(args);
+        c
+    };
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -144,7 +168,13 @@ async fn main() {
     }
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
-    let (mut instance, backend_port) = child(&["backend"]);
+    let kind = args.get(2).map_or("hyper", String::as_str);
+    let (mut instance, backend_port) = child(&[if kind == "python" {
+        "python"
+    } else {
+        "backend"
+    }]);
+    println!("instance: {kind}");
     let (mut routed, router_port) = child(&["router", &backend_port.to_string()]);
 
     let (direct_rps, direct_p50, direct_p99) = load(backend_port, seconds, connections).await;

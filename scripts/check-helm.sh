@@ -190,7 +190,7 @@ if executor == "kubernetes":
     write = {"get", "list", "watch", "create", "patch", "delete"}
     expected = {
         ("", "namespaces"): write,
-        ("", "pods"): {"get", "list", "watch", "create", "delete"},
+        ("", "pods"): {"get", "list", "watch", "create", "patch", "delete"},
         ("", "pods/exec"): {"get", "create"},
         ("", "pods/log"): {"get"},
         ("", "events"): {"get", "list", "watch"},
@@ -198,6 +198,9 @@ if executor == "kubernetes":
         ("", "limitranges"): write,
         ("", "serviceaccounts"): write,
         ("networking.k8s.io", "networkpolicies"): write,
+        ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+        ("", "services"): {"get", "list", "watch", "create", "patch"},
+        ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch", "create", "patch"},
     }
     check(granted == expected, f"the worker's RBAC differs from the documented rules: {granted}")
     subjects = {(s["kind"], s["name"]) for b in bindings for s in b["subjects"]}

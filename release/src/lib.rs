@@ -14,6 +14,7 @@
 mod controller;
 pub mod instance;
 pub mod kube_apps;
+mod kube_objects;
 pub mod router;
 mod slot;
 

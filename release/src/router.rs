@@ -73,14 +73,46 @@ impl Stats {
     }
 }
 
+/// The status classes of `sluice_route_requests_total`'s `code`.
+const CODES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+const COLOURS: [&str; 3] = ["blue", "green", "none"];
+
+/// This router's series, looked up once (a label lookup per request costs more than the
+/// increment).
+struct Series {
+    requests: Vec<prometheus::IntCounter>,
+    duration: Vec<prometheus::Histogram>,
+}
+
+impl Series {
+    fn new(metrics: &Metrics, app: &str, env: &str) -> Series {
+        let mut requests = Vec::new();
+        let mut duration = Vec::new();
+        for colour in COLOURS {
+            for code in CODES {
+                requests.push(
+                    metrics
+                        .route_requests
+                        .with_label_values(&[app, env, colour, code]),
+                );
+            }
+            duration.push(
+                metrics
+                    .route_duration
+                    .with_label_values(&[app, env, colour]),
+            );
+        }
+        Series { requests, duration }
+    }
+}
+
 struct Inner {
     pool: RwLock<Arc<Vec<Backend>>>,
     next: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
     stats: Mutex<Stats>,
     app: String,
-    env: String,
-    metrics: Metrics,
+    series: Series,
 }
 
 /// A running router; it stops when the token given to [`Router::bind`] is cancelled.
@@ -118,8 +150,7 @@ impl Router {
             client: client(),
             stats: Mutex::new(Stats::default()),
             app: app.to_owned(),
-            env: env.to_owned(),
-            metrics,
+            series: Series::new(&metrics, app, env),
         });
         tokio::spawn(accept(listener, inner.clone(), stop));
         Ok(Router { inner, local })
@@ -173,25 +204,16 @@ impl Router {
 
 fn record(inner: &Inner, colour: &'static str, status: Option<StatusCode>, took: Duration) {
     let code = match status {
-        Some(s) => match s.as_u16() / 100 {
-            1 => "1xx",
-            2 => "2xx",
-            3 => "3xx",
-            4 => "4xx",
-            _ => "5xx",
-        },
-        None => "error",
+        Some(s) => usize::from((s.as_u16() / 100).clamp(1, 5)) - 1,
+        None => 5,
     };
-    inner
-        .metrics
-        .route_requests
-        .with_label_values(&[inner.app.as_str(), inner.env.as_str(), colour, code])
-        .inc();
-    inner
-        .metrics
-        .route_duration
-        .with_label_values(&[inner.app.as_str(), inner.env.as_str(), colour])
-        .observe(took.as_secs_f64());
+    let c = COLOURS.iter().position(|c| *c == colour).unwrap_or(2);
+    if let Some(counter) = inner.series.requests.get(c * CODES.len() + code) {
+        counter.inc();
+    }
+    if let Some(histogram) = inner.series.duration.get(c) {
+        histogram.observe(took.as_secs_f64());
+    }
     let ok = status.is_some_and(|s| !s.is_server_error());
     let now = Instant::now();
     if let Ok(mut stats) = inner.stats.lock()
@@ -311,9 +333,13 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        }
     };
     strip(&mut parts.headers);
     if let Some(peer) = peer

@@ -39,6 +39,7 @@ mod queue;
 mod release_api;
 mod release_kube;
 mod release_rollbacks;
+mod release_router;
 mod release_support;
 mod releases;
 mod repo_addresses;

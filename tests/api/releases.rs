@@ -169,6 +169,17 @@ async fn a_full_release_goes_staging_qa_production_blue_green_without_a_failed_r
         "APP_URL stays the same across releases"
     );
 
+    // The metrics count the release, its steps and the routed requests by colour.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"sluice_releases_total{env="production",result="succeeded"} 2"#,
+        r#"sluice_release_steps_total{env="production",outcome="succeeded"} 6"#,
+        r#"sluice_route_requests_total{app="web",code="2xx",color="green",env="production"}"#,
+        r#"sluice_route_requests_total{app="web",code="2xx",color="blue",env="production"}"#,
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in:\n{metrics}");
+    }
+
     // The run's log follows the plan.
     let log = crate::execution::text_log(&app, &owner, second).await;
     let shifted = format!("release {}: shift succeeded", release["id"]);
