@@ -413,6 +413,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             min_requests: settings.release_min_requests,
         };
         release_config.ready_timeout = Duration::from_secs(settings.release_ready_timeout_secs);
+        release_config.lease = Duration::from_secs(settings.release_lease_secs);
         if settings.executor == ExecutorKind::Kubernetes {
             // Releases run where builds do: a Deployment per release in the tenant's namespace.
             let client = sluice_kube::provisioner::client()

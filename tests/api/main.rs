@@ -41,6 +41,7 @@ mod release_kube;
 mod release_rollbacks;
 mod release_router;
 mod release_support;
+mod release_workers;
 mod releases;
 mod repo_addresses;
 mod run_gates;

@@ -162,6 +162,9 @@ pub struct Settings {
     pub release_min_requests: u64,
     /// Seconds a release's instances get to become ready.
     pub release_ready_timeout_secs: u64,
+    /// Seconds an app environment's controller holds it without renewing: a dead worker's
+    /// releases are taken over after this.
+    pub release_lease_secs: u64,
     /// Kubernetes: seconds pods stay up after leaving the live Service's endpoints, before
     /// their Deployment is scaled down (for proxies to notice).
     pub release_scale_down_delay_secs: u64,
@@ -212,6 +215,7 @@ impl Default for Settings {
             release_max_p99_ms: 500.0,
             release_min_requests: 50,
             release_ready_timeout_secs: 60,
+            release_lease_secs: 10,
             release_scale_down_delay_secs: 30,
         }
     }

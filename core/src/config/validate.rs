@@ -162,6 +162,12 @@ impl Settings {
                 message: "must be greater than zero".into(),
             });
         }
+        if self.release_lease_secs < 2 {
+            return Err(Error::InvalidSetting {
+                field: "release_lease_secs",
+                message: "must be at least 2 (it is renewed every third of it)".into(),
+            });
+        }
         if self.release_ready_timeout_secs == 0 {
             return Err(Error::InvalidSetting {
                 field: "release_ready_timeout_secs",
