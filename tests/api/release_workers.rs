@@ -9,8 +9,7 @@ use crate::execution::push;
 use crate::fleet::Backend;
 use crate::helpers::{spawn_app, wait_until};
 use crate::release_support::{
-    bump, explain, newest_release, pipeline, release_project, run_ended, step, wait_release,
-    web_in,
+    bump, explain, newest_release, pipeline, release_project, run_ended, step, wait_release, web_in,
 };
 use crate::worker_processes::worker_with;
 
@@ -28,12 +27,25 @@ async fn a_worker_process_killed_mid_release_leaves_it_to_another_that_ends_it()
     let settings = [("SLUICE_RELEASE_LEASE_SECS", "2")];
     let mut workers: Vec<_> = dirs
         .iter()
-        .map(|d| Some(worker_with(&app, Backend::Embedded, "rel", d.path(), &settings)))
+        .map(|d| {
+            Some(worker_with(
+                &app,
+                Backend::Embedded,
+                "rel",
+                d.path(),
+                &settings,
+            ))
+        })
         .collect();
 
     let first = push(&app, &hook, &repo).await;
     let run = run_ended(&app, &owner, first).await;
-    assert_eq!(run["status"], "succeeded", "{run}\n{}", explain(&app, &owner, first).await);
+    assert_eq!(
+        run["status"],
+        "succeeded",
+        "{run}\n{}",
+        explain(&app, &owner, first).await
+    );
     let url = web_in(&app, &owner, "production").await["url"]
         .as_str()
         .unwrap()
@@ -67,7 +79,12 @@ async fn a_worker_process_killed_mid_release_leaves_it_to_another_that_ends_it()
     let _ = dead.wait().await;
 
     let run = run_ended(&app, &owner, second).await;
-    assert_eq!(run["status"], "succeeded", "{run}\n{}", explain(&app, &owner, second).await);
+    assert_eq!(
+        run["status"],
+        "succeeded",
+        "{run}\n{}",
+        explain(&app, &owner, second).await
+    );
     let release = newest_release(&app, &owner).await;
     assert_eq!(release["status"], "succeeded", "{release}");
     let new_holder = app
