@@ -1,12 +1,14 @@
 //! The release router's cost: throughput and latency through it against hitting the instance
 //! directly, and the router's memory with 1,000 keep-alive clients.
 //!
-//!   cargo run --release --example route_bench -- [SECONDS] [CONNECTIONS] [hyper|python]
+//!   cargo run --release --example route_bench -- [SECONDS] [CONNECTIONS] [hyper|python] [bare]
 //!
 //! It starts two child processes: an instance and a router (Sluice's, with that instance as
 //! its only routed backend). The instance is a minimal hyper HTTP/1 server that answers
 //! `hello` (`hyper`, the default: the router's own cost shows most), or Python's threading
 //! `http.server` answering the same (`python`: an app like the end-to-end tests deploy).
+//! `bare` replaces Sluice's router with the floor of any proxy on the same parts: hyper's
+//! server forwarding to hyper-util's client, streaming, with nothing else.
 //! Then, for SECONDS each (default 10), CONNECTIONS keep-alive clients (default 32) send GETs
 //! as fast as they get answers, first to the instance, then to the router; it prints requests
 //! per second, p50 and p99 of each and the router/direct throughput ratio. Last, it opens 1,000
@@ -82,6 +84,41 @@ s = S(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
+
+/// The floor a proxy on these parts can reach: hyper's server forwarding to hyper-util's
+/// pooled client, streaming both ways, with nothing else (no balancing, counters or metrics).
+async fn bare(backend_port: u16) {
+    use hyper_util::client::legacy::Client;
+    let client: Client<_, hyper::body::Incoming> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let _ = stream.set_nodelay(true);
+        let client = client.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    let client = client.clone();
+                    async move {
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .to_owned();
+                        *req.uri_mut() = format!("http://127.0.0.1:{backend_port}{path}")
+                            .parse()
+                            .unwrap();
+                        client.request(req).await
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
 
 fn child(args: &[&str]) -> (Child, u16) {
     let mut command = if args == ["python"] {
@@ -164,6 +201,7 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("backend") => return backend().await,
         Some("router") => return router(args[1].parse().unwrap()).await,
+        Some("bare") => return bare(args[1].parse().unwrap()).await,
         _ => {}
     }
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
@@ -175,7 +213,13 @@ async fn main() {
         "backend"
     }]);
     println!("instance: {kind}");
-    let (mut routed, router_port) = child(&["router", &backend_port.to_string()]);
+    let proxy = if args.get(3).map(String::as_str) == Some("bare") {
+        "bare"
+    } else {
+        "router"
+    };
+    let (mut routed, router_port) = child(&[proxy, &backend_port.to_string()]);
+    println!("proxy: {proxy}");
 
     let (direct_rps, direct_p50, direct_p99) = load(backend_port, seconds, connections).await;
     println!(
