@@ -145,7 +145,7 @@ impl Runtime {
                     held.remove(&id);
                 }
             }
-            match environments::slots(&self.ctx.db).await {
+            match environments::free_slots(&self.ctx.db, &self.ctx.config.holder).await {
                 Ok(slots) => {
                     for slot in slots {
                         if held.contains_key(&slot.id) {

@@ -255,9 +255,16 @@ pub(crate) async fn slot_find_or_create(
     .map_err(|e| crate::store::conflict_on_unique(e, "this app's slot was created concurrently"))
 }
 
-/// Every slot (what the release controllers share out among themselves).
-pub async fn slots(db: &impl ConnectionTrait) -> Result<Vec<app_slot::Model>> {
+/// The slots `holder` may take: nobody's (never held, given up, or their holder stopped
+/// renewing) or already its own.
+pub async fn free_slots(db: &impl ConnectionTrait, holder: &str) -> Result<Vec<app_slot::Model>> {
     Ok(app_slot::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(app_slot::Column::LeaseHolder.is_null())
+                .add(app_slot::Column::LeaseHolder.eq(holder))
+                .add(app_slot::Column::LeaseExpiresAt.lt(Utc::now())),
+        )
         .order_by_asc(app_slot::Column::Id)
         .all(db)
         .await?)
