@@ -61,8 +61,8 @@ pub fn password(value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Secret and environment names: `A-Z`, `0-9`, `_`, not starting with a digit, ≤ 128.
-pub fn secret_name(value: &str) -> Result<()> {
+/// Parameter and environment names: `A-Z`, `0-9`, `_`, not starting with a digit, ≤ 128.
+pub fn env_name(value: &str) -> Result<()> {
     let valid = !value.is_empty()
         && value.len() <= 128
         && !value.starts_with(|c: char| c.is_ascii_digit())
@@ -73,6 +73,25 @@ pub fn secret_name(value: &str) -> Result<()> {
         return Err(Error::invalid(
             "name",
             "use A-Z, 0-9 and _, not starting with a digit (at most 128)",
+        ));
+    }
+    Ok(())
+}
+
+/// Secret names are Jenkins credential ids, so `credentials('deploy-token')` finds its
+/// secret: letters, digits, `-`, `_` and `.`, starting with a letter or digit, ≤ 128.
+pub fn secret_name(value: &str) -> Result<()> {
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        return Err(Error::invalid(
+            "name",
+            "a secret name is a Jenkins credential id: letters, digits, `-`, `_` and `.`, \
+             starting with a letter or digit (at most 128), e.g. `deploy-token`",
         ));
     }
     Ok(())
@@ -189,9 +208,29 @@ mod tests {
         ] {
             assert!(repo_url(bad).is_err(), "{bad}");
         }
-        assert!(secret_name("DEPLOY_TOKEN").is_ok());
-        for bad in ["", "lower", "1ABC", "A-B"] {
+        for good in [
+            "DEPLOY_TOKEN",
+            "deploy-token",
+            "github.app.key",
+            "1password",
+        ] {
+            assert!(secret_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-lead",
+            ".hidden",
+            "..",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(129),
+        ] {
             assert!(secret_name(bad).is_err(), "{bad}");
+        }
+        assert!(env_name("DEPLOY_TOKEN").is_ok());
+        for bad in ["", "lower", "1ABC", "A-B"] {
+            assert!(env_name(bad).is_err(), "{bad}");
         }
     }
 }

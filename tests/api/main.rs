@@ -49,6 +49,7 @@ mod run_logs;
 mod runs;
 mod scheduling;
 mod secret_masking;
+mod strings_credentials;
 mod tenancy;
 mod tokens;
 mod webhooks;

@@ -225,23 +225,85 @@ impl Lexer {
                     return text;
                 }
                 Some('\\') => {
+                    let at = self.pos();
                     self.bump();
-                    text.push(self.escape());
+                    text.extend(self.escape(at, diags));
                 }
                 Some(_) => text.extend(self.bump()),
             }
         }
     }
 
-    fn escape(&mut self) -> char {
-        match self.bump() {
-            Some('n') => '\n',
-            Some('t') => '\t',
-            Some('r') => '\r',
-            Some('0') => '\0',
-            Some(other) => other,
-            None => '\\',
-        }
+    /// Decodes the escape after a backslash (at `at`) as Groovy does: `\b \f \n \r \s \t`,
+    /// `\\ \' \" \$`, octal `\0`-`\377`, `\uXXXX`, and a backslash ending the line joins it to
+    /// the next (`None`). Anything else is an error, as it is in Groovy.
+    fn escape(&mut self, at: Pos, diags: &mut Vec<Diagnostic>) -> Option<char> {
+        let c = self.bump()?;
+        Some(match c {
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            's' => ' ',
+            't' => '\t',
+            '\\' | '\'' | '"' | '$' => c,
+            '\n' => return None,
+            '0'..='7' => {
+                // Up to three digits when the first is 0-3 (at most \377), else two.
+                let most = if c <= '3' { 2 } else { 1 };
+                let mut value = c.to_digit(8).unwrap_or(0);
+                for _ in 0..most {
+                    match self.peek(0).and_then(|d| d.to_digit(8)) {
+                        Some(d) => {
+                            self.bump();
+                            value = value * 8 + d;
+                        }
+                        None => break,
+                    }
+                }
+                if value == 0 {
+                    diags.push(Diagnostic::warning(
+                        at,
+                        "this escape puts a NUL character in the string: no process can receive one, so a script or environment value holding it fails its step",
+                    ));
+                }
+                char::from_u32(value).unwrap_or('\u{fffd}')
+            }
+            'u' => {
+                while self.peek(0) == Some('u') {
+                    self.bump();
+                }
+                let mut hex = String::new();
+                for _ in 0..4 {
+                    match self.peek(0).filter(char::is_ascii_hexdigit) {
+                        Some(d) => {
+                            self.bump();
+                            hex.push(d);
+                        }
+                        None => break,
+                    }
+                }
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(decoded) if hex.len() == 4 => decoded,
+                    _ => {
+                        diags.push(Diagnostic::error(
+                            at,
+                            format!("`\\u{hex}` is not a unicode escape: it takes four hex digits, e.g. `\\u001b`"),
+                        ));
+                        '\u{fffd}'
+                    }
+                }
+            }
+            other => {
+                diags.push(Diagnostic::error(
+                    at,
+                    format!(
+                        "unknown escape `\\{other}` in a string (Groovy refuses it): write `\\\\{other}` for a backslash followed by `{other}`"
+                    ),
+                ));
+                other
+            }
+        })
     }
 
     /// A double-quoted string ("…" or """…""") with `${expr}` and `$name` interpolation.
@@ -271,8 +333,9 @@ impl Lexer {
                     break;
                 }
                 Some('\\') => {
+                    let at = self.pos();
                     self.bump();
-                    text.push(self.escape());
+                    text.extend(self.escape(at, diags));
                 }
                 Some('$') if self.peek(1) == Some('{') => {
                     let at = self.pos();
@@ -331,6 +394,48 @@ mod tests {
         let out = lex(src, &mut diags).into_iter().map(|t| t.tok).collect();
         assert!(diags.is_empty(), "{diags:?}");
         out
+    }
+
+    /// What `src` lexes to, and the messages of its diagnostics.
+    fn lexed(src: &str) -> (Vec<Tok>, Vec<String>) {
+        let mut diags = Vec::new();
+        let out = lex(src, &mut diags).into_iter().map(|t| t.tok).collect();
+        (out, diags.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn escapes_decode_as_groovy_does() {
+        let esc = "\u{1b}";
+        assert_eq!(
+            toks(r#""\033[32mok\033[0m""#)[0],
+            Tok::GStr(vec![Part::Text(format!("{esc}[32mok{esc}[0m"))])
+        );
+        assert_eq!(toks(r"'\u001b[1m'")[0], Tok::Str(format!("{esc}[1m")));
+        assert_eq!(toks(r"'\uuu0041'")[0], Tok::Str("A".into()));
+        assert_eq!(
+            toks(r#"'\b\f\n\r\s\t\\\'\"'"#)[0],
+            Tok::Str("\u{8}\u{c}\n\r \t\\'\"".into())
+        );
+        // Octal: three digits up to \377, two from \4 on.
+        assert_eq!(toks(r"'\101\1010\477'")[0], Tok::Str("AA0'7".into()));
+        assert_eq!(
+            toks(r#""\$HOME ${X}""#)[0],
+            Tok::GStr(vec![Part::Text("$HOME ".into()), Part::Var("X".into())])
+        );
+        // A backslash ending a line joins it to the next.
+        assert_eq!(toks("'''a\\\nb'''")[0], Tok::Str("ab".into()));
+    }
+
+    #[test]
+    fn unknown_escapes_are_refused_and_nul_is_warned_of() {
+        let (_, diags) = lexed(r#"sh "grep '\d+' file""#);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].contains("unknown escape `\\d`"), "{diags:?}");
+        let (_, diags) = lexed(r"'\u12'");
+        assert!(diags[0].contains("not a unicode escape"), "{diags:?}");
+        let (toks, diags) = lexed(r"'a\0b'");
+        assert_eq!(toks[0], Tok::Str("a\0b".into()));
+        assert!(diags[0].contains("NUL"), "{diags:?}");
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub async fn create_for_project(
         ));
     }
     for (name, value) in &new.params {
-        validate::secret_name(name).map_err(|_| {
+        validate::env_name(name).map_err(|_| {
             Error::invalid(
                 "params",
                 format!("`{name}` is not a parameter name (A-Z, 0-9, _)"),

@@ -213,6 +213,9 @@ impl Runner<'_> {
             .log(origin, &format!("[sluice] smoke test against {green_url}"));
         let mut env: Env = scope.env.clone();
         env.insert("GREEN_URL".into(), green_url.to_owned());
+        if let Err(stop) = super::steps::nul_free(0, script, &env) {
+            return (false, stop.reason);
+        }
         let output = |l: &str| self.events.log(origin, l);
         match self
             .agent

@@ -9,7 +9,7 @@ use sluice_core::pipeline::syntax::Value;
 
 use super::values::{arg, flag, named, seconds, text};
 use super::walk::Body;
-use super::{Flow, Res, Runner, Scope, Stop, junit};
+use super::{Env, Flow, Res, Runner, Scope, Stop, junit};
 use crate::agent::{self, Exit, tar_stream};
 
 /// A path a step names must stay inside the workspace.
@@ -101,6 +101,7 @@ impl Runner<'_> {
                     let Some(script) = arg(step, "script", env, params) else {
                         return Err(Stop::failure(format!("line {line}: `sh` needs a script")));
                     };
+                    nul_free(line, &script, env)?;
                     self.events
                         .log(&origin, &format!("[sluice] sh (Jenkinsfile line {line})"));
                     let output = |l: &str| self.events.log(&origin, l);
@@ -283,7 +284,7 @@ impl Runner<'_> {
             let id = get("credentialsId");
             let Some(secret) = self.ctx.secrets.get(&id) else {
                 return Err(Stop::failure(format!(
-                    "line {line}: withCredentials: the project has no secret named `{id}`"
+                    "line {line}: withCredentials: the project has no secret named `{id}` (set it under the project's secrets; names are Jenkins credential ids: letters, digits, `-`, `_`, `.`)"
                 )));
             };
             match name.as_str() {
@@ -511,6 +512,26 @@ impl Runner<'_> {
 const SECRET_FILES: &str = "tmp/secrets";
 
 /// Stash names become directory names; anything odd is replaced.
+/// A NUL character cannot reach a process (in its arguments, script or environment): refuse
+/// the step, naming what holds one, instead of an obscure failure to start it.
+pub(crate) fn nul_free(line: u32, script: &str, env: &Env) -> Result<(), Stop> {
+    if script.contains('\0') {
+        return Err(Stop::failure(format!(
+            "line {line}: the script contains a NUL character (a `\\0` escape?), which no process can receive"
+        )));
+    }
+    if let Some((name, _)) = env
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(Stop::failure(format!(
+            "line {line}: the environment variable `{}` contains a NUL character, which no process can receive",
+            name.replace('\0', "\\0")
+        )));
+    }
+    Ok(())
+}
+
 fn stash_dir(name: &str) -> String {
     name.chars()
         .map(|c| {

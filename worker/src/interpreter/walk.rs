@@ -60,7 +60,7 @@ impl Runner<'_> {
                 EnvValue::Credentials { id } => {
                     let Some(secret) = self.ctx.secrets.get(id) else {
                         return Err(Stop::failure(format!(
-                            "{}: credentials('{id}'): the project has no secret named `{id}`",
+                            "{}: credentials('{id}'): the project has no secret named `{id}` (set it under the project's secrets; names are Jenkins credential ids: letters, digits, `-`, `_`, `.`)",
                             var.name
                         )));
                     };

@@ -90,9 +90,18 @@ impl Analyzer<'_> {
             let value = match value {
                 Value::Call { name, args, pos } if name == "credentials" => {
                     match args.positional.first().and_then(text_of) {
+                        Some(id) if crate::validate::secret_name(&id).is_err() => {
+                            self.error(
+                                *pos,
+                                format!(
+                                    "credentials('{id}'): `{id}` cannot be a secret's name (a Jenkins credential id: letters, digits, `-`, `_` and `.`, starting with a letter or digit)"
+                                ),
+                            );
+                            continue;
+                        }
                         Some(id) => EnvValue::Credentials { id },
                         None => {
-                            self.error(*pos, "`credentials` needs the secret's name, e.g. credentials('DEPLOY_TOKEN')");
+                            self.error(*pos, "`credentials` needs the secret's name, e.g. credentials('deploy-token')");
                             continue;
                         }
                     }
