@@ -229,7 +229,7 @@ async fn secret_values_go_in_encrypted_and_never_come_out() {
     let (status, err) = app
         .call(
             reqwest::Method::PUT,
-            "/api/v1/orgs/acme/projects/web/secrets/bad-name",
+            "/api/v1/orgs/acme/projects/web/secrets/-bad",
             &alice,
             Some(json!({"value": "x"})),
         )
