@@ -122,9 +122,11 @@ async fn sign_in(
         "{next}"
     );
 
+    // A provider that stops answering fails the test instead of hanging the suite.
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap();
     let callback = app.url("/auth/oauth/corp/callback");
