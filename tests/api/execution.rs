@@ -314,6 +314,8 @@ async fn a_failing_step_fails_the_run_runs_post_failure_and_skips_later_stages()
         }
     }
     post {
+        unsuccessful { echo 'post-unsuccessful-ran' }
+        notBuilt { echo 'post-not-built-ran' }
         failure { echo 'post-failure-ran' }
         success { echo 'post-success-ran' }
     }
@@ -341,10 +343,17 @@ async fn a_failing_step_fails_the_run_runs_post_failure_and_skips_later_stages()
     ] {
         assert!(log.contains(expected), "`{expected}` missing:\n{log}");
     }
+    // Jenkins' order: failure before unsuccessful, whatever the file's order.
+    let failure_at = log.find("post-failure-ran").unwrap();
+    let unsuccessful_at = log
+        .find("post-unsuccessful-ran")
+        .expect("post { unsuccessful } ran");
+    assert!(failure_at < unsuccessful_at, "{log}");
     for absent in [
         "never-after-the-failure",
         "never-deployed",
         "post-success-ran",
+        "post-not-built-ran",
     ] {
         assert!(!log.contains(absent), "`{absent}` ran:\n{log}");
     }

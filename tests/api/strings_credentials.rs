@@ -23,6 +23,7 @@ async fn groovy_escapes_and_a_credential_id_with_a_dash_run_as_in_jenkins() {
             }
         }
     }
+    post { unsuccessful { echo 'post-unsuccessful-ran' } }
 }
 "#;
     let (owner, repo, hook) = setup(&app, jenkinsfile).await;
@@ -65,6 +66,10 @@ async fn groovy_escapes_and_a_credential_id_with_a_dash_run_as_in_jenkins() {
         "{log:?}"
     );
     assert!(log.contains("token-ok"), "{log}");
+    assert!(
+        !log.contains("post-unsuccessful-ran"),
+        "a success is not unsuccessful"
+    );
     assert!(!log.contains(SECRET), "the secret is masked");
 }
 

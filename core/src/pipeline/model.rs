@@ -138,6 +138,10 @@ pub enum PostCondition {
     Changed,
     Fixed,
     Regression,
+    /// Anything but success.
+    Unsuccessful,
+    /// Jenkins' NOT_BUILT result, which a Sluice run never has.
+    NotBuilt,
     Cleanup,
 }
 

@@ -27,7 +27,7 @@ pub(crate) enum Body<'a> {
 }
 
 /// Jenkins' order for `post` blocks.
-const POST_ORDER: [PostCondition; 9] = [
+const POST_ORDER: [PostCondition; 11] = [
     PostCondition::Always,
     PostCondition::Changed,
     PostCondition::Fixed,
@@ -36,6 +36,8 @@ const POST_ORDER: [PostCondition; 9] = [
     PostCondition::Failure,
     PostCondition::Success,
     PostCondition::Unstable,
+    PostCondition::Unsuccessful,
+    PostCondition::NotBuilt,
     PostCondition::Cleanup,
 ];
 
@@ -319,6 +321,8 @@ impl Runner<'_> {
                     PostCondition::Unstable => current == Res::Unstable,
                     PostCondition::Failure => current == Res::Failure,
                     PostCondition::Aborted => current == Res::Aborted,
+                    PostCondition::Unsuccessful => current != Res::Success,
+                    PostCondition::NotBuilt => false,
                     PostCondition::Changed => previous.is_some_and(|p| p != current),
                     PostCondition::Fixed => {
                         current == Res::Success
@@ -472,6 +476,8 @@ fn condition_word(c: PostCondition) -> &'static str {
         PostCondition::Changed => "changed",
         PostCondition::Fixed => "fixed",
         PostCondition::Regression => "regression",
+        PostCondition::Unsuccessful => "unsuccessful",
+        PostCondition::NotBuilt => "notBuilt",
         PostCondition::Cleanup => "cleanup",
     }
 }

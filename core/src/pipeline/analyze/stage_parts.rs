@@ -119,6 +119,8 @@ impl Analyzer<'_> {
                 "changed" => PostCondition::Changed,
                 "fixed" => PostCondition::Fixed,
                 "regression" => PostCondition::Regression,
+                "unsuccessful" => PostCondition::Unsuccessful,
+                "notBuilt" => PostCondition::NotBuilt,
                 "cleanup" => PostCondition::Cleanup,
                 other => {
                     self.error(cond.pos, format!("unknown post condition `{other}`"));
