@@ -102,8 +102,23 @@ fn scratch(name: &str, limit: Option<&str>) -> Volume {
     }
 }
 
+/// What Pod Security `restricted` asks of every container: non-root, no privilege
+/// escalation, every capability dropped, seccomp `RuntimeDefault`.
+pub fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Capabilities::default()
+        }),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default()),
+        ..SecurityContext::default()
+    }
+}
+
 /// The container runtime's default seccomp profile, which `restricted` requires.
-fn runtime_default() -> SeccompProfile {
+pub fn runtime_default() -> SeccompProfile {
     SeccompProfile {
         type_: "RuntimeDefault".to_owned(),
         ..SeccompProfile::default()
@@ -155,18 +170,11 @@ pub fn build_pod(spec: &BuildPod<'_>) -> Pod {
             ..ResourceRequirements::default()
         }),
         security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                ..Capabilities::default()
-            }),
             privileged: Some(false),
             read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
             run_as_user: Some(BUILD_UID),
             run_as_group: Some(BUILD_UID),
-            seccomp_profile: Some(runtime_default()),
-            ..SecurityContext::default()
+            ..restricted_container()
         }),
         volume_mounts: Some(vec![mount("sluice", ROOT), mount("tmp", "/tmp")]),
         ..Container::default()

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
-use tokio::process::Command;
+use sluice_worker::supervised;
 use tokio_util::sync::CancellationToken;
 
 use crate::router::{Backend, Load};
@@ -136,25 +134,13 @@ async fn supervise(launch: Launch, port: u16, state: Arc<State>, stop: Cancellat
             Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
             Err(_) => (Stdio::null(), Stdio::null()),
         };
-        let mut cmd = Command::new(&launch.supervisor);
-        cmd.arg(sluice_worker::supervisor::ARG)
-            .arg("--")
-            .arg("sh")
-            .arg("-c")
-            .arg(&launch.command)
-            .current_dir(&launch.dir)
-            .env_clear()
-            .envs(sluice_worker::host_env::base())
+        let mut cmd = supervised::command(&launch.supervisor, &["-c", &launch.command]);
+        cmd.current_dir(&launch.dir)
             .env("HOME", &launch.dir)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PORT", port.to_string())
-            // The lifeline: the supervisor kills the instance when this pipe closes, which the
-            // kernel does when this process dies, however it dies.
-            .stdin(Stdio::piped())
             .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .kill_on_drop(false);
+            .stderr(err);
         let started = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -170,10 +156,7 @@ async fn supervise(launch: Launch, port: u16, state: Arc<State>, stop: Cancellat
             }
         };
         let lifeline = child.stdin.take();
-        let pid = child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(Pid::from_raw);
+        let pid = supervised::pid_of(&child);
         let status = tokio::select! {
             status = child.wait() => Some(status),
             _ = health(port, &launch.health_path, &state) => None,
@@ -181,17 +164,7 @@ async fn supervise(launch: Launch, port: u16, state: Arc<State>, stop: Cancellat
         };
         state.ready.store(false, Ordering::SeqCst);
         if status.is_none() {
-            // Stopped: the supervisor sends SIGTERM to the tree, SIGKILL a second later.
-            if let Some(pid) = pid {
-                let _ = kill(pid, Signal::SIGTERM);
-            }
-            drop(lifeline);
-            if tokio::time::timeout(STOP_WAIT, child.wait()).await.is_err() {
-                if let Some(pid) = pid {
-                    let _ = killpg(pid, Signal::SIGKILL);
-                }
-                let _ = child.wait().await;
-            }
+            supervised::stop(&mut child, pid, lifeline, STOP_WAIT).await;
             return;
         }
         state.exits.fetch_add(1, Ordering::SeqCst);

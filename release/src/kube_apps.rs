@@ -11,7 +11,7 @@
 //! ReplicaSet to delete the unrouted ones. A stopped release keeps its Deployment at 0
 //! replicas, for rollback.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,7 +22,7 @@ use sluice_core::store::environments::InstanceView;
 pub use crate::kube_objects::{
     APP_LABEL, AppObjects, ENV_LABEL, PORT, RELEASE_LABEL, SLOT_LABEL, VERSION_LABEL,
 };
-use crate::slot::Want;
+use crate::slot::{Want, colour_of};
 
 const FIELD_MANAGER: &str = "sluice-releases";
 const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -56,6 +56,8 @@ struct PodView {
     ip: Option<String>,
     /// Why it is not running, when the kubelet says (`ErrImagePull`, …).
     waiting: Option<String>,
+    /// Its `pod-deletion-cost` annotation.
+    cost: Option<String>,
 }
 
 /// The Kubernetes side of one slot.
@@ -65,6 +67,11 @@ pub(crate) struct KubeApps {
     pods: Vec<PodView>,
     routed: BTreeSet<String>,
     live_ready: bool,
+    /// Each release's replicas as last read or written (a controller pass every 200 ms must
+    /// not cost a request per Deployment).
+    replicas: BTreeMap<i64, i32>,
+    /// The endpoints as this controller last wrote them (`None`: not yet).
+    written: Option<Vec<(String, String, bool)>>,
 }
 
 impl KubeApps {
@@ -75,6 +82,8 @@ impl KubeApps {
             pods: Vec::new(),
             routed: BTreeSet::new(),
             live_ready: false,
+            replicas: BTreeMap::new(),
+            written: None,
         }
     }
 
@@ -142,7 +151,13 @@ impl KubeApps {
                     .iter()
                     .flatten()
                     .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+                let cost = p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DELETION_COST).cloned());
                 Some(PodView {
+                    cost,
                     name: p.metadata.name.clone()?,
                     release_id,
                     version,
@@ -155,27 +170,42 @@ impl KubeApps {
         Ok(())
     }
 
-    async fn replicas(&self, release_id: i64) -> Option<i32> {
-        self.api::<Deployment>()
+    /// A release's replicas (`None`: no Deployment yet), read once, then as this controller
+    /// set them.
+    async fn replicas(&mut self, release_id: i64) -> Option<i32> {
+        if let Some(n) = self.replicas.get(&release_id) {
+            return Some(*n);
+        }
+        let read = self
+            .api::<Deployment>()
             .get_opt(&self.objects.deployment_name(release_id))
             .await
             .ok()
             .flatten()
-            .and_then(|d| d.spec?.replicas)
+            .and_then(|d| d.spec?.replicas);
+        if let Some(n) = read {
+            self.replicas.insert(release_id, n);
+        }
+        read
+    }
+
+    async fn set_replicas(&mut self, release_id: i64, replicas: i32) -> Result<(), String> {
+        let name = self.objects.deployment_name(release_id);
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        self.api::<Deployment>()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("scaling {name} to {replicas}: {e}"))?;
+        self.replicas.insert(release_id, replicas);
+        Ok(())
     }
 
     /// Sets a release's replicas: its Deployment is created the first time (with the colour it
     /// starts as), and only scaled afterwards, so its pods are never rolled.
-    async fn scale(&self, want: &Want, replicas: i32, colour: &str) -> Result<(), String> {
+    async fn scale(&mut self, want: &Want, replicas: i32, colour: &str) -> Result<(), String> {
         let name = self.objects.deployment_name(want.release.id);
         if self.replicas(want.release.id).await.is_some() {
-            let patch = serde_json::json!({"spec": {"replicas": replicas}});
-            return self
-                .api::<Deployment>()
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("scaling {name} to {replicas}: {e}"));
+            return self.set_replicas(want.release.id, replicas).await;
         }
         let image = want.spec.image.as_deref().ok_or_else(|| {
             "this deploy names an artifact and a command: it needs the local runtime, and this \
@@ -191,7 +221,9 @@ impl KubeApps {
             colour,
             (&self.config.cpu, &self.config.memory),
         );
-        self.apply(&name, &deployment).await
+        self.apply(&name, &deployment).await?;
+        self.replicas.insert(want.release.id, replicas);
+        Ok(())
     }
 
     /// Makes what runs match `want`; see the module's comment for the order.
@@ -206,7 +238,7 @@ impl KubeApps {
                 .await?;
             self.live_ready = true;
         }
-        let colour = |id: i64| if id >= latest { "green" } else { "blue" };
+        let colour = |id: i64| colour_of(id, latest);
         for w in want {
             let now = self.replicas(w.release.id).await;
             let target = now
@@ -250,6 +282,9 @@ impl KubeApps {
             } else {
                 "-100"
             };
+            if pod.cost.as_deref() == Some(cost) {
+                continue;
+            }
             let patch = serde_json::json!({"metadata": {"annotations": {DELETION_COST: cost}}});
             let _ = self
                 .api::<Pod>()
@@ -278,12 +313,9 @@ impl KubeApps {
             self.scale(w, replicas, colour(w.release.id)).await?;
         }
         for id in others {
-            let name = self.objects.deployment_name(id);
-            let patch = serde_json::json!({"spec": {"replicas": 0}});
-            self.api::<Deployment>()
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| format!("scaling {name} to 0: {e}"))?;
+            if self.replicas(id).await != Some(0) {
+                self.set_replicas(id, 0).await?;
+            }
         }
         Ok(())
     }
@@ -329,16 +361,22 @@ impl KubeApps {
         }
     }
 
-    async fn write_endpoints(&self) -> Result<(), String> {
+    /// Writes the routed pods to the live Service's EndpointSlice, when they changed.
+    async fn write_endpoints(&mut self) -> Result<(), String> {
         let routed: Vec<(String, String, bool)> = self
             .pods
             .iter()
             .filter(|p| self.routed.contains(&p.name))
             .filter_map(|p| Some((p.name.clone(), p.ip.clone()?, p.ready)))
             .collect();
+        if self.written.as_ref() == Some(&routed) {
+            return Ok(());
+        }
         let slice = self.objects.live_endpoints(&routed);
         self.apply(&format!("{}-routed", self.objects.live_name()), &slice)
-            .await
+            .await?;
+        self.written = Some(routed);
+        Ok(())
     }
 
     /// Re-reads the pods and keeps the endpoints' readiness current.
@@ -368,12 +406,7 @@ impl KubeApps {
         self.pods
             .iter()
             .map(|p| InstanceView {
-                color: if p.release_id >= latest {
-                    "green"
-                } else {
-                    "blue"
-                }
-                .to_owned(),
+                color: colour_of(p.release_id, latest).to_owned(),
                 version: p.version,
                 ready: p.ready,
                 routed: p.ready && self.routed.contains(&p.name),

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sluice_kube::pod::{restricted_container, runtime_default};
 use sluice_kube::tenant::MANAGED_BY;
 
 /// The port every app listens on (`PORT`).
@@ -130,19 +130,7 @@ impl AppObjects {
                 ])),
                 ..ResourceRequirements::default()
             }),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_owned()]),
-                    ..Capabilities::default()
-                }),
-                run_as_non_root: Some(true),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    ..SeccompProfile::default()
-                }),
-                ..SecurityContext::default()
-            }),
+            security_context: Some(restricted_container()),
             ..Container::default()
         };
         Deployment {
@@ -167,10 +155,7 @@ impl AppObjects {
                         enable_service_links: Some(false),
                         security_context: Some(PodSecurityContext {
                             run_as_non_root: Some(true),
-                            seccomp_profile: Some(SeccompProfile {
-                                type_: "RuntimeDefault".to_owned(),
-                                ..SeccompProfile::default()
-                            }),
+                            seccomp_profile: Some(runtime_default()),
                             ..PodSecurityContext::default()
                         }),
                         ..PodSpec::default()

@@ -234,7 +234,7 @@ async fn control(ctx: Arc<Ctx>, model: app_slot::Model, stop: CancellationToken)
                 .flatten()
                 .map(|o| o.slug)
                 .unwrap_or_default();
-            Backend::Kube(KubeApps::new(
+            Backend::Kube(Box::new(KubeApps::new(
                 kube.clone(),
                 AppObjects {
                     namespace: sluice_kube::tenant::namespace_of(&org),
@@ -242,7 +242,7 @@ async fn control(ctx: Arc<Ctx>, model: app_slot::Model, stop: CancellationToken)
                     env: env_name.clone(),
                     slot_id: model.id,
                 },
-            ))
+            )))
         }
         None => {
             let Some(router) = bind(&ctx, &model, &env_name, &lost).await else {
@@ -329,10 +329,14 @@ async fn pass(slot: &mut Slot) -> Result<(), controller::LeaseLost> {
         None => None,
     };
     if let Some(live) = &live {
-        slot.latest = slot.latest.max(live.id);
-        if let Ok(Some(newest)) = releases::newest(&db, slot.model.id).await {
-            slot.latest = slot.latest.max(newest);
+        // A controller that has driven nothing yet (it just took the slot over) learns which
+        // release is the newest once: it may be a rolled-back one newer than the live one.
+        if slot.latest == 0
+            && let Ok(Some(newest)) = releases::newest(&db, slot.model.id).await
+        {
+            slot.latest = newest;
         }
+        slot.latest = slot.latest.max(live.id);
         if live.rollback_requested {
             return slot.roll_back_live(live.clone()).await;
         }

@@ -54,7 +54,7 @@ impl Local {
 /// Where a slot's instances run.
 pub(crate) enum Backend {
     Local(Local),
-    Kube(KubeApps),
+    Kube(Box<KubeApps>),
 }
 
 pub(crate) struct Slot {
@@ -236,7 +236,8 @@ impl Place<'_> {
     }
 }
 
-fn colour_of(release_id: i64, latest: i64) -> &'static str {
+/// Instances of the newest release are green, older ones blue.
+pub(crate) fn colour_of(release_id: i64, latest: i64) -> &'static str {
     if release_id >= latest {
         "green"
     } else {

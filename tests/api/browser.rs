@@ -132,7 +132,7 @@ async fn browser_watches_a_run_log_live_and_approves_its_gate() {
 async fn browser_watches_a_release_go_through_its_steps_and_rolls_it_back() {
     use crate::fleet::{Backend, queue, start_fleet};
     use crate::release_support::{
-        Releases, bump, newest_release, pipeline, release_project, run_ended,
+        Releases, bump, newest_release, pipeline, release_of, release_project, run_ended,
     };
     let app = spawn_app().await;
     let flags = tempfile::tempdir().unwrap();
@@ -149,13 +149,7 @@ async fn browser_watches_a_release_go_through_its_steps_and_rolls_it_back() {
     assert_eq!(run_ended(&app, &owner, first).await["status"], "succeeded");
     bump(&repo);
     let second = crate::execution::push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let id = release_of(&app, &owner, second).await;
     let result = run_flow(
         "release-live.mjs",
         vec![

@@ -46,8 +46,14 @@ pub fn git_repo(jenkinsfile: &str) -> Repo {
     Repo { dir, url }
 }
 
-/// Creates `org/slug` building `repo`.
-pub async fn project_for(app: &TestApp, auth: &Auth, org: &str, slug: &str, repo: &Repo) {
+/// Creates `org/slug` building `repo`; returns the project as created (with its webhook).
+pub async fn project_for(
+    app: &TestApp,
+    auth: &Auth,
+    org: &str,
+    slug: &str,
+    repo: &Repo,
+) -> serde_json::Value {
     let (status, body) = app
         .post_as(
             &format!("/api/v1/orgs/{org}/projects"),
@@ -56,6 +62,7 @@ pub async fn project_for(app: &TestApp, auth: &Auth, org: &str, slug: &str, repo
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    body
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -10,8 +10,8 @@ use crate::execution::push;
 use crate::fleet::{Backend, queue, start_fleet};
 use crate::helpers::{assert_error, spawn_app};
 use crate::release_support::{
-    Releases, approve_as, bump, newest_release, pipeline, release_project, run_ended, step,
-    wait_release,
+    Releases, approve_as, bump, monitoring, newest_release, pipeline, release_of, release_project,
+    run_ended, step, wait_release,
 };
 
 const GATED: &str = r#"pipeline {
@@ -180,17 +180,8 @@ async fn an_abort_stops_a_release_in_progress_and_puts_blue_back() {
     assert_eq!(run_ended(&app, &owner, first).await["status"], "succeeded");
     bump(&repo);
     let second = push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    wait_release(&app, &owner, id, "monitor", |r| {
-        step(r, "monitor")["status"] == "running"
-    })
-    .await;
+    let id = release_of(&app, &owner, second).await;
+    monitoring(&app, &owner, id).await;
     let (status, body) = app
         .post_as(
             &format!("/api/v1/orgs/acme/projects/web/releases/{id}/abort"),

@@ -15,7 +15,7 @@ use crate::helpers::spawn_app;
 use crate::kube_executor::client_for;
 use crate::kube_standin::KubeStandIn;
 use crate::release_support::{
-    Releases, bump, explain, newest_release, release_project, run_ended, step, wait_release, web_in,
+    Releases, bump, explain, monitoring, release_of, release_project, run_ended, web_in,
 };
 
 const NS: &str = "sluice-t-acme";
@@ -108,17 +108,8 @@ async fn stand_in_kubernetes_runtime_releases_blue_green_by_deployment_and_endpo
 
     bump(&repo);
     let second = push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    wait_release(&app, &owner, id, "monitor", |r| {
-        step(r, "monitor")["status"] == "running"
-    })
-    .await;
+    let id = release_of(&app, &owner, second).await;
+    monitoring(&app, &owner, id).await;
     // While monitoring: green 4, blue 2, all six routed.
     assert_eq!(replicas(&kube, "web-r2"), Some(4));
     assert_eq!(replicas(&kube, "web-r1"), Some(2));

@@ -10,8 +10,8 @@ use crate::execution::push;
 use crate::fleet::{Backend, queue, start_fleet};
 use crate::helpers::{Auth, TestApp, spawn_app};
 use crate::release_support::{
-    Load, Releases, bump, explain, failures, newest_release, pipeline, release_project, run_ended,
-    step, wait_release, web_in,
+    Load, Releases, bump, explain, failures, monitoring, newest_release, pipeline, release_of,
+    release_project, run_ended, step, wait_release, web_in,
 };
 
 /// Version 1 deployed to production with `production`'s arguments; returns the owner, the
@@ -110,17 +110,8 @@ async fn a_green_answering_5xx_after_shift_is_rolled_back_by_the_analysis_within
 
     let load = Load::start(&url, 4);
     let second = push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    wait_release(&app, &owner, id, "monitor", |r| {
-        step(r, "monitor")["status"] == "running"
-    })
-    .await;
+    let id = release_of(&app, &owner, second).await;
+    monitoring(&app, &owner, id).await;
     // Green starts failing its requests (its health check still passes).
     std::fs::write(flags.path().join(format!("break-{second}")), "").unwrap();
     let breach = chrono::Utc::now();
@@ -238,17 +229,8 @@ async fn a_release_controller_killed_mid_release_is_resumed_by_another() {
     let (owner, repo, hook, url) =
         first_version(&app, "instances: 3, monitorSeconds: 4", flags.path()).await;
     let second = push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    wait_release(&app, &owner, id, "monitor", |r| {
-        step(r, "monitor")["status"] == "running"
-    })
-    .await;
+    let id = release_of(&app, &owner, second).await;
+    monitoring(&app, &owner, id).await;
     a.kill();
     let _b = Releases::start(&app, "releases-b", Duration::from_secs(2));
     let run = run_ended(&app, &owner, second).await;

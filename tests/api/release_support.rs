@@ -96,14 +96,7 @@ pub async fn release_project(
     let owner = app.signup("owner@example.com").await;
     app.create_org(&owner, "acme").await;
     let repo = app_repo(jenkinsfile, flags);
-    let (status, project) = app
-        .post_as(
-            "/api/v1/orgs/acme/projects",
-            &owner,
-            json!({"slug": "web", "name": "web", "repo_url": repo.url}),
-        )
-        .await;
-    assert_eq!(status, 201, "{project}");
+    let project = crate::fleet::project_for(app, &owner, "acme", "web", &repo).await;
     let hook = project["webhook"]["secret"].as_str().unwrap().to_owned();
     (owner, repo, hook)
 }
@@ -356,6 +349,32 @@ pub async fn newest_release(app: &TestApp, auth: &Auth) -> Value {
         .await;
     assert_eq!(status, 200, "{body}");
     body["items"][0].clone()
+}
+
+/// The id of the release run `version`'s deploy step started, once it has (60 s).
+pub async fn release_of(app: &TestApp, auth: &Auth, version: i64) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let release = newest_release(app, auth).await;
+        if release["version"] == version {
+            return release["id"].as_i64().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "run {version} started no release within 60 s; newest: {release}\n{}",
+                explain(app, auth, version).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until release `id` is in its `monitor` step.
+pub async fn monitoring(app: &TestApp, auth: &Auth, id: i64) {
+    wait_release(app, auth, id, "monitor", |r| {
+        step(r, "monitor")["status"] == "running"
+    })
+    .await;
 }
 
 /// Polls release `id` until `done` says yes (60 s).

@@ -9,7 +9,8 @@ use crate::execution::push;
 use crate::fleet::Backend;
 use crate::helpers::{spawn_app, wait_until};
 use crate::release_support::{
-    bump, explain, newest_release, pipeline, release_project, run_ended, step, wait_release, web_in,
+    bump, explain, monitoring, newest_release, pipeline, release_of, release_project, run_ended,
+    web_in,
 };
 use crate::worker_processes::worker_with;
 
@@ -53,17 +54,8 @@ async fn a_worker_process_killed_mid_release_leaves_it_to_another_that_ends_it()
 
     bump(&repo);
     let second = push(&app, &hook, &repo).await;
-    let id = loop {
-        let release = newest_release(&app, &owner).await;
-        if release["version"] == second {
-            break release["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    wait_release(&app, &owner, id, "monitor", |r| {
-        step(r, "monitor")["status"] == "running"
-    })
-    .await;
+    let id = release_of(&app, &owner, second).await;
+    monitoring(&app, &owner, id).await;
     // Kill the worker that controls the release, as the kernel would.
     let holder = app
         .scalar("SELECT lease_holder FROM app_slots WHERE lease_holder IS NOT NULL")

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod host_env;
 pub mod interpreter;
 pub mod janitor;
+pub mod supervised;
 pub mod supervisor;
 
 use std::collections::HashSet;

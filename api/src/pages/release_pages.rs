@@ -9,7 +9,7 @@ use sluice_core::entities::project;
 use sluice_core::release::plan::{ReleaseStatus, Traffic};
 use sluice_core::store::environments::{self, EnvironmentView};
 use sluice_core::store::releases::{self, ReleaseView, Request};
-use sluice_core::store::{PageRequest, audit, projects};
+use sluice_core::store::{PageRequest, projects};
 use sluice_core::tenancy::Role;
 
 use crate::pages::run_pages::{CsrfForm, human_duration};
@@ -162,10 +162,7 @@ pub async fn show(
         .iter()
         .map(|s| StepRow {
             name: s.name.as_str().to_owned(),
-            status: serde_json::to_value(s.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            status: s.status.as_str().to_owned(),
             detail: s.detail.clone().unwrap_or_default(),
             took: s
                 .started_at
@@ -206,22 +203,7 @@ async fn act(
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(req)?;
     let scope = who.form_scope(state, &org, form.token()).await?;
-    scope.require(Role::Developer)?;
-    let project = projects::get(&state.db, &scope, &slug).await?;
-    let model = releases::request(&state.db, project.id, id, what).await?;
-    let action = match what {
-        Request::Rollback => "release.rollback",
-        Request::Abort => "release.abort",
-    };
-    audit::record(
-        &state.db,
-        &scope,
-        action,
-        "release",
-        id,
-        serde_json::json!({"app": model.app, "version": model.version, "status": model.status}),
-    )
-    .await?;
+    crate::routes::releases::request_release(state, &scope, &slug, id, what).await?;
     Ok(see_other(&format!(
         "/orgs/{org}/projects/{slug}/releases/{id}"
     )))

@@ -6,9 +6,10 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use sluice_core::db::begin_write;
+use sluice_core::entities::{project, release};
 use sluice_core::store::releases::{self, ReleaseView, Request};
 use sluice_core::store::{Page, PageRequest, audit, environments, projects};
-use sluice_core::tenancy::Role;
+use sluice_core::tenancy::{Role, TenantScope};
 
 use crate::auth::Authn;
 use crate::error::ApiError;
@@ -177,6 +178,34 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(one(&state, project.id, id).await?))
 }
 
+/// Asks the controller to roll back or abort release `id` of `project` (developer), audited.
+/// The API and the release page both act through this.
+pub(crate) async fn request_release(
+    state: &AppState,
+    scope: &TenantScope,
+    project: &str,
+    id: i64,
+    what: Request,
+) -> Result<(project::Model, release::Model), sluice_core::Error> {
+    scope.require(Role::Developer)?;
+    let project = projects::get(&state.db, scope, project).await?;
+    let model = releases::request(&state.db, project.id, id, what).await?;
+    let action = match what {
+        Request::Rollback => "release.rollback",
+        Request::Abort => "release.abort",
+    };
+    audit::record(
+        &state.db,
+        scope,
+        action,
+        "release",
+        id,
+        serde_json::json!({"app": model.app, "version": model.version, "status": model.status}),
+    )
+    .await?;
+    Ok((project, model))
+}
+
 async fn act(
     state: &AppState,
     authn: &Authn,
@@ -185,22 +214,7 @@ async fn act(
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(state, &org).await?;
     authn.require_write_scope()?;
-    scope.require(Role::Developer)?;
-    let project = projects::get(&state.db, &scope, &project).await?;
-    let model = releases::request(&state.db, project.id, id, what).await?;
-    let action = match what {
-        Request::Rollback => "release.rollback",
-        Request::Abort => "release.abort",
-    };
-    audit::record(
-        &state.db,
-        &scope,
-        action,
-        "release",
-        id,
-        serde_json::json!({"app": model.app, "version": model.version, "status": model.status}),
-    )
-    .await?;
+    let (project, _) = request_release(state, &scope, &project, id, what).await?;
     Ok(HttpResponse::Accepted().json(one(state, project.id, id).await?))
 }
 

@@ -65,7 +65,7 @@ pub struct DeploySpec {
 
 /// An app or environment name: lowercase letters, digits and dashes, starting with a letter,
 /// at most 40 characters (it becomes part of URLs and Kubernetes object names).
-fn is_name(name: &str) -> bool {
+pub fn is_name(name: &str) -> bool {
     name.len() <= 40
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')

@@ -48,13 +48,7 @@ pub struct EnvironmentView {
 
 /// An app or environment name: lowercase letters, digits and dashes, starting with a letter.
 pub fn check_name(field: &'static str, name: &str) -> Result<()> {
-    let ok = (1..=40).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if crate::pipeline::deploy::is_name(name) {
         Ok(())
     } else {
         Err(Error::invalid(

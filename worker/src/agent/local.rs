@@ -12,11 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
 use sluice_core::logs::MAX_LINE_BYTES;
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use sluice_core::pipeline::model::{Agent as AgentSpec, Pipeline, Stage, StageBody};
@@ -25,6 +22,7 @@ use super::{
     Agent, AgentError, Agents, ByteStream, Env, Exit, Output, WORKSPACE, clean, tar_stream,
 };
 use crate::executor::{RunContext, RunEvents};
+use crate::supervised;
 
 /// Runs steps in `root` on this host, each script below `supervisor` (a `sluice` binary).
 #[derive(Debug, Clone)]
@@ -187,33 +185,17 @@ async fn sh(
     output: Output<'_>,
     cancel: &CancellationToken,
 ) -> Result<Exit, AgentError> {
-    let mut cmd = Command::new(supervisor);
-    cmd.arg(crate::supervisor::ARG)
-        .arg("--")
-        .arg("sh")
-        .arg("-e")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env_clear()
-        .envs(crate::host_env::base())
+    let mut cmd = supervised::command(supervisor, &["-e", "-c", script]);
+    cmd.current_dir(dir)
         .envs(env)
-        // The lifeline: the supervisor kills the step's processes when this pipe closes, which
-        // the kernel does when this process dies, however it dies.
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
+        .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(err) => return Err(AgentError::Failed(format!("cannot start sh: {err}"))),
     };
     let lifeline = child.stdin.take();
-    let pid = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .map(Pid::from_raw);
+    let pid = supervised::pid_of(&child);
     let out = child.stdout.take();
     let err = child.stderr.take();
     let ended = CancellationToken::new();
@@ -225,18 +207,7 @@ async fn sh(
         let status = match status {
             Some(status) => status.map(Some),
             None => {
-                // The supervisor gives the step's processes SIGTERM, then SIGKILL a second
-                // later, and exits once none is left.
-                if let Some(pid) = pid {
-                    let _ = kill(pid, Signal::SIGTERM);
-                }
-                drop(lifeline);
-                if tokio::time::timeout(STOP_WAIT, child.wait()).await.is_err() {
-                    if let Some(pid) = pid {
-                        let _ = killpg(pid, Signal::SIGKILL);
-                    }
-                    let _ = child.wait().await;
-                }
+                supervised::stop(&mut child, pid, lifeline, STOP_WAIT).await;
                 Ok(None)
             }
         };

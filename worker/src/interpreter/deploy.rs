@@ -142,10 +142,7 @@ impl Runner<'_> {
                         .as_deref()
                         .map(|d| format!(": {d}"))
                         .unwrap_or_default();
-                    let status = serde_json::to_value(s.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                    let status = s.status.as_str();
                     self.events.log(
                         origin,
                         &format!(
