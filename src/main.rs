@@ -207,6 +207,7 @@ fn load_settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode>
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(sluice_core::groovy::STACK_BYTES)
         .build()
         .map_err(|err| {
             eprintln!("sluice: cannot start the async runtime: {err}");

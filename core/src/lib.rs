@@ -11,6 +11,7 @@ pub mod db;
 pub mod dispatch;
 pub mod entities;
 pub mod error;
+pub mod groovy;
 pub mod logs;
 pub mod metrics;
 pub mod objects;

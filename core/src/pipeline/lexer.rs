@@ -31,7 +31,8 @@ pub enum Tok {
     Assign,
     Semi,
     Newline,
-    /// Anything else (`.`, `+`, `==`, …): Groovy this subset does not accept.
+    /// Operators (`.`, `+`, `==`, `?.`, `=~`, …), longest match first: Groovy, which only
+    /// `script` blocks, expressions and computed values accept.
     Other(String),
     Eof,
 }
@@ -49,10 +50,12 @@ pub fn lex(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
         i: 0,
         line: 1,
         col: 1,
+        after_value: false,
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Token> = Vec::new();
     loop {
         let token = lexer.next(diags);
+        lexer.after_value = ends_value(&token.tok);
         let end = token.tok == Tok::Eof;
         out.push(token);
         if end {
@@ -61,11 +64,32 @@ pub fn lex(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
     }
 }
 
+/// Groovy's operators, longest first so that `==~` is not read as `==` then `~`.
+const OPERATORS: &[&str] = &[
+    "==~", "<=>", "..<", "**=", "?.", "?:", "*.", "=~", "==", "!=", "<=", ">=", "&&", "||", "..",
+    "->", "++", "--", "+=", "-=", "*=", "/=", "%=", "<<", "**",
+];
+
+/// Whether a `/` after `tok` divides (it ends a value) rather than opening a slashy string.
+fn ends_value(tok: &Tok) -> bool {
+    match tok {
+        Tok::Word(w) => !matches!(
+            w.as_str(),
+            "return" | "in" | "case" | "assert" | "throw" | "instanceof" | "else"
+        ),
+        Tok::Str(_) | Tok::GStr(_) | Tok::Num(_) | Tok::RParen | Tok::RBracket => true,
+        Tok::Other(op) => op == "++" || op == "--",
+        _ => false,
+    }
+}
+
 struct Lexer {
     chars: Vec<char>,
     i: usize,
     line: u32,
     col: u32,
+    /// The previous token ended a value, so a `/` is division.
+    after_value: bool,
 }
 
 impl Lexer {
@@ -159,7 +183,7 @@ impl Lexer {
                     _ => Tok::Semi,
                 }
             }
-            '=' if self.peek(1) != Some('=') => {
+            '=' if !matches!(self.peek(1), Some('=' | '~')) => {
                 self.bump();
                 Tok::Assign
             }
@@ -167,13 +191,23 @@ impl Lexer {
             '\'' => Tok::Str(self.raw_string("'", pos, diags)),
             '"' if self.starts_with("\"\"\"") => Tok::GStr(self.gstring("\"\"\"", pos, diags)),
             '"' => Tok::GStr(self.gstring("\"", pos, diags)),
+            '/' if !self.after_value => Tok::GStr(self.slashy(pos, diags)),
             c if c.is_ascii_digit() => {
                 let mut text = String::new();
-                while self
-                    .peek(0)
-                    .is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '_')
-                {
+                while self.peek(0).is_some_and(|c| {
+                    c.is_ascii_digit()
+                        || c == '_'
+                        || (c == '.' && self.peek(1).is_some_and(|d| d.is_ascii_digit()))
+                }) {
                     text.extend(self.bump());
+                }
+                // Groovy's type suffixes (`10L`, `1.5d`) change nothing here.
+                if self
+                    .peek(0)
+                    .is_some_and(|c| matches!(c, 'L' | 'l' | 'G' | 'g' | 'd' | 'D' | 'f' | 'F'))
+                    && !self.peek(1).is_some_and(|c| c.is_alphanumeric() || c == '_')
+                {
+                    self.bump();
                 }
                 match text.replace('_', "").parse() {
                     Ok(n) => Tok::Num(n),
@@ -191,12 +225,102 @@ impl Lexer {
                 Tok::Word(word)
             }
             _ => {
+                let op = OPERATORS
+                    .iter()
+                    .find(|op| self.starts_with(op))
+                    .map_or(1, |op| op.len());
                 let mut text = String::new();
-                text.extend(self.bump());
+                for _ in 0..op {
+                    text.extend(self.bump());
+                }
                 Tok::Other(text)
             }
         };
         Token { tok, pos }
+    }
+
+    /// A slashy string (`/a\d+/`, Groovy's regex literal): no escapes but `\/`, and `$name` or
+    /// `${expr}` interpolate while a `$` before anything else is literal (`/^v\d+$/`).
+    fn slashy(&mut self, start: Pos, diags: &mut Vec<Diagnostic>) -> Vec<Part> {
+        self.bump();
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        loop {
+            match self.peek(0) {
+                None | Some('\n') => {
+                    diags.push(Diagnostic::error(start, "unterminated /slashy/ string"));
+                    break;
+                }
+                Some('/') => {
+                    self.bump();
+                    break;
+                }
+                Some('\\') if self.peek(1) == Some('/') => {
+                    self.bump();
+                    text.extend(self.bump());
+                }
+                Some('$')
+                    if self
+                        .peek(1)
+                        .is_some_and(|c| c == '{' || c.is_alphabetic() || c == '_') =>
+                {
+                    self.interpolation(&mut parts, &mut text, diags);
+                }
+                Some(_) => text.extend(self.bump()),
+            }
+        }
+        if !text.is_empty() || parts.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        parts
+    }
+
+    /// `${expr}` (braces inside balanced) or `$name.path` at a `$`, as a [`Part::Var`].
+    fn interpolation(&mut self, parts: &mut Vec<Part>, text: &mut String, diags: &mut Vec<Diagnostic>) {
+        let at = self.pos();
+        self.bump();
+        let mut expr = String::new();
+        if self.peek(0) == Some('{') {
+            self.bump();
+            let mut depth = 0usize;
+            loop {
+                match self.peek(0) {
+                    Some('}') if depth == 0 => {
+                        self.bump();
+                        break;
+                    }
+                    None | Some('\n') => {
+                        diags.push(Diagnostic::error(at, "unterminated ${…} in string"));
+                        break;
+                    }
+                    Some(c) => {
+                        match c {
+                            '{' => depth += 1,
+                            '}' => depth -= 1,
+                            _ => {}
+                        }
+                        expr.extend(self.bump());
+                    }
+                }
+            }
+        } else {
+            while self
+                .peek(0)
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            {
+                expr.extend(self.bump());
+            }
+            // `"$name."` ends the name before the dot, as in Groovy.
+            while expr.ends_with('.') {
+                expr.pop();
+                self.i -= 1;
+                self.col -= 1;
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(std::mem::take(text)));
+        }
+        parts.push(Part::Var(expr.trim().to_owned()));
     }
 
     /// A single-quoted string ('…' or '''…'''); backslash escapes are decoded.
@@ -337,43 +461,12 @@ impl Lexer {
                     self.bump();
                     text.extend(self.escape(at, diags));
                 }
-                Some('$') if self.peek(1) == Some('{') => {
-                    let at = self.pos();
-                    self.bump();
-                    self.bump();
-                    let mut expr = String::new();
-                    loop {
-                        match self.peek(0) {
-                            Some('}') => {
-                                self.bump();
-                                break;
-                            }
-                            None | Some('\n') => {
-                                diags.push(Diagnostic::error(at, "unterminated ${…} in string"));
-                                break;
-                            }
-                            Some(_) => expr.extend(self.bump()),
-                        }
-                    }
-                    if !text.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut text)));
-                    }
-                    parts.push(Part::Var(expr.trim().to_owned()));
-                }
-                Some('$') if self.peek(1).is_some_and(|c| c.is_alphabetic() || c == '_') => {
-                    self.bump();
-                    let mut name = String::new();
-                    while self
-                        .peek(0)
-                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                    {
-                        name.extend(self.bump());
-                    }
-                    let name = name.trim_end_matches('.').to_owned();
-                    if !text.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut text)));
-                    }
-                    parts.push(Part::Var(name));
+                Some('$')
+                    if self
+                        .peek(1)
+                        .is_some_and(|c| c == '{' || c.is_alphabetic() || c == '_') =>
+                {
+                    self.interpolation(&mut parts, &mut text, diags);
                 }
                 Some(_) => text.extend(self.bump()),
             }

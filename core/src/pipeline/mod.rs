@@ -8,10 +8,12 @@ pub mod deploy;
 pub mod diagnostics;
 pub mod lexer;
 pub mod model;
+mod suggest;
 pub mod syntax;
 
 pub use diagnostics::{Diagnostic, Pos, Severity};
 pub use model::Pipeline;
+pub use suggest::suggest;
 
 /// The outcome of checking a Jenkinsfile.
 #[derive(Debug)]
