@@ -50,29 +50,34 @@ pub struct Checker<'a> {
     diags: &'a mut Vec<Diagnostic>,
     /// Whether a name is a step the script may call.
     is_step: &'a dyn Fn(&str) -> bool,
-    /// Every name the script declares or assigns anywhere (closures called by name).
-    defined: HashSet<String>,
+    /// Every name the script declares or assigns (closures called by name), this block's
+    /// and earlier blocks'.
+    defined: &'a mut HashSet<String>,
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(diags: &'a mut Vec<Diagnostic>, is_step: &'a dyn Fn(&str) -> bool) -> Checker<'a> {
+    pub fn new(
+        diags: &'a mut Vec<Diagnostic>,
+        is_step: &'a dyn Fn(&str) -> bool,
+        defined: &'a mut HashSet<String>,
+    ) -> Checker<'a> {
         Checker {
             diags,
             is_step,
-            defined: HashSet::new(),
+            defined,
         }
     }
 
-    /// Checks statements; `known` names variables defined elsewhere (earlier blocks).
+    /// Checks statements, after noting the names they define.
     pub fn block(&mut self, body: &[Stmt]) {
-        collect_names_block(body, &mut self.defined);
+        collect_names_block(body, self.defined);
         for s in body {
             self.stmt(s);
         }
     }
 
     pub fn expr_root(&mut self, e: &Expr) {
-        collect_names_expr(e, &mut self.defined);
+        collect_names_expr(e, self.defined);
         self.expr(e);
     }
 
@@ -387,7 +392,8 @@ mod tests {
         let body = parse::program(src, &mut diags).unwrap();
         assert!(diags.is_empty(), "{diags:?}");
         let is_step = |n: &str| matches!(n, "sh" | "echo" | "dir");
-        Checker::new(&mut diags, &is_step).block(&body);
+        let mut defined = HashSet::new();
+        Checker::new(&mut diags, &is_step, &mut defined).block(&body);
         diags
             .iter()
             .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))

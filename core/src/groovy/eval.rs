@@ -243,7 +243,15 @@ impl<H: Host> Interp<H> {
         }
     }
 
-    /// Other budgets (tests and benchmarks).
+    /// An interpreter sharing `binding` with others (one per run, whatever the host).
+    pub fn with_binding(host: H, binding: Arc<Frame>) -> Interp<H> {
+        Interp {
+            binding,
+            ..Interp::new(host)
+        }
+    }
+
+    /// Other budgets (tests, benchmarks, string interpolation).
     pub fn with_budget(mut self, steps: i64, bytes: i64) -> Interp<H> {
         self.steps = steps;
         self.bytes = bytes;

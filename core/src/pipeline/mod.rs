@@ -11,6 +11,7 @@ pub mod model;
 mod suggest;
 pub mod syntax;
 
+pub use analyze::groovy_step;
 pub use diagnostics::{Diagnostic, Pos, Severity};
 pub use model::Pipeline;
 pub use suggest::suggest;

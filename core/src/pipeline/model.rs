@@ -1,10 +1,49 @@
 //! The typed pipeline a Jenkinsfile describes, as the worker will run it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::diagnostics::Pos;
 use super::lexer::Part;
 use super::syntax::Args;
+use crate::groovy::ast::{Expr, Stmt};
+
+/// Groovy statements (`script { }`, `expression { }`), the same when they are the same block.
+#[derive(Debug, Clone)]
+pub struct Script(pub Arc<Vec<Stmt>>);
+
+impl PartialEq for Script {
+    fn eq(&self, other: &Script) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Script {}
+
+impl Serialize for Script {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("groovy")
+    }
+}
+
+/// A Groovy expression computing a value, the same when it is the same expression.
+#[derive(Debug, Clone)]
+pub struct Computed(pub Arc<Expr>);
+
+impl PartialEq for Computed {
+    fn eq(&self, other: &Computed) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Computed {}
+
+impl Serialize for Computed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("groovy")
+    }
+}
 
 /// A string that may interpolate `${VAR}`, `${env.X}`, `${params.X}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +77,10 @@ pub enum EnvValue {
     /// `credentials('id')`: the project secret `id`, masked in logs.
     Credentials {
         id: String,
+    },
+    /// A Groovy expression: `sh(script: 'git describe', returnStdout: true).trim()`.
+    Computed {
+        expr: Computed,
     },
 }
 
@@ -101,6 +144,8 @@ pub enum When {
     Tag { pattern: String },
     Environment { name: String, value: String },
     ChangeRequest,
+    /// `expression { … }`: Groovy, true when its value is.
+    Expression { script: Script },
     Not { condition: Box<When> },
     AllOf { conditions: Vec<When> },
     AnyOf { conditions: Vec<When> },
@@ -125,6 +170,9 @@ pub struct Step {
     pub args: Args,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// The statements of a `script { }` step.
+    #[serde(skip)]
+    pub script: Option<Script>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

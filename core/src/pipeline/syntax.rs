@@ -3,8 +3,16 @@
 //! error it reports, skips to the end of the statement and carries on, so one run reports
 //! every problem it can.
 
+use std::sync::Arc;
+
 use super::diagnostics::{Diagnostic, Pos};
 use super::lexer::{Part, Tok, Token, lex};
+use crate::groovy::ast::{Expr, Stmt};
+use crate::groovy::parse as groovy;
+
+/// Calls that are Groovy when used as a value: steps returning something
+/// (`X = sh(script: 'git rev-parse HEAD', returnStdout: true)`).
+const GROOVY_VALUE_CALLS: &[&str] = &["sh", "readFile", "fileExists", "input"];
 
 /// An argument or assigned value.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +31,9 @@ pub enum Value {
         args: Args,
         pos: Pos,
     },
+    /// A Groovy expression, evaluated when the run gets there: `'v' + env.BUILD_NUMBER`,
+    /// `sh(script: 'git describe', returnStdout: true).trim()`.
+    Expr(Arc<Expr>, Pos),
 }
 
 impl Value {
@@ -35,7 +46,7 @@ impl Value {
             | Value::Word(_, p)
             | Value::List(_, p)
             | Value::Map(_, p) => *p,
-            Value::Call { pos, .. } => *pos,
+            Value::Call { pos, .. } | Value::Expr(_, pos) => *pos,
         }
     }
 }
@@ -65,6 +76,8 @@ pub struct Node {
     pub args: Args,
     pub block: Option<Vec<Node>>,
     pub assign: Option<Value>,
+    /// The Groovy statements of `script { }` and `expression { }`.
+    pub script: Option<Arc<Vec<Stmt>>>,
 }
 
 /// How deeply blocks, lists, maps and calls may nest. Real pipelines stay under 20; the limit
@@ -220,7 +233,7 @@ impl Parser<'_> {
         let name = match self.tok().clone() {
             Tok::Word(w) if w == "def" => {
                 self.error(
-                    "`def` declares a Groovy variable, which this Jenkinsfile subset does not run",
+                    "`def` declares a Groovy variable, which Sluice runs only inside `script { }`",
                 );
                 return None;
             }
@@ -244,7 +257,19 @@ impl Parser<'_> {
             args: Args::default(),
             block: None,
             assign: None,
+            script: None,
         };
+        if (node.name == "script" || node.name == "expression") && self.at(&Tok::LBrace) {
+            let parsed = groovy::block(&self.tokens, self.i, self.depth, self.diags);
+            self.i = parsed.next;
+            if parsed.too_deep {
+                self.too_deep = Some(self.diags.len());
+                self.i = self.tokens.len() - 1;
+                return None;
+            }
+            node.script = Some(Arc::new(parsed.value?));
+            return Some(node);
+        }
         match self.tok().clone() {
             Tok::Assign => {
                 self.advance();
@@ -259,9 +284,9 @@ impl Parser<'_> {
             }
             Tok::LBrace => node.block = Some(self.block()?),
             Tok::Newline | Tok::Semi | Tok::RBrace | Tok::Eof => {}
-            Tok::Other(s) if s == "." => {
+            Tok::Other(s) if s == "." || s == "?." => {
                 self.error(format!(
-                    "`{}.…` calls are Groovy, which this Jenkinsfile subset does not run",
+                    "`{}.…` is a Groovy statement: put it inside `script {{ }}`",
                     node.name
                 ));
                 return None;
@@ -389,8 +414,27 @@ impl Parser<'_> {
         value
     }
 
+    /// Re-reads the value starting at token `start` as a Groovy expression.
+    fn groovy_value(&mut self, start: usize, pos: Pos) -> Option<Value> {
+        let parsed = groovy::expression(&self.tokens, start, self.depth, self.diags);
+        self.i = parsed.next;
+        if parsed.too_deep {
+            self.too_deep = Some(self.diags.len());
+            self.i = self.tokens.len() - 1;
+            return None;
+        }
+        Some(Value::Expr(Arc::new(parsed.value?), pos))
+    }
+
     fn value_inner(&mut self) -> Option<Value> {
         let pos = self.pos();
+        let start = self.i;
+        if matches!(self.tok(), Tok::LBrace | Tok::LParen)
+            || matches!(self.tok(), Tok::Word(w) if GROOVY_VALUE_CALLS.contains(&w.as_str()) || w == "new")
+            || matches!(self.tok(), Tok::Other(op) if op == "!" || op == "-" && !matches!(self.tokens.get(self.i + 1).map(|t| &t.tok), Some(Tok::Num(_))))
+        {
+            return self.groovy_value(start, pos);
+        }
         let value = match self.tok().clone() {
             Tok::Str(s) => {
                 self.advance();
@@ -427,11 +471,6 @@ impl Parser<'_> {
                     self.advance();
                     let args = self.args(&Tok::RParen)?;
                     Value::Call { name: w, args, pos }
-                } else if matches!(self.tok(), Tok::Other(s) if s == ".") {
-                    self.error(format!(
-                        "`{w}.…` is a Groovy expression, which this Jenkinsfile subset does not run"
-                    ));
-                    return None;
                 } else {
                     Value::Word(w, pos)
                 }
@@ -470,11 +509,12 @@ impl Parser<'_> {
                 return None;
             }
         };
-        if let Tok::Other(op) = self.tok().clone() {
-            self.error(format!(
-                "`{op}` is a Groovy expression, which this Jenkinsfile subset does not run"
-            ));
-            return None;
+        // An operator, a property or an index after the value: it is a Groovy expression.
+        if matches!(self.tok(), Tok::Other(op) if op != "@")
+            || matches!(self.tok(), Tok::Word(w) if w == "in" || w == "as" || w == "instanceof")
+            || (self.at(&Tok::LBracket) && matches!(value, Value::Word(..) | Value::Call { .. }))
+        {
+            return self.groovy_value(start, pos);
         }
         Some(value)
     }
@@ -558,16 +598,21 @@ mod tests {
     fn several_errors_are_reported_in_one_pass() {
         let mut diags = Vec::new();
         parse(
-            "pipeline {\n  agent any any2 )\n  stages { stage('a') { steps { sh 'x' + 'y' } } }\n  foo.bar()\n}\n",
+            "pipeline {\n  agent any any2 )\n  stages { stage('a') { steps { sh 'x' + } } }\n  foo.bar()\n}\n",
             &mut diags,
         );
         assert!(diags.len() >= 3, "{diags:?}");
         assert!(diags.iter().any(|d| d.pos.line == 2));
-        assert!(
-            diags
-                .iter()
-                .any(|d| d.pos.line == 3 && d.message.contains("`+`"))
-        );
+        assert!(diags.iter().any(|d| d.pos.line == 3), "{diags:?}");
         assert!(diags.iter().any(|d| d.pos.line == 4));
+    }
+
+    #[test]
+    fn values_with_operators_are_groovy_expressions() {
+        let nodes = ok("X = 'v' + env.BUILD_NUMBER\nY = sh(script: 'git describe', returnStdout: true).trim()\nscript {\n  def a = 1\n}\nZ = 'plain'\n");
+        assert!(matches!(nodes[0].assign, Some(Value::Expr(..))));
+        assert!(matches!(nodes[1].assign, Some(Value::Expr(..))));
+        assert_eq!(nodes[2].script.as_ref().map(|s| s.len()), Some(1));
+        assert!(matches!(nodes[3].assign, Some(Value::Str(..))));
     }
 }

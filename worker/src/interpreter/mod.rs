@@ -12,6 +12,7 @@
 
 mod deploy;
 pub mod junit;
+mod script;
 mod steps;
 mod values;
 mod walk;
@@ -121,7 +122,7 @@ pub(crate) struct Runner<'a> {
     pub events: &'a dyn RunEvents,
     pub branch: String,
     pub tag: Option<String>,
-    pub params: Env,
+    pub params: values::Params,
     /// The build result so far (`catchError`, `unstable`, failing tests raise it).
     pub build: Mutex<Res>,
     /// Why the build result was raised without stopping (for the run's reason).
@@ -134,8 +135,20 @@ pub(crate) struct Runner<'a> {
     pub scratch_seq: AtomicU32,
     /// Who approved the run's gates so far (emails): protected environments' deployers.
     pub approvers: Mutex<Vec<String>>,
-    /// Variables steps export to the steps after them (`deploy`'s `APP_URL`).
+    /// Variables steps export to the steps after them (`deploy`'s `APP_URL`, and what
+    /// Groovy assigns to `env.X`).
     pub exports: Mutex<Env>,
+    /// Parameters declared boolean (`params.X` is then a Boolean in Groovy).
+    pub booleans: std::collections::HashSet<String>,
+    pub started: std::time::Instant,
+    /// What Groovy set as `currentBuild.displayName` and `.description`.
+    pub shown: Mutex<Shown>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shown {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Runner<'_> {
@@ -346,7 +359,7 @@ impl JenkinsExecutor {
             events,
             tag: is_tag.then(|| git_ref.clone()),
             branch: git_ref,
-            params: run_params,
+            params: values::Params::new(run_params),
             build: Mutex::new(Res::Success),
             notes: Mutex::new(Vec::new()),
             tests: tokio::sync::Mutex::new(TestSummary::default()),
@@ -356,6 +369,14 @@ impl JenkinsExecutor {
             scratch_seq: AtomicU32::new(0),
             approvers: Mutex::new(Vec::new()),
             exports: Mutex::new(Env::new()),
+            booleans: pipeline
+                .parameters
+                .iter()
+                .filter(|p| matches!(p, sluice_core::pipeline::model::Parameter::Boolean { .. }))
+                .map(|p| p.name().to_owned())
+                .collect(),
+            started: std::time::Instant::now(),
+            shown: Mutex::new(Shown::default()),
         };
         let top = Scope {
             env,
@@ -365,7 +386,7 @@ impl JenkinsExecutor {
             cancel,
             cell: None,
         };
-        let flow = match runner.environment(&top.env, &pipeline.environment) {
+        let flow = match runner.environment(&top, &pipeline.environment).await {
             Ok(env) => {
                 let scope = Scope { env, ..top.clone() };
                 let flow = runner

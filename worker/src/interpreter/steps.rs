@@ -33,7 +33,7 @@ fn split(path: &str) -> (&str, &str) {
 
 impl Runner<'_> {
     /// A new worker-side directory for files taken from the agent (removed by the caller).
-    async fn scratch(&self, what: &str) -> std::path::PathBuf {
+    pub(crate) async fn scratch(&self, what: &str) -> std::path::PathBuf {
         let n = self
             .scratch_seq
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -61,27 +61,35 @@ impl Runner<'_> {
                     };
                     &with_exports
                 };
-                let started = Instant::now();
-                let flow = self.step(step, scope).await;
-                self.events
-                    .step_finished(&step.name, flow.is_ok(), started.elapsed());
-                if let Err(stop) = &flow
-                    && step.steps.is_empty()
-                {
-                    let origin = Origin {
-                        step: Some(step.name.clone()),
-                        ..scope.origin.clone()
-                    };
-                    self.events
-                        .log_error(&origin, &format!("[sluice] {}", stop.reason));
-                }
-                flow?;
+                self.measured(step, Body::Steps(&step.steps), scope).await?;
             }
             Ok(())
         })
     }
 
-    fn step<'a>(&'a self, step: &'a Step, scope: &'a Scope) -> BoxFuture<'a, Flow> {
+    /// Runs one step, counting it in the metrics and logging why a simple step failed.
+    pub(crate) async fn measured<'a>(&'a self, step: &'a Step, body: Body<'a>, scope: &'a Scope) -> Flow {
+        let started = Instant::now();
+        let flow = self.step(step, body, scope).await;
+        self.events
+            .step_finished(&step.name, flow.is_ok(), started.elapsed());
+        if let Err(stop) = &flow
+            && step.steps.is_empty()
+            && matches!(body, Body::Steps(_))
+            && step.name != "script"
+        {
+            let origin = Origin {
+                step: Some(step.name.clone()),
+                ..scope.origin.clone()
+            };
+            self.events
+                .log_error(&origin, &format!("[sluice] {}", stop.reason));
+        }
+        flow
+    }
+
+    /// One step; `body` holds a block step's nested steps (or, from Groovy, its closure).
+    fn step<'a>(&'a self, step: &'a Step, body: Body<'a>, scope: &'a Scope) -> BoxFuture<'a, Flow> {
         Box::pin(async move {
             let line = step.pos.line;
             let (env, params) = (&scope.env, &self.params);
@@ -151,7 +159,7 @@ impl Runner<'_> {
                         dir: inner,
                         ..scope.clone()
                     };
-                    self.steps(&step.steps, &scope).await
+                    self.body(body, &scope).await
                 }
                 "withEnv" => {
                     let mut scope = scope.clone();
@@ -165,26 +173,25 @@ impl Runner<'_> {
                             }
                         }
                     }
-                    self.steps(&step.steps, &scope).await
+                    self.body(body, &scope).await
                 }
-                "withCredentials" => self.with_credentials(step, scope).await,
+                "withCredentials" => self.with_credentials(step, body, scope).await,
                 "timeout" => {
                     let secs = seconds(step, env, params, "MINUTES").ceil() as u64;
                     let options = [PipelineOption::Timeout {
                         seconds: secs.max(1),
                     }];
-                    self.guarded(&options, Body::Steps(&step.steps), scope)
-                        .await
+                    self.guarded(&options, body, scope).await
                 }
                 "retry" => {
                     let count = arg(step, "count", env, params)
                         .and_then(|c| c.parse::<f64>().ok())
                         .map_or(1, |c| c.clamp(1.0, 100.0) as u32);
                     let options = [PipelineOption::Retry { count }];
-                    self.guarded(&options, Body::Steps(&step.steps), scope)
-                        .await
+                    self.guarded(&options, body, scope).await
                 }
-                "catchError" | "warnError" => self.catch(step, scope, &origin).await,
+                "catchError" | "warnError" => self.catch(step, body, scope, &origin).await,
+                "script" => self.script(step, scope).await,
                 "writeFile" => {
                     let file = named(step, "file", env, params).unwrap_or_default();
                     let body = named(step, "text", env, params).unwrap_or_default();
@@ -261,7 +268,7 @@ impl Runner<'_> {
         })
     }
 
-    async fn with_credentials(&self, step: &Step, scope: &Scope) -> Flow {
+    async fn with_credentials(&self, step: &Step, body: Body<'_>, scope: &Scope) -> Flow {
         let line = step.pos.line;
         let mut inner = scope.clone();
         let mut files = Vec::new();
@@ -317,7 +324,7 @@ impl Runner<'_> {
                 }
             }
         }
-        let flow = self.steps(&step.steps, &inner).await;
+        let flow = self.body(body, &inner).await;
         for f in files {
             let _ = self.agent.remove(&f).await;
         }
@@ -326,7 +333,7 @@ impl Runner<'_> {
 
     /// `catchError(buildResult:, stageResult:, message:)` and `warnError(message)`: an error
     /// inside sets the results and the pipeline goes on. An abort is not caught.
-    async fn catch(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
+    async fn catch(&self, step: &Step, body: Body<'_>, scope: &Scope, origin: &Origin) -> Flow {
         let (env, params) = (&scope.env, &self.params);
         let warn = step.name == "warnError";
         let (build, stage) = if warn {
@@ -342,7 +349,7 @@ impl Runner<'_> {
                 pick("stageResult", Res::Success),
             )
         };
-        match self.steps(&step.steps, scope).await {
+        match self.body(body, scope).await {
             Err(stop) if stop.res == Res::Failure => {
                 let message = arg(step, "message", env, params).unwrap_or_default();
                 let note = if message.is_empty() {

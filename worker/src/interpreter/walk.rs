@@ -24,6 +24,13 @@ pub(crate) enum Body<'a> {
     Stages(&'a [Stage]),
     /// One stage's gate and body (its options wrap both).
     Stage(&'a Stage, i32),
+    /// The body of a block step called from Groovy (`dir('x') { … }` in a `script`).
+    Closure(&'a dyn RunBody),
+}
+
+/// A block step's body given as code rather than steps: a Groovy closure.
+pub(crate) trait RunBody: Send + Sync {
+    fn run(&self, scope: Scope) -> BoxFuture<'_, Flow>;
 }
 
 /// Jenkins' order for `post` blocks.
@@ -50,11 +57,23 @@ pub(crate) fn human(seconds: u64) -> String {
 }
 
 impl Runner<'_> {
-    /// The environment with `vars` added; `credentials('id')` reads the project secret.
-    pub(crate) fn environment(&self, base: &Env, vars: &[EnvVar]) -> Result<Env, Stop> {
-        let mut env = base.clone();
+    /// The environment of `scope` with `vars` added; `credentials('id')` reads the project
+    /// secret, and a Groovy value is computed with the variables before it.
+    pub(crate) async fn environment(&self, scope: &Scope, vars: &[EnvVar]) -> Result<Env, Stop> {
+        let mut env = scope.env.clone();
         for var in vars {
             match &var.value {
+                EnvValue::Computed { expr } => {
+                    let at = Scope {
+                        env: env.clone(),
+                        ..scope.clone()
+                    };
+                    let v = self.computed(&expr.0, &at).await.map_err(|stop| Stop {
+                        reason: format!("environment {}: {}", var.name, stop.reason),
+                        ..stop
+                    })?;
+                    env.insert(var.name.clone(), v);
+                }
                 EnvValue::Text { value } => {
                     let v = render(&value.0, &env, &self.params);
                     env.insert(var.name.clone(), v);
@@ -78,16 +97,35 @@ impl Runner<'_> {
         Ok(env)
     }
 
-    fn when(&self, when: &When, env: &Env) -> bool {
-        match when {
-            When::Branch { pattern } => self.tag.is_none() && glob(pattern, &self.branch),
-            When::Tag { pattern } => self.tag.as_deref().is_some_and(|t| glob(pattern, t)),
-            When::Environment { name, value } => env.get(name) == Some(value),
-            When::ChangeRequest => false,
-            When::Not { condition } => !self.when(condition, env),
-            When::AllOf { conditions } => conditions.iter().all(|c| self.when(c, env)),
-            When::AnyOf { conditions } => conditions.iter().any(|c| self.when(c, env)),
-        }
+    /// Whether a stage runs; `expression` conditions run Groovy, and `allOf`/`anyOf` stop at
+    /// the first condition that decides, as Jenkins does.
+    fn when<'a>(&'a self, when: &'a When, scope: &'a Scope) -> BoxFuture<'a, Result<bool, Stop>> {
+        Box::pin(async move {
+            Ok(match when {
+                When::Branch { pattern } => self.tag.is_none() && glob(pattern, &self.branch),
+                When::Tag { pattern } => self.tag.as_deref().is_some_and(|t| glob(pattern, t)),
+                When::Environment { name, value } => scope.env.get(name) == Some(value),
+                When::ChangeRequest => false,
+                When::Expression { script } => self.expression(script, scope).await?,
+                When::Not { condition } => !self.when(condition, scope).await?,
+                When::AllOf { conditions } => {
+                    for c in conditions {
+                        if !self.when(c, scope).await? {
+                            return Ok(false);
+                        }
+                    }
+                    true
+                }
+                When::AnyOf { conditions } => {
+                    for c in conditions {
+                        if self.when(c, scope).await? {
+                            return Ok(true);
+                        }
+                    }
+                    false
+                }
+            })
+        })
     }
 
     /// Runs `body` under `options`: `retry(n)` around `timeout(…)` around the body.
@@ -167,10 +205,11 @@ impl Runner<'_> {
         })
     }
 
-    fn body<'a>(&'a self, body: Body<'a>, scope: &'a Scope) -> BoxFuture<'a, Flow> {
+    pub(crate) fn body<'a>(&'a self, body: Body<'a>, scope: &'a Scope) -> BoxFuture<'a, Flow> {
         Box::pin(async move {
             match body {
                 Body::Steps(steps) => self.steps(steps, scope).await,
+                Body::Closure(body) => body.run(scope.clone()).await,
                 Body::Stages(stages) => self.stages(stages, scope, None).await,
                 Body::Stage(stage, seq) => {
                     // A gate's parameters are variables for the rest of the stage.
@@ -246,8 +285,26 @@ impl Runner<'_> {
                 }),
                 step: None,
             };
-            let env = match self.environment(&outer.env, &stage.environment) {
-                Ok(env) => env,
+            let at_stage = Scope {
+                origin: origin.clone(),
+                ..outer.clone()
+            };
+            let checked = async {
+                let env = self.environment(&at_stage, &stage.environment).await?;
+                let runs = match &stage.when {
+                    Some(when) => {
+                        let scope = Scope {
+                            env: env.clone(),
+                            ..at_stage.clone()
+                        };
+                        self.when(when, &scope).await?
+                    }
+                    None => true,
+                };
+                Ok::<_, Stop>((env, runs))
+            };
+            let (env, runs) = match checked.await {
+                Ok(found) => found,
                 Err(stop) => {
                     self.events
                         .log_error(&origin, &format!("[sluice] {}", stop.reason));
@@ -255,9 +312,7 @@ impl Runner<'_> {
                     return Err(stop);
                 }
             };
-            if let Some(when) = &stage.when
-                && !self.when(when, &env)
-            {
+            if !runs {
                 self.events.log(
                     &origin,
                     &format!(
@@ -460,7 +515,7 @@ impl Runner<'_> {
     }
 }
 
-fn render_text(text: &str, env: &Env, params: &Env) -> String {
+fn render_text(text: &str, env: &Env, params: &super::values::Params) -> String {
     // Gate messages were parsed as plain text; `${…}` in them is filled in like a GString.
     let parts = super::values::interpolate(text);
     render(&parts, env, params)

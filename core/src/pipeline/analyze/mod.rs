@@ -50,6 +50,15 @@ pub(super) const HARMLESS_OPTIONS: &[&str] = &[
 pub(crate) struct Analyzer<'d> {
     pub diags: &'d mut Vec<Diagnostic>,
     pub(super) stage_names: HashSet<String>,
+    /// Names the file's Groovy defines so far: closures one `script` block assigns may be
+    /// called from a later one.
+    pub(super) groovy_names: HashSet<String>,
+}
+
+/// Steps a Groovy `script` block may call: the declarative ones, and those that return a
+/// value or take closures.
+pub fn groovy_step(name: &str) -> bool {
+    STEPS.iter().any(|(n, _)| *n == name) || matches!(name, "parallel" | "readFile" | "fileExists")
 }
 
 pub(super) fn text_of(value: &Value) -> Option<String> {
@@ -96,6 +105,47 @@ impl<'d> Analyzer<'d> {
         Analyzer {
             diags,
             stage_names: HashSet::new(),
+            groovy_names: HashSet::new(),
+        }
+    }
+
+    /// Lint checks on a Groovy block: the sandbox's refusals and unknown calls.
+    pub(super) fn check_script(&mut self, body: &[crate::groovy::ast::Stmt]) {
+        let mut checker = crate::groovy::check::Checker::new(
+            self.diags,
+            &groovy_step,
+            &mut self.groovy_names,
+        );
+        checker.block(body);
+    }
+
+    /// Lint checks on the Groovy expressions inside a value.
+    pub(super) fn check_value(&mut self, value: &Value) {
+        match value {
+            Value::Expr(e, _) => {
+                let mut checker = crate::groovy::check::Checker::new(
+                    self.diags,
+                    &groovy_step,
+                    &mut self.groovy_names,
+                );
+                checker.expr_root(e);
+            }
+            Value::List(items, _) => {
+                for v in items {
+                    self.check_value(v);
+                }
+            }
+            Value::Map(entries, _) => {
+                for (_, v) in entries {
+                    self.check_value(v);
+                }
+            }
+            Value::Call { args, .. } => {
+                for v in args.positional.iter().chain(args.named.iter().map(|(_, v)| v)) {
+                    self.check_value(v);
+                }
+            }
+            _ => {}
         }
     }
 

@@ -106,12 +106,18 @@ impl Analyzer<'_> {
                         }
                     }
                 }
+                Value::Expr(expr, _) => {
+                    self.check_value(value);
+                    EnvValue::Computed {
+                        expr: Computed(expr.clone()),
+                    }
+                }
                 other => match template_of(other) {
                     Some(value) => EnvValue::Text { value },
                     None => {
                         self.error(
                             other.pos(),
-                            "environment values are strings or credentials('id')",
+                            "environment values are strings, credentials('id') or Groovy expressions such as sh(script: '…', returnStdout: true).trim()",
                         );
                         continue;
                     }

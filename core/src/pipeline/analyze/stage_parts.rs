@@ -48,10 +48,16 @@ impl Analyzer<'_> {
             "not" => nested(self).into_iter().next().map(|c| When::Not { condition: Box::new(c) }),
             "allOf" => Some(When::AllOf { conditions: nested(self) }),
             "anyOf" => Some(When::AnyOf { conditions: nested(self) }),
-            "expression" => {
-                self.error(node.pos, "`when { expression { … } }` runs Groovy, which Sluice does not: use branch, tag, environment, changeRequest, not, allOf or anyOf");
-                None
-            }
+            "expression" => match &node.script {
+                Some(body) => {
+                    self.check_script(body);
+                    Some(When::Expression { script: Script(body.clone()) })
+                }
+                None => {
+                    self.error(node.pos, "`expression` takes a block: expression { return env.DEPLOY == 'true' }");
+                    None
+                }
+            },
             other => {
                 self.error(node.pos, format!("unknown `when` condition `{other}`"));
                 None
@@ -218,11 +224,18 @@ impl Analyzer<'_> {
 
     pub(super) fn step(&mut self, node: &Node) -> Option<Step> {
         if node.name == "script" {
-            self.error(
-                node.pos,
-                "`script { … }` runs Groovy, which Sluice does not: use steps such as sh instead",
-            );
-            return None;
+            let Some(body) = &node.script else {
+                self.error(node.pos, "`script` takes a block of Groovy: script { … }");
+                return None;
+            };
+            self.check_script(body);
+            return Some(Step {
+                name: node.name.clone(),
+                pos: node.pos,
+                args: Default::default(),
+                steps: Vec::new(),
+                script: Some(Script(body.clone())),
+            });
         }
         if node.assign.is_some() {
             self.error(
@@ -235,9 +248,15 @@ impl Analyzer<'_> {
             return None;
         }
         let Some((_, takes_block)) = STEPS.iter().find(|(name, _)| *name == node.name) else {
-            self.error(node.pos, format!("unknown step `{}`", node.name));
+            let hint = super::super::suggest(&node.name)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            self.error(node.pos, format!("unknown step `{}`{hint}", node.name));
             return None;
         };
+        for v in node.args.positional.iter().chain(node.args.named.iter().map(|(_, v)| v)) {
+            self.check_value(v);
+        }
         if *takes_block && node.block.is_none() {
             self.error(
                 node.pos,
@@ -270,6 +289,7 @@ impl Analyzer<'_> {
             pos: node.pos,
             args: node.args.clone(),
             steps,
+            script: None,
         })
     }
 }
