@@ -174,7 +174,7 @@ async fn the_lint_endpoint_answers_valid_and_diagnostics() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["valid"], true);
-    let res = post("pipeline {\n agent any\n stages { stage('a') { steps { script { } } } } }")
+    let res = post("pipeline {\n agent any\n stages { stage('a') { steps { script { Jenkins.instance } } } } }")
         .await
         .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
@@ -184,7 +184,7 @@ async fn the_lint_endpoint_answers_valid_and_diagnostics() {
         body["diagnostics"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("script")
+            .contains("`Jenkins` reaches the controller's internals")
     );
     let (status, _) = app
         .post_as("/api/v1/lint", &Auth::None, serde_json::json!("x"))

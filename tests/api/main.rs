@@ -14,6 +14,7 @@ mod errors;
 mod execution;
 mod fleet;
 mod github_standin;
+mod groovy_scripts;
 mod hardening_web;
 mod health;
 mod helpers;

@@ -19,8 +19,14 @@ const REFUSED_NAMES: &[(&str, &str)] = &[
     ("ClassLoader", "`ClassLoader` loads code"),
     ("GroovyShell", "`GroovyShell` evaluates code"),
     ("Eval", "`Eval` evaluates code"),
-    ("ProcessBuilder", "`ProcessBuilder` starts processes outside the steps"),
-    ("File", "`File` reads the worker's files: use readFile, writeFile and fileExists"),
+    (
+        "ProcessBuilder",
+        "`ProcessBuilder` starts processes outside the steps",
+    ),
+    (
+        "File",
+        "`File` reads the worker's files: use readFile, writeFile and fileExists",
+    ),
     ("this", "`this` is the script object"),
 ];
 
@@ -301,10 +307,7 @@ impl<'a> Checker<'a> {
         let hint = super::super::pipeline::suggest(name)
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
-        self.error(
-            pos,
-            format!("unknown step or function `{name}`{hint}"),
-        );
+        self.error(pos, format!("unknown step or function `{name}`{hint}"));
     }
 }
 
@@ -407,8 +410,14 @@ mod tests {
         );
         assert_eq!(found.len(), 5, "{found:?}");
         assert!(found[0].starts_with("1:9: `Jenkins`"), "{found:?}");
-        assert!(found[1].starts_with("2:12: `.class` is reflection"), "{found:?}");
-        assert!(found[2].contains("`.execute` is starting processes"), "{found:?}");
+        assert!(
+            found[1].starts_with("2:12: `.class` is reflection"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].contains("`.execute` is starting processes"),
+            "{found:?}"
+        );
         assert!(found[3].starts_with("4:1: `evaluate(…)`"), "{found:?}");
         assert!(found[4].contains("`new File(…)`"), "{found:?}");
     }
@@ -417,6 +426,9 @@ mod tests {
     fn unknown_calls_are_errors_but_closures_in_variables_are_not() {
         let found = check("def greet = { n -> echo n }\ngreet('x')\nshh 'make'\n");
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("unknown step or function `shh` (did you mean `sh`?)"), "{found:?}");
+        assert!(
+            found[0].contains("unknown step or function `shh` (did you mean `sh`?)"),
+            "{found:?}"
+        );
     }
 }

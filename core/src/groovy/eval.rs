@@ -195,8 +195,11 @@ pub trait Host: Send + Sync + Sized {
     /// Whether `name` is a step this host runs.
     fn is_step(&self, name: &str) -> bool;
     /// Runs a step; a block step runs its body with [`Cx::call`].
-    fn step<'a>(&'a self, cx: &'a Cx<'a, Self>, call: StepCall)
-    -> BoxFuture<'a, Result<Value, Failure>>;
+    fn step<'a>(
+        &'a self,
+        cx: &'a Cx<'a, Self>,
+        call: StepCall,
+    ) -> BoxFuture<'a, Result<Value, Failure>>;
     fn env(&self, scope: &Self::Scope, name: &str) -> Option<String>;
     fn env_all(&self, scope: &Self::Scope) -> Vec<(String, String)>;
     fn set_env(&self, scope: &Self::Scope, name: &str, value: Option<String>);
@@ -465,7 +468,12 @@ impl<'a, H: Host> Cx<'a, H> {
 
     // ---- statements ----
 
-    fn block<'b>(&'b self, body: &'b [Stmt], frame: &'b Arc<Frame>, d: u32) -> BoxFuture<'b, R<Value>> {
+    fn block<'b>(
+        &'b self,
+        body: &'b [Stmt],
+        frame: &'b Arc<Frame>,
+        d: u32,
+    ) -> BoxFuture<'b, R<Value>> {
         Box::pin(async move {
             let mut last = Value::Null;
             for stmt in body {
@@ -475,7 +483,12 @@ impl<'a, H: Host> Cx<'a, H> {
         })
     }
 
-    fn stmt<'b>(&'b self, stmt: &'b Stmt, frame: &'b Arc<Frame>, d: u32) -> BoxFuture<'b, R<Value>> {
+    fn stmt<'b>(
+        &'b self,
+        stmt: &'b Stmt,
+        frame: &'b Arc<Frame>,
+        d: u32,
+    ) -> BoxFuture<'b, R<Value>> {
         Box::pin(async move {
             self.tick(stmt.pos).await?;
             let d = self.deeper(d, stmt.pos)?;
@@ -753,7 +766,11 @@ impl<'a, H: Host> Cx<'a, H> {
                         return err(
                             pos,
                             "java.lang.IllegalArgumentException",
-                            format!("a range needs integers, not {} and {}", a.type_name(), b.type_name()),
+                            format!(
+                                "a range needs integers, not {} and {}",
+                                a.type_name(),
+                                b.type_name()
+                            ),
                         );
                     };
                     let (a, b) = (*a, *b);
@@ -915,7 +932,9 @@ impl<'a, H: Host> Cx<'a, H> {
                         return err(
                             pos,
                             "java.lang.SecurityException",
-                            format!("`new {ty}(…)` is not part of the Groovy subset (only exceptions can be created)"),
+                            format!(
+                                "`new {ty}(…)` is not part of the Groovy subset (only exceptions can be created)"
+                            ),
                         );
                     }
                     let args = self.args(args, frame, d).await?;
@@ -1012,9 +1031,10 @@ impl<'a, H: Host> Cx<'a, H> {
                             self.host().set_env(&self.scope, name, value);
                             Ok(())
                         }
-                        Obj::CurrentBuild => self.host().set_build(name, &v).map_err(|m| {
-                            fail(pos, ("groovy.lang.ReadOnlyPropertyException", m))
-                        }),
+                        Obj::CurrentBuild => self
+                            .host()
+                            .set_build(name, &v)
+                            .map_err(|m| fail(pos, ("groovy.lang.ReadOnlyPropertyException", m))),
                         _ => err(
                             pos,
                             "groovy.lang.ReadOnlyPropertyException",
@@ -1070,11 +1090,19 @@ impl<'a, H: Host> Cx<'a, H> {
                     _ => err(
                         pos,
                         "groovy.lang.MissingMethodException",
-                        format!("cannot set an element of a {} by {}", o.type_name(), i.type_name()),
+                        format!(
+                            "cannot set an element of a {} by {}",
+                            o.type_name(),
+                            i.type_name()
+                        ),
                     ),
                 }
             }
-            _ => err(pos, "groovy.lang.GroovyRuntimeException", "cannot assign to this"),
+            _ => err(
+                pos,
+                "groovy.lang.GroovyRuntimeException",
+                "cannot assign to this",
+            ),
         }
     }
 
@@ -1084,7 +1112,10 @@ impl<'a, H: Host> Cx<'a, H> {
         }
         if let (BinOp::Mul, Value::List(list), Value::Int(n)) = (op, l, r) {
             let len = list.lock().len() as u64;
-            self.charge(len.saturating_mul((*n).max(0) as u64).saturating_mul(32), pos)?;
+            self.charge(
+                len.saturating_mul((*n).max(0) as u64).saturating_mul(32),
+                pos,
+            )?;
         }
         let v = match op {
             BinOp::Eq => Value::Bool(equals(l, r)),
@@ -1094,7 +1125,11 @@ impl<'a, H: Host> Cx<'a, H> {
                     return err(
                         pos,
                         "java.lang.IllegalArgumentException",
-                        format!("cannot compare a {} with a {}", l.type_name(), r.type_name()),
+                        format!(
+                            "cannot compare a {} with a {}",
+                            l.type_name(),
+                            r.type_name()
+                        ),
                     );
                 };
                 use std::cmp::Ordering::*;
@@ -1173,7 +1208,9 @@ impl<'a, H: Host> Cx<'a, H> {
             return err(
                 pos,
                 "java.lang.NoSuchMethodError",
-                format!("No such DSL method `{name}` (not a step Sluice runs, nor a closure in scope)"),
+                format!(
+                    "No such DSL method `{name}` (not a step Sluice runs, nor a closure in scope)"
+                ),
             );
         }
         let body = match evaluated.last() {
@@ -1367,7 +1404,10 @@ impl<'a, H: Host> Cx<'a, H> {
                             return err(
                                 pos,
                                 "groovy.lang.GroovyRuntimeException",
-                                format!("collectEntries needs [key, value] or a map from its closure, not a {}", other.type_name()),
+                                format!(
+                                    "collectEntries needs [key, value] or a map from its closure, not a {}",
+                                    other.type_name()
+                                ),
                             );
                         }
                     }
@@ -1391,7 +1431,8 @@ impl<'a, H: Host> Cx<'a, H> {
                 let mut total = Value::Int(0);
                 for item in items {
                     let v = call(item, None).await?;
-                    total = methods::arithmetic(BinOp::Add, &total, &v).map_err(|m| fail(pos, m))?;
+                    total =
+                        methods::arithmetic(BinOp::Add, &total, &v).map_err(|m| fail(pos, m))?;
                 }
                 total
             }
@@ -1409,7 +1450,9 @@ impl<'a, H: Host> Cx<'a, H> {
                     return err(
                         pos,
                         "groovy.lang.MissingMethodException",
-                        format!("{name} with a two-parameter comparator is not supported: use a closure returning the key, e.g. {name} {{ it.size() }}"),
+                        format!(
+                            "{name} with a two-parameter comparator is not supported: use a closure returning the key, e.g. {name} {{ it.size() }}"
+                        ),
                     );
                 }
                 let mut keyed = Vec::with_capacity(items.len());
@@ -1419,7 +1462,11 @@ impl<'a, H: Host> Cx<'a, H> {
                 keyed.sort_by(|a, b| compare(&a.0, &b.0).unwrap_or(std::cmp::Ordering::Equal));
                 match name {
                     "max" => keyed.pop().map(|(_, v)| v).unwrap_or(Value::Null),
-                    "min" => keyed.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
+                    "min" => keyed
+                        .into_iter()
+                        .next()
+                        .map(|(_, v)| v)
+                        .unwrap_or(Value::Null),
                     _ => {
                         let sorted: Vec<Value> = keyed.into_iter().map(|(_, v)| v).collect();
                         if let (Value::List(l), "sort") = (&recv, name) {
@@ -1439,7 +1486,10 @@ impl<'a, H: Host> Cx<'a, H> {
                 return err(
                     pos,
                     "groovy.lang.MissingMethodException",
-                    format!("No signature of method: {}.{name}() taking a closure", recv.type_name()),
+                    format!(
+                        "No signature of method: {}.{name}() taking a closure",
+                        recv.type_name()
+                    ),
                 );
             }
         })
@@ -1451,7 +1501,10 @@ fn fail(pos: Pos, message: (&'static str, String)) -> Signal {
 }
 
 fn overflow(pos: Pos) -> Signal {
-    fail(pos, ("java.lang.ArithmeticException", "integer overflow".into()))
+    fail(
+        pos,
+        ("java.lang.ArithmeticException", "integer overflow".into()),
+    )
 }
 
 /// Whether `catch (Type e)` catches an exception of `class` (`Exception` catches all but

@@ -18,7 +18,10 @@ pub type E = (&'static str, String);
 fn no_method(recv: &Value, name: &str) -> E {
     (
         "groovy.lang.MissingMethodException",
-        format!("No signature of method: {}.{name}() is supported", recv.type_name()),
+        format!(
+            "No signature of method: {}.{name}() is supported",
+            recv.type_name()
+        ),
     )
 }
 
@@ -145,13 +148,12 @@ pub fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, E> {
             }
         }
         (BinOp::Rem, Int(a), Int(b)) => Int(a.checked_rem(*b).ok_or_else(overflow)?),
-        (BinOp::Pow, Int(a), Int(b)) if *b >= 0 => match u32::try_from(*b)
-            .ok()
-            .and_then(|b| a.checked_pow(b))
-        {
-            Some(n) => Int(n),
-            None => Float((*a as f64).powf(*b as f64)),
-        },
+        (BinOp::Pow, Int(a), Int(b)) if *b >= 0 => {
+            match u32::try_from(*b).ok().and_then(|b| a.checked_pow(b)) {
+                Some(n) => Int(n),
+                None => Float((*a as f64).powf(*b as f64)),
+            }
+        }
         (op, a, b) if a.is_number() && b.is_number() => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
             match op {
@@ -217,11 +219,7 @@ pub fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, E> {
             if (items.len() as u64).saturating_mul(n) > MAX_ITEMS {
                 return Err(too_big());
             }
-            Value::list(
-                std::iter::repeat_n(items, n as usize)
-                    .flatten()
-                    .collect(),
-            )
+            Value::list(std::iter::repeat_n(items, n as usize).flatten().collect())
         }
         (BinOp::Shl, List(a), b) => {
             a.lock().push(b.clone());
@@ -279,7 +277,9 @@ pub fn cast(v: &Value, ty: &str) -> Result<Value, E> {
                 .map(|x| Value::str(x.show()))
                 .collect(),
         ),
-        "Set" | "HashSet" | "LinkedHashSet" => Value::list(unique(v.items().ok_or_else(|| cannot_cast(v, ty))?)),
+        "Set" | "HashSet" | "LinkedHashSet" => {
+            Value::list(unique(v.items().ok_or_else(|| cannot_cast(v, ty))?))
+        }
         "Map" | "HashMap" | "LinkedHashMap" => match v {
             Value::Map(_) => v.clone(),
             other => return Err(cannot_cast(other, ty)),
@@ -288,7 +288,9 @@ pub fn cast(v: &Value, ty: &str) -> Result<Value, E> {
         _ => {
             return Err((
                 "org.codehaus.groovy.runtime.typehandling.GroovyCastException",
-                format!("cannot cast to `{ty}` (the subset knows String, Integer, Long, Double, Boolean, List, Set and Map)"),
+                format!(
+                    "cannot cast to `{ty}` (the subset knows String, Integer, Long, Double, Boolean, List, Set and Map)"
+                ),
             ));
         }
     })
@@ -324,10 +326,16 @@ pub fn instance_of(v: &Value, ty: &str) -> bool {
     match v {
         Value::Str(_) => matches!(simple, "String" | "CharSequence" | "GString" | "Object"),
         Value::Int(_) => matches!(simple, "Integer" | "Long" | "Number" | "Object"),
-        Value::Float(_) => matches!(simple, "BigDecimal" | "Double" | "Float" | "Number" | "Object"),
+        Value::Float(_) => matches!(
+            simple,
+            "BigDecimal" | "Double" | "Float" | "Number" | "Object"
+        ),
         Value::Bool(_) => matches!(simple, "Boolean" | "Object"),
         Value::List(_) | Value::Range { .. } => {
-            matches!(simple, "List" | "Collection" | "Iterable" | "ArrayList" | "Object")
+            matches!(
+                simple,
+                "List" | "Collection" | "Iterable" | "ArrayList" | "Object"
+            )
         }
         Value::Map(_) => matches!(simple, "Map" | "LinkedHashMap" | "HashMap" | "Object"),
         Value::Closure(_) => matches!(simple, "Closure" | "Object"),
@@ -394,7 +402,10 @@ pub fn index<H: Host>(o: &Value, i: &Value, host: &H, scope: &H::Scope) -> Resul
                 None => {
                     return Err((
                         "java.lang.StringIndexOutOfBoundsException",
-                        format!("index {n} is outside a string of {} characters", chars.len()),
+                        format!(
+                            "index {n} is outside a string of {} characters",
+                            chars.len()
+                        ),
                     ));
                 }
             }
@@ -620,12 +631,16 @@ fn obj_method<H: Host>(
     scope: &H::Scope,
 ) -> Result<Value, E> {
     match (obj, name) {
-        (Obj::Env, "getProperty") | (Obj::Env, "get") => {
-            Ok(host.env(scope, &str_arg(args, 0, name)?).map(Value::str).unwrap_or(Value::Null))
-        }
+        (Obj::Env, "getProperty") | (Obj::Env, "get") => Ok(host
+            .env(scope, &str_arg(args, 0, name)?)
+            .map(Value::str)
+            .unwrap_or(Value::Null)),
         (Obj::Env, "setProperty") | (Obj::Env, "put") => {
             let key = str_arg(args, 0, name)?;
-            let value = args.get(1).filter(|v| !matches!(v, Value::Null)).map(Value::show);
+            let value = args
+                .get(1)
+                .filter(|v| !matches!(v, Value::Null))
+                .map(Value::show);
             host.set_env(scope, &key, value);
             Ok(Value::Null)
         }
@@ -637,14 +652,19 @@ fn obj_method<H: Host>(
         )),
         (Obj::Params, "get" | "getProperty") => {
             let key = str_arg(args, 0, name)?;
-            Ok(host.param(&key).unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)))
+            Ok(host
+                .param(&key)
+                .unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)))
         }
         (Obj::Params, "containsKey") => {
             let key = str_arg(args, 0, name)?;
             Ok(Value::Bool(host.param(&key).is_some()))
         }
         (Obj::Params, "keySet") => Ok(Value::list(
-            host.params().into_iter().map(|(k, _)| Value::str(k)).collect(),
+            host.params()
+                .into_iter()
+                .map(|(k, _)| Value::str(k))
+                .collect(),
         )),
         (Obj::Params, "size") => Ok(Value::Int(host.params().len() as i64)),
         (Obj::Exception { message, .. }, "getMessage" | "getLocalizedMessage") => {
@@ -658,7 +678,10 @@ fn obj_method<H: Host>(
                 Some(Value::Int(n)) => *n,
                 None => 0,
                 Some(Value::Str(g)) => {
-                    return Err(bad_arg("group", &format!("a group number (`{g}`: named groups are not supported)")));
+                    return Err(bad_arg(
+                        "group",
+                        &format!("a group number (`{g}`: named groups are not supported)"),
+                    ));
                 }
                 _ => return Err(bad_arg("group", "a group number")),
             };
@@ -718,7 +741,9 @@ fn string_method(s: &Arc<str>, recv: &Value, name: &str, args: &[Value]) -> Resu
         "contains" => Value::Bool(text.contains(&*str_arg(args, 0, name)?)),
         "startsWith" => Value::Bool(text.starts_with(&*str_arg(args, 0, name)?)),
         "endsWith" => Value::Bool(text.ends_with(&*str_arg(args, 0, name)?)),
-        "equalsIgnoreCase" => Value::Bool(text.to_lowercase() == str_arg(args, 0, name)?.to_lowercase()),
+        "equalsIgnoreCase" => {
+            Value::Bool(text.to_lowercase() == str_arg(args, 0, name)?.to_lowercase())
+        }
         "indexOf" => Value::Int(
             text.find(&*str_arg(args, 0, name)?)
                 .map_or(-1, |b| text[..b].chars().count() as i64),
@@ -824,14 +849,17 @@ fn string_method(s: &Arc<str>, recv: &Value, name: &str, args: &[Value]) -> Resu
         }
         "toInteger" | "toLong" => Value::Int(parse_int(text)?),
         "toDouble" | "toFloat" | "toBigDecimal" => Value::Float(parse_float(text)?),
-        "toBoolean" => Value::Bool(matches!(text.trim().to_lowercase().as_str(), "true" | "y" | "1")),
-        "isInteger" | "isLong" | "isNumber" | "isDouble" | "isBigDecimal" => Value::Bool(
-            if name == "isInteger" || name == "isLong" {
+        "toBoolean" => Value::Bool(matches!(
+            text.trim().to_lowercase().as_str(),
+            "true" | "y" | "1"
+        )),
+        "isInteger" | "isLong" | "isNumber" | "isDouble" | "isBigDecimal" => {
+            Value::Bool(if name == "isInteger" || name == "isLong" {
                 text.trim().parse::<i64>().is_ok()
             } else {
                 text.trim().parse::<f64>().is_ok()
-            },
-        ),
+            })
+        }
         "toList" | "chars" | "toCharArray" => Value::list(recv.items().unwrap_or_default()),
         "plus" => arithmetic(BinOp::Add, recv, args.first().unwrap_or(&Value::Null))?,
         "minus" => arithmetic(BinOp::Sub, recv, args.first().unwrap_or(&Value::Null))?,
@@ -843,7 +871,11 @@ fn string_method(s: &Arc<str>, recv: &Value, name: &str, args: &[Value]) -> Resu
                 Value::str(text)
             } else {
                 let left = (width - len) / 2;
-                Value::str(format!("{}{text}{}", " ".repeat(left), " ".repeat(width - len - left)))
+                Value::str(format!(
+                    "{}{text}{}",
+                    " ".repeat(left),
+                    " ".repeat(width - len - left)
+                ))
             }
         }
         "charAt" => {
@@ -851,7 +883,12 @@ fn string_method(s: &Arc<str>, recv: &Value, name: &str, args: &[Value]) -> Resu
             text.chars()
                 .nth(usize::try_from(i).map_err(|_| bad_arg(name, "an index from 0"))?)
                 .map(|c| Value::str(c.to_string()))
-                .ok_or_else(|| ("java.lang.StringIndexOutOfBoundsException", format!("index {i}")))?
+                .ok_or_else(|| {
+                    (
+                        "java.lang.StringIndexOutOfBoundsException",
+                        format!("index {i}"),
+                    )
+                })?
         }
         "encodeBase64" | "bytes" | "execute" => {
             return Err((
@@ -868,7 +905,9 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
         match name {
             "size" => return Ok(Value::Int(range_len(*from, *to) as i64)),
             "contains" => {
-                return Ok(Value::Bool(matches!(args.first(), Some(Value::Int(n)) if (*from.min(to)..=*from.max(to)).contains(n))));
+                return Ok(Value::Bool(
+                    matches!(args.first(), Some(Value::Int(n)) if (*from.min(to)..=*from.max(to)).contains(n)),
+                ));
             }
             "getFrom" => return Ok(Value::Int(*from.min(to))),
             "getTo" => return Ok(Value::Int(*from.max(to))),
@@ -896,9 +935,15 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
         "add" if args.len() == 2 => {
             let i = int_arg(args, 0, name)?;
             let mut l = l.lock();
-            let k = usize::try_from(i).ok().filter(|k| *k <= l.len()).ok_or_else(|| {
-                ("java.lang.IndexOutOfBoundsException", format!("Index: {i}, Size: {}", l.len()))
-            })?;
+            let k = usize::try_from(i)
+                .ok()
+                .filter(|k| *k <= l.len())
+                .ok_or_else(|| {
+                    (
+                        "java.lang.IndexOutOfBoundsException",
+                        format!("Index: {i}, Size: {}", l.len()),
+                    )
+                })?;
             l.insert(k, args[1].clone());
             Value::Null
         }
@@ -911,7 +956,10 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
             Value::Int(i) => {
                 let mut l = l.lock();
                 let k = at(l.len(), i).filter(|_| i >= 0).ok_or_else(|| {
-                    ("java.lang.IndexOutOfBoundsException", format!("Index: {i}, Size: {}", l.len()))
+                    (
+                        "java.lang.IndexOutOfBoundsException",
+                        format!("Index: {i}, Size: {}", l.len()),
+                    )
                 })?;
                 l.remove(k)
             }
@@ -927,7 +975,12 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
                 }
             }
         },
-        "pop" => l.lock().pop().ok_or_else(|| ("java.util.NoSuchElementException", "Cannot pop() an empty List".into()))?,
+        "pop" => l.lock().pop().ok_or_else(|| {
+            (
+                "java.util.NoSuchElementException",
+                "Cannot pop() an empty List".into(),
+            )
+        })?,
         "clear" => {
             l.lock().clear();
             Value::Null
@@ -943,10 +996,21 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
             let have = items();
             Value::Bool(want.iter().all(|w| have.iter().any(|h| equals(h, w))))
         }
-        "indexOf" => Value::Int(items().iter().position(|x| equals(x, &first)).map_or(-1, |k| k as i64)),
+        "indexOf" => Value::Int(
+            items()
+                .iter()
+                .position(|x| equals(x, &first))
+                .map_or(-1, |k| k as i64),
+        ),
         "join" => {
             let sep = args.first().map(Value::show).unwrap_or_default();
-            Value::str(items().iter().map(Value::show).collect::<Vec<_>>().join(&sep))
+            Value::str(
+                items()
+                    .iter()
+                    .map(Value::show)
+                    .collect::<Vec<_>>()
+                    .join(&sep),
+            )
         }
         "first" | "head" => items().into_iter().next().ok_or_else(empty)?,
         "last" => items().pop().ok_or_else(empty)?,
@@ -956,13 +1020,26 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
             v.pop();
             Value::list(v)
         }
-        "take" => Value::list(items().into_iter().take(int_arg(args, 0, name)?.max(0) as usize).collect()),
-        "drop" => Value::list(items().into_iter().skip(int_arg(args, 0, name)?.max(0) as usize).collect()),
+        "take" => Value::list(
+            items()
+                .into_iter()
+                .take(int_arg(args, 0, name)?.max(0) as usize)
+                .collect(),
+        ),
+        "drop" => Value::list(
+            items()
+                .into_iter()
+                .skip(int_arg(args, 0, name)?.max(0) as usize)
+                .collect(),
+        ),
         "subList" => {
             let v = items();
             let (a, b) = (int_arg(args, 0, name)?, int_arg(args, 1, name)?);
             if a < 0 || b < a || b as usize > v.len() {
-                return Err(("java.lang.IndexOutOfBoundsException", format!("subList({a}, {b}) of {}", v.len())));
+                return Err((
+                    "java.lang.IndexOutOfBoundsException",
+                    format!("subList({a}, {b}) of {}", v.len()),
+                ));
             }
             Value::list(v[a as usize..b as usize].to_vec())
         }
@@ -986,7 +1063,9 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
             fn flat(v: &[Value], out: &mut Vec<Value>, depth: usize) {
                 for x in v {
                     match x {
-                        Value::List(inner) if depth < 32 => flat(&inner.lock().clone(), out, depth + 1),
+                        Value::List(inner) if depth < 32 => {
+                            flat(&inner.lock().clone(), out, depth + 1)
+                        }
                         other => out.push(other.clone()),
                     }
                 }
@@ -1008,14 +1087,24 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
         "max" | "min" => {
             let mut v = items();
             sort(&mut v)?;
-            (if name == "max" { v.pop() } else { v.into_iter().next() }).unwrap_or(Value::Null)
+            (if name == "max" {
+                v.pop()
+            } else {
+                v.into_iter().next()
+            })
+            .unwrap_or(Value::Null)
         }
         "count" => Value::Int(items().iter().filter(|x| equals(x, &first)).count() as i64),
         "plus" => arithmetic(BinOp::Add, recv, &first)?,
         "minus" => arithmetic(BinOp::Sub, recv, &first)?,
         "intersect" => {
             let other = first.items().ok_or_else(|| bad_arg(name, "a list"))?;
-            Value::list(items().into_iter().filter(|x| other.iter().any(|y| equals(x, y))).collect())
+            Value::list(
+                items()
+                    .into_iter()
+                    .filter(|x| other.iter().any(|y| equals(x, y)))
+                    .collect(),
+            )
         }
         "toList" | "asList" | "collect" => Value::list(items()),
         "asImmutable" | "asUnmodifiable" => recv.clone(),
@@ -1024,7 +1113,10 @@ fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
 }
 
 fn empty() -> E {
-    ("java.util.NoSuchElementException", "the list is empty".into())
+    (
+        "java.util.NoSuchElementException",
+        "the list is empty".into(),
+    )
 }
 
 fn sort(v: &mut [Value]) -> Result<(), E> {
@@ -1032,7 +1124,11 @@ fn sort(v: &mut [Value]) -> Result<(), E> {
         if compare(&pair[0], &pair[1]).is_none() {
             return Err((
                 "java.lang.ClassCastException",
-                format!("cannot sort a {} with a {}", pair[0].type_name(), pair[1].type_name()),
+                format!(
+                    "cannot sort a {} with a {}",
+                    pair[0].type_name(),
+                    pair[1].type_name()
+                ),
             ));
         }
     }

@@ -18,10 +18,37 @@ const MAX_DEPTH: usize = MAX_NESTING * 2;
 
 /// Words that start a declaration when followed by a name: `String x = …`.
 const TYPES: &[&str] = &[
-    "def", "var", "final", "String", "GString", "int", "long", "short", "byte", "boolean",
-    "double", "float", "char", "Integer", "Long", "Boolean", "Double", "Float", "BigDecimal",
-    "Number", "Object", "List", "ArrayList", "Map", "HashMap", "LinkedHashMap", "Set", "HashSet",
-    "Closure", "Collection", "Iterable",
+    "def",
+    "var",
+    "final",
+    "String",
+    "GString",
+    "int",
+    "long",
+    "short",
+    "byte",
+    "boolean",
+    "double",
+    "float",
+    "char",
+    "Integer",
+    "Long",
+    "Boolean",
+    "Double",
+    "Float",
+    "BigDecimal",
+    "Number",
+    "Object",
+    "List",
+    "ArrayList",
+    "Map",
+    "HashMap",
+    "LinkedHashMap",
+    "Set",
+    "HashSet",
+    "Closure",
+    "Collection",
+    "Iterable",
 ];
 
 /// Statements Groovy has and the subset refuses, with why.
@@ -523,7 +550,8 @@ impl<'t, 'd> Parser<'t, 'd> {
     fn for_head(&mut self) -> Option<ForHead> {
         // `for (x in xs)`, `for (def x in xs)`, `for (String x : xs)`.
         let mut k = 0;
-        if matches!(self.peek_at(0), Tok::Word(_)) && matches!(self.peek_at(1), Tok::Word(w) if w != "in")
+        if matches!(self.peek_at(0), Tok::Word(_))
+            && matches!(self.peek_at(1), Tok::Word(w) if w != "in")
         {
             k = 1;
         }
@@ -729,8 +757,8 @@ impl<'t, 'd> Parser<'t, 'd> {
         if first == "def" || first == "final" || first == "var" {
             return true;
         }
-        let typed = TYPES.contains(&first.as_str())
-            || first.starts_with(|c: char| c.is_ascii_uppercase());
+        let typed =
+            TYPES.contains(&first.as_str()) || first.starts_with(|c: char| c.is_ascii_uppercase());
         typed
             && matches!(self.peek_at(k), Tok::Word(_))
             && matches!(
@@ -895,7 +923,10 @@ impl<'t, 'd> Parser<'t, 'd> {
             target.kind,
             ExprKind::Var(_) | ExprKind::Prop { .. } | ExprKind::Index { .. }
         ) {
-            self.error_at(pos, "only a variable, a property or an element can be assigned");
+            self.error_at(
+                pos,
+                "only a variable, a property or an element can be assigned",
+            );
             return None;
         }
         self.advance();
@@ -1203,8 +1234,8 @@ impl<'t, 'd> Parser<'t, 'd> {
                     self.advance();
                     self.lines.push(false);
                     let index = self.expr();
-                    let closed = index.is_some()
-                        && self.expect(&Tok::RBracket, "after the index").is_some();
+                    let closed =
+                        index.is_some() && self.expect(&Tok::RBracket, "after the index").is_some();
                     self.lines.pop();
                     if !closed {
                         return None;
@@ -1334,7 +1365,10 @@ impl<'t, 'd> Parser<'t, 'd> {
                 self.advance();
             } else if !self.at(close) {
                 let found = describe(&self.tok().clone());
-                self.error_here(format!("expected `,` or {}, found {found}", describe(close)));
+                self.error_here(format!(
+                    "expected `,` or {}, found {found}",
+                    describe(close)
+                ));
                 return None;
             }
         }
@@ -1342,7 +1376,8 @@ impl<'t, 'd> Parser<'t, 'd> {
 
     /// `value` or `name: value`.
     fn arg(&mut self) -> Option<Arg> {
-        let named = matches!(self.tok(), Tok::Word(_) | Tok::Str(_)) && *self.peek_at(1) == Tok::Colon;
+        let named =
+            matches!(self.tok(), Tok::Word(_) | Tok::Str(_)) && *self.peek_at(1) == Tok::Colon;
         if named {
             let name = match self.advance().tok {
                 Tok::Word(w) | Tok::Str(w) => w,
@@ -1478,8 +1513,7 @@ impl<'t, 'd> Parser<'t, 'd> {
                 self.advance();
                 self.lines.push(false);
                 let inner = self.expr();
-                let closed = inner.is_some()
-                    && self.expect(&Tok::RParen, "to close `(`").is_some();
+                let closed = inner.is_some() && self.expect(&Tok::RParen, "to close `(`").is_some();
                 self.lines.pop();
                 if !closed {
                     return None;

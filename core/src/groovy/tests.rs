@@ -23,7 +23,10 @@ impl Host for TestHost {
     type Scope = String;
 
     fn is_step(&self, name: &str) -> bool {
-        matches!(name, "echo" | "sh" | "error" | "dir" | "parallel" | "readFile")
+        matches!(
+            name,
+            "echo" | "sh" | "error" | "dir" | "parallel" | "readFile"
+        )
     }
 
     fn step<'a>(
@@ -52,9 +55,7 @@ impl Host for TestHost {
                         return Ok(Value::Int(status));
                     }
                     if status != 0 {
-                        return Err(Failure::step(format!(
-                            "script returned exit code {status}"
-                        )));
+                        return Err(Failure::step(format!("script returned exit code {status}")));
                     }
                     Ok(Value::Null)
                 }
@@ -135,7 +136,11 @@ impl Host for TestHost {
                     .unwrap_or(Value::Null),
             ),
             "currentResult" => Some(Value::str(
-                self.result.lock().unwrap().clone().unwrap_or("SUCCESS".into()),
+                self.result
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .unwrap_or("SUCCESS".into()),
             )),
             "previousBuild" => Some(Value::obj(super::Obj::PreviousBuild {
                 result: Some("FAILURE".into()),
@@ -360,7 +365,8 @@ echo currentBuild.result
 #[test]
 fn steps_return_values_and_their_failures_are_exceptions() {
     let mut host = TestHost::default();
-    host.sh.insert("git rev-parse HEAD".into(), ("abc123\n".into(), 0));
+    host.sh
+        .insert("git rev-parse HEAD".into(), ("abc123\n".into(), 0));
     host.sh.insert("false".into(), (String::new(), 1));
     let (result, lines) = run_with(
         host,
@@ -420,7 +426,10 @@ fn uncaught_failures_name_their_line_and_column() {
     let f = failure("def m = null\nm.size()\n");
     assert!(f.message.contains("null object"), "{f:?}");
     let f = failure("undefinedThing + 1\n");
-    assert!(f.message.contains("No such property: undefinedThing"), "{f:?}");
+    assert!(
+        f.message.contains("No such property: undefinedThing"),
+        "{f:?}"
+    );
     let f = failure("def x = 1 / 0\n");
     assert!(f.message.contains("Division by zero"), "{f:?}");
 }
@@ -488,4 +497,3 @@ fn the_value_of_the_last_statement_is_the_result() {
     assert_eq!(value("return [1, 2].size() == 2\n"), "true");
     assert_eq!(value("if (true) { 'x' } else { 'y' }\n"), "x");
 }
-

@@ -69,7 +69,10 @@ pub enum Value {
     List(List),
     Map(Map),
     /// An inclusive integer range; `from > to` counts down.
-    Range { from: i64, to: i64 },
+    Range {
+        from: i64,
+        to: i64,
+    },
     Closure(Arc<Closure>),
     Obj(Box<Obj>),
 }
@@ -145,7 +148,13 @@ impl Value {
         match self {
             Value::Str(s) => s.len() as u64 + 16,
             Value::List(l) => l.lock().len() as u64 * 32 + 32,
-            Value::Map(m) => m.lock().iter().map(|(k, _)| k.len() as u64 + 48).sum::<u64>() + 32,
+            Value::Map(m) => {
+                m.lock()
+                    .iter()
+                    .map(|(k, _)| k.len() as u64 + 48)
+                    .sum::<u64>()
+                    + 32
+            }
             _ => 16,
         }
     }
@@ -340,10 +349,8 @@ fn equals_at(a: &Value, b: &Value, depth: usize, visits: &mut usize) -> bool {
             }
             let (x, y) = (x.lock().clone(), y.lock().clone());
             x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    y.get(k)
-                        .is_some_and(|w| equals_at(v, w, depth + 1, visits))
-                })
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| equals_at(v, w, depth + 1, visits)))
         }
         (Value::Closure(x), Value::Closure(y)) => Arc::ptr_eq(x, y),
         (Value::Obj(x), Value::Obj(y)) => match (&**x, &**y) {

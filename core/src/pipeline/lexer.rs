@@ -52,6 +52,12 @@ pub fn lex(src: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
         col: 1,
         after_value: false,
     };
+    // A `#!…` first line (`#!/usr/bin/env groovy`) is ignored, as Groovy does.
+    if src.starts_with("#!") {
+        while lexer.peek(0).is_some_and(|c| c != '\n') {
+            lexer.bump();
+        }
+    }
     let mut out: Vec<Token> = Vec::new();
     loop {
         let token = lexer.next(diags);
@@ -205,7 +211,9 @@ impl Lexer {
                 if self
                     .peek(0)
                     .is_some_and(|c| matches!(c, 'L' | 'l' | 'G' | 'g' | 'd' | 'D' | 'f' | 'F'))
-                    && !self.peek(1).is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    && !self
+                        .peek(1)
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_')
                 {
                     self.bump();
                 }
@@ -276,7 +284,12 @@ impl Lexer {
     }
 
     /// `${expr}` (braces inside balanced) or `$name.path` at a `$`, as a [`Part::Var`].
-    fn interpolation(&mut self, parts: &mut Vec<Part>, text: &mut String, diags: &mut Vec<Diagnostic>) {
+    fn interpolation(
+        &mut self,
+        parts: &mut Vec<Part>,
+        text: &mut String,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let at = self.pos();
         self.bump();
         let mut expr = String::new();

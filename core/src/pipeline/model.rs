@@ -140,15 +140,30 @@ impl Parameter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum When {
-    Branch { pattern: String },
-    Tag { pattern: String },
-    Environment { name: String, value: String },
+    Branch {
+        pattern: String,
+    },
+    Tag {
+        pattern: String,
+    },
+    Environment {
+        name: String,
+        value: String,
+    },
     ChangeRequest,
     /// `expression { … }`: Groovy, true when its value is.
-    Expression { script: Script },
-    Not { condition: Box<When> },
-    AllOf { conditions: Vec<When> },
-    AnyOf { conditions: Vec<When> },
+    Expression {
+        script: Script,
+    },
+    Not {
+        condition: Box<When>,
+    },
+    AllOf {
+        conditions: Vec<When>,
+    },
+    AnyOf {
+        conditions: Vec<When>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

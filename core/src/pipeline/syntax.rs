@@ -609,7 +609,9 @@ mod tests {
 
     #[test]
     fn values_with_operators_are_groovy_expressions() {
-        let nodes = ok("X = 'v' + env.BUILD_NUMBER\nY = sh(script: 'git describe', returnStdout: true).trim()\nscript {\n  def a = 1\n}\nZ = 'plain'\n");
+        let nodes = ok(
+            "X = 'v' + env.BUILD_NUMBER\nY = sh(script: 'git describe', returnStdout: true).trim()\nscript {\n  def a = 1\n}\nZ = 'plain'\n",
+        );
         assert!(matches!(nodes[0].assign, Some(Value::Expr(..))));
         assert!(matches!(nodes[1].assign, Some(Value::Expr(..))));
         assert_eq!(nodes[2].script.as_ref().map(|s| s.len()), Some(1));

@@ -47,11 +47,15 @@ fn arg_of(v: &Value) -> Arg {
         Value::Bool(b) => Arg::Bool(*b, pos),
         Value::Int(n) => Arg::Num(*n as f64, pos),
         Value::Float(f) => Arg::Num(*f, pos),
-        Value::List(_) | Value::Range { .. } => {
-            Arg::List(v.items().unwrap_or_default().iter().map(arg_of).collect(), pos)
-        }
+        Value::List(_) | Value::Range { .. } => Arg::List(
+            v.items().unwrap_or_default().iter().map(arg_of).collect(),
+            pos,
+        ),
         Value::Map(m) => Arg::Map(
-            m.lock().iter().map(|(k, v)| (k.clone(), arg_of(v))).collect(),
+            m.lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), arg_of(v)))
+                .collect(),
             pos,
         ),
         Value::Obj(o) => match &**o {
@@ -228,7 +232,10 @@ impl Runner<'_> {
     async fn groovy_input(&self, call: &StepCall, scope: &Scope) -> Result<Value, Stop> {
         let text = |k: &str| call.named(k).map(Value::show);
         let mut parameters = Vec::new();
-        let defs = call.named("parameters").and_then(Value::items).unwrap_or_default();
+        let defs = call
+            .named("parameters")
+            .and_then(Value::items)
+            .unwrap_or_default();
         for d in &defs {
             if let Some(p) = parameter_of(d) {
                 parameters.push(p);
@@ -248,7 +255,9 @@ impl Runner<'_> {
             origin,
             ..scope.clone()
         };
-        let values = self.gate(&input, scope.origin.stage.as_deref(), &scope).await?;
+        let values = self
+            .gate(&input, scope.origin.stage.as_deref(), &scope)
+            .await?;
         let typed = |p: &Parameter| {
             let v = values.get(p.name()).cloned().unwrap_or_default();
             match p {
@@ -259,7 +268,11 @@ impl Runner<'_> {
         Ok(match parameters.as_slice() {
             [] => Value::Null,
             [one] => typed(one),
-            many => Value::map(many.iter().map(|p| (p.name().to_owned(), typed(p))).collect()),
+            many => Value::map(
+                many.iter()
+                    .map(|p| (p.name().to_owned(), typed(p)))
+                    .collect(),
+            ),
         })
     }
 
@@ -277,9 +290,7 @@ impl Runner<'_> {
                 _ => {}
             }
         }
-        let fail_fast = entries
-            .iter()
-            .any(|(k, v)| k == "failFast" && v.truthy());
+        let fail_fast = entries.iter().any(|(k, v)| k == "failFast" && v.truthy());
         let branches: Vec<(String, Arc<sluice_core::groovy::value::Closure>)> = entries
             .into_iter()
             .filter_map(|(k, v)| match v {

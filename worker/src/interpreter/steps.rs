@@ -68,7 +68,12 @@ impl Runner<'_> {
     }
 
     /// Runs one step, counting it in the metrics and logging why a simple step failed.
-    pub(crate) async fn measured<'a>(&'a self, step: &'a Step, body: Body<'a>, scope: &'a Scope) -> Flow {
+    pub(crate) async fn measured<'a>(
+        &'a self,
+        step: &'a Step,
+        body: Body<'a>,
+        scope: &'a Scope,
+    ) -> Flow {
         let started = Instant::now();
         let flow = self.step(step, body, scope).await;
         self.events

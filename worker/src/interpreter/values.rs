@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use sluice_core::groovy::ast::Expr;
 use sluice_core::groovy::eval::Frame;
 use sluice_core::groovy::{Cx, Failure, Host, Interp, StepCall, Value as Groovy};
+use sluice_core::pipeline::Pos;
 use sluice_core::pipeline::lexer::Part;
 use sluice_core::pipeline::model::Step;
 use sluice_core::pipeline::syntax::Value;
-use sluice_core::groovy::ast::Expr;
-use sluice_core::pipeline::Pos;
 
 use super::Env;
 
@@ -92,7 +92,11 @@ impl Host for Inline<'_> {
         false
     }
 
-    fn step<'a>(&'a self, _: &'a Cx<'a, Self>, call: StepCall) -> BoxFuture<'a, Result<Groovy, Failure>> {
+    fn step<'a>(
+        &'a self,
+        _: &'a Cx<'a, Self>,
+        call: StepCall,
+    ) -> BoxFuture<'a, Result<Groovy, Failure>> {
         Box::pin(async move {
             Err(Failure::step(format!(
                 "`{}` cannot run inside a string or an argument: call it in a script block",

@@ -111,11 +111,8 @@ impl<'d> Analyzer<'d> {
 
     /// Lint checks on a Groovy block: the sandbox's refusals and unknown calls.
     pub(super) fn check_script(&mut self, body: &[crate::groovy::ast::Stmt]) {
-        let mut checker = crate::groovy::check::Checker::new(
-            self.diags,
-            &groovy_step,
-            &mut self.groovy_names,
-        );
+        let mut checker =
+            crate::groovy::check::Checker::new(self.diags, &groovy_step, &mut self.groovy_names);
         checker.block(body);
     }
 
@@ -141,7 +138,11 @@ impl<'d> Analyzer<'d> {
                 }
             }
             Value::Call { args, .. } => {
-                for v in args.positional.iter().chain(args.named.iter().map(|(_, v)| v)) {
+                for v in args
+                    .positional
+                    .iter()
+                    .chain(args.named.iter().map(|(_, v)| v))
+                {
                     self.check_value(v);
                 }
             }

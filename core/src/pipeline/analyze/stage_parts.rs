@@ -254,7 +254,12 @@ impl Analyzer<'_> {
             self.error(node.pos, format!("unknown step `{}`{hint}", node.name));
             return None;
         };
-        for v in node.args.positional.iter().chain(node.args.named.iter().map(|(_, v)| v)) {
+        for v in node
+            .args
+            .positional
+            .iter()
+            .chain(node.args.named.iter().map(|(_, v)| v))
+        {
             self.check_value(v);
         }
         if *takes_block && node.block.is_none() {

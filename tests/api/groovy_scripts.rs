@@ -1,0 +1,154 @@
+//! Groovy in real runs: `script` blocks, `when { expression }` and computed environment
+//! values, on a real worker with a real git checkout. The Jenkinsfile follows the shapes of
+//! public ones (docs/JENKINSFILE.md names them): the commit's short SHA from
+//! `sh(returnStdout:)`, a version read from a file and bumped, test suites run in `parallel`
+//! from a map of closures, a failing step caught, a deploy guarded by an expression.
+
+use crate::execution::{head, push_to_fleet, setup, text_log};
+use crate::fleet::wait_for_run;
+use crate::helpers::spawn_app;
+
+const JENKINSFILE: &str = r#"#!/usr/bin/env groovy
+pipeline {
+    agent any
+    parameters { booleanParam(name: 'PUBLISH', defaultValue: true, description: 'publish') }
+    environment {
+        SHORT_SHA = sh(script: 'git rev-parse --short=7 HEAD', returnStdout: true).trim()
+        STAMP = 'build-' +
+            env.BUILD_NUMBER
+    }
+    stages {
+        stage('Version') {
+            steps {
+                writeFile file: 'VERSION', text: '1.4\n'
+                script {
+                    def raw = readFile('VERSION').trim()
+                    def (major, minor) = raw.tokenize('.').collect { it.toInteger() }
+                    version = "${major}.${minor + 1}"
+                    env.APP_VERSION = version
+                    echo "exists=${fileExists('VERSION')} missing=${fileExists('nope.txt')}"
+                    echo "sha=${env.SHORT_SHA} stamp=${env.STAMP}"
+                }
+            }
+        }
+        stage('Test') {
+            steps {
+                script {
+                    def branches = [:]
+                    ['unit', 'lint'].each { suite ->
+                        branches[suite] = { sh "echo suite-${suite}-ran" }
+                    }
+                    parallel branches
+                    def status = sh(script: 'exit 4', returnStatus: true)
+                    echo "status=${status}"
+                    try {
+                        sh 'echo failing; exit 3'
+                        echo 'not-reached'
+                    } catch (err) {
+                        echo "recovered: ${err.message}"
+                    } finally {
+                        echo 'finally-ran'
+                    }
+                    dir('sub') {
+                        writeFile file: 'x.txt', text: 'in sub'
+                    }
+                    echo "sub-file=${readFile('sub/x.txt')}"
+                }
+                sh 'echo "app-version=$APP_VERSION"'
+                echo "declared-sees-binding=${version} upper=${version.replace('.', '_')}"
+            }
+        }
+        stage('Skipped') {
+            when { expression { return env.BRANCH_NAME == 'no-such-branch' } }
+            steps { echo 'never-printed' }
+        }
+        stage('Publish') {
+            when { expression { params.PUBLISH && env.BRANCH_NAME ==~ /main|release\/.+/ } }
+            steps {
+                script {
+                    currentBuild.result = 'UNSTABLE'
+                    echo "result=${currentBuild.result} number=${currentBuild.number}"
+                }
+            }
+        }
+    }
+}
+"#;
+
+#[tokio::test]
+async fn script_blocks_expressions_and_computed_values_run_as_in_jenkins() {
+    let app = spawn_app().await;
+    let (owner, repo, hook) = setup(&app, JENKINSFILE).await;
+    let sha = head(&repo);
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let run = wait_for_run(
+        &app,
+        &owner,
+        &pushed.path,
+        &["unstable", "succeeded", "failed"],
+    )
+    .await;
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert_eq!(run["status"], "unstable", "{run}\n{log}");
+    for line in [
+        "exists=true missing=false",
+        &format!("sha={} stamp=build-{}", &sha[..7], pushed.number),
+        "suite-unit-ran",
+        "suite-lint-ran",
+        "status=4",
+        "recovered: line 35: script returned exit code 3",
+        "finally-ran",
+        "sub-file=in sub",
+        "app-version=1.5",
+        "declared-sees-binding=1.5 upper=1_5",
+        &format!("result=UNSTABLE number={}", pushed.number),
+    ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+    assert!(!log.contains("not-reached"), "{log}");
+    assert!(!log.contains("never-printed"), "{log}");
+    let stages: Vec<(String, String)> = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        stages.contains(&("Skipped".into(), "skipped".into())),
+        "{stages:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_script_loop_fails_the_run_with_the_budget_reason() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Loop') {
+            steps {
+                script {
+                    def n = 0
+                    while (true) { n++ }
+                }
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let run = wait_for_run(&app, &owner, &pushed.path, &["failed", "succeeded"]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert!(
+        log.contains("line 8:"),
+        "the reason names the loop's line: {log}"
+    );
+    assert!(log.contains("evaluation steps"), "{log}");
+}
