@@ -353,11 +353,13 @@ fn equals_at(a: &Value, b: &Value, depth: usize, visits: &mut usize) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| equals_at(v, w, depth + 1, visits)))
         }
         (Value::Closure(x), Value::Closure(y)) => Arc::ptr_eq(x, y),
-        (Value::Obj(x), Value::Obj(y)) => match (&**x, &**y) {
-            (Obj::Env, Obj::Env) | (Obj::Params, Obj::Params) | (Obj::Scm, Obj::Scm) => true,
-            (Obj::CurrentBuild, Obj::CurrentBuild) => true,
-            _ => false,
-        },
+        (Value::Obj(x), Value::Obj(y)) => matches!(
+            (&**x, &**y),
+            (Obj::Env, Obj::Env)
+                | (Obj::Params, Obj::Params)
+                | (Obj::Scm, Obj::Scm)
+                | (Obj::CurrentBuild, Obj::CurrentBuild)
+        ),
         _ => false,
     }
 }

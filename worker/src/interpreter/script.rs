@@ -559,7 +559,7 @@ impl<'r> Host for RunHost<'r> {
         };
         let shown = r.shown.lock().map(|s| s.clone()).unwrap_or_default();
         Some(match prop {
-            "number" | "id" => Value::Int(i64::from(r.ctx.run.number)),
+            "number" | "id" => Value::Int(r.ctx.run.number),
             "result" => match r.result() {
                 Res::Success => Value::Null,
                 other => Value::str(word(other)),
