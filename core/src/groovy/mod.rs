@@ -8,6 +8,7 @@ pub mod check;
 pub mod eval;
 pub mod methods;
 pub mod parse;
+pub mod quiet;
 pub mod value;
 
 /// The stack each runtime thread gets: evaluation nests up to [`eval::MAX_DEPTH`] boxed

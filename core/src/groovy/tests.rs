@@ -190,6 +190,17 @@ fn failure(src: &str) -> Failure {
     run_with(TestHost::default(), src).0.unwrap_err()
 }
 
+/// Like `failure`, with a step budget of 200,000 (the default's code path, sooner).
+fn budget_failure(src: &str) -> Failure {
+    let mut diags = Vec::new();
+    let body = parse::program(src, &mut diags).expect("parses");
+    let interp = Interp::new(TestHost::default()).with_budget(200_000, super::eval::BYTE_BUDGET);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(interp.run(&body, String::new())).unwrap_err()
+}
+
 #[test]
 fn statements_and_operators() {
     let lines = echoed(
@@ -451,9 +462,9 @@ fn the_script_binding_outlives_a_block_but_def_does_not() {
 
 #[test]
 fn budgets_stop_endless_loops_memory_and_recursion() {
-    let f = failure("while (true) { }\n");
+    let f = budget_failure("while (true) { }\n");
     assert_eq!(f.kind, FailKind::Budget);
-    assert!(f.message.contains("evaluation steps"), "{f:?}");
+    assert!(f.message.contains("200000 evaluation steps"), "{f:?}");
 
     let f = failure("def s = 'x'\nwhile (true) { s = s + s }\n");
     assert_eq!(f.kind, FailKind::Budget);
@@ -466,7 +477,7 @@ fn budgets_stop_endless_loops_memory_and_recursion() {
     assert_eq!(f.kind, FailKind::Budget);
 
     // A budget failure is not caught by the script.
-    let f = failure("try { while (true) { } } catch (Throwable t) { echo 'caught' }\n");
+    let f = budget_failure("try { while (true) { } } catch (Throwable t) { echo 'caught' }\n");
     assert_eq!(f.kind, FailKind::Budget);
 }
 
@@ -496,4 +507,61 @@ fn the_value_of_the_last_statement_is_the_result() {
     assert_eq!(value("def a = 2\na * 21\n"), "42");
     assert_eq!(value("return [1, 2].size() == 2\n"), "true");
     assert_eq!(value("if (true) { 'x' } else { 'y' }\n"), "x");
+}
+
+/// Parses, checks and runs `src` under small budgets, on a thread with the runtime's stack.
+fn survive(src: String) -> bool {
+    std::thread::Builder::new()
+        .stack_size(super::STACK_BYTES)
+        .spawn(move || {
+            let mut diags = Vec::new();
+            let Some(body) = parse::program(&src, &mut diags) else {
+                return true;
+            };
+            let mut names = Default::default();
+            super::check::Checker::new(&mut diags, &crate::pipeline::groovy_step, &mut names)
+                .block(&body);
+            let lines = src.split('\n').count() as u32;
+            let inside = diags
+                .iter()
+                .all(|d| d.pos.line >= 1 && d.pos.line <= lines.max(1) && d.pos.col >= 1);
+            let interp =
+                Interp::new(super::quiet::QuietHost::default()).with_budget(5_000, 1 << 20);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(interp.run(&body, ()));
+            inside
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Arbitrary text never panics the parser, the checks or the interpreter.
+    #[test]
+    fn arbitrary_text_never_panics(src in "(?s).{0,200}") {
+        proptest::prop_assert!(survive(src));
+    }
+
+    /// Groovy-shaped noise reaches deeper: loops, closures, calls, operators.
+    #[test]
+    fn groovy_token_soup_never_panics(words in proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::strategy::Just("def x = "), proptest::strategy::Just("x"), proptest::strategy::Just("while (true)"),
+            proptest::strategy::Just("for (i in 0..9)"), proptest::strategy::Just("{"), proptest::strategy::Just("}"),
+            proptest::strategy::Just("("), proptest::strategy::Just(")"), proptest::strategy::Just("["), proptest::strategy::Just("]"),
+            proptest::strategy::Just(","), proptest::strategy::Just(":"), proptest::strategy::Just("\n"), proptest::strategy::Just("'s'"),
+            proptest::strategy::Just("\"${x}\""), proptest::strategy::Just("42"), proptest::strategy::Just("+"), proptest::strategy::Just("*"),
+            proptest::strategy::Just("=="), proptest::strategy::Just("?:"), proptest::strategy::Just("?."), proptest::strategy::Just(".each { it -> "),
+            proptest::strategy::Just(".collect"), proptest::strategy::Just("x << x"), proptest::strategy::Just("echo"), proptest::strategy::Just("sh(script: 'a', returnStdout: true)"),
+            proptest::strategy::Just("try {"), proptest::strategy::Just("} catch (e) {"), proptest::strategy::Just("switch (x) { case 1:"), proptest::strategy::Just("=~ /a(b)/"),
+        ],
+        0..60,
+    )) {
+        proptest::prop_assert!(survive(words.join(" ")));
+    }
 }

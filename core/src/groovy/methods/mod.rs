@@ -1,21 +1,27 @@
 //! Methods, properties, indexing, casts and arithmetic on values: the usual String, List,
 //! Map and number methods of Groovy's GDK. Those taking a closure are in `eval`, since a
-//! closure may run steps.
+//! closure may run steps. String methods are in `strings`, list and map ones in
+//! `collections`.
+
+mod collections;
+mod strings;
+
+use collections::{list_method, map_method};
+use strings::string_method;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use indexmap::IndexMap;
 use regex::{Regex, RegexBuilder};
 
 use super::ast::BinOp;
 use super::eval::Host;
-use super::value::{Obj, Value, compare, equals, range_items, range_len};
+use super::value::{Obj, Value, compare, equals, range_len};
 
 /// An error: the exception's class and its message.
 pub type E = (&'static str, String);
 
-fn no_method(recv: &Value, name: &str) -> E {
+pub(super) fn no_method(recv: &Value, name: &str) -> E {
     (
         "groovy.lang.MissingMethodException",
         format!(
@@ -25,7 +31,7 @@ fn no_method(recv: &Value, name: &str) -> E {
     )
 }
 
-fn bad_arg(name: &str, wants: &str) -> E {
+pub(super) fn bad_arg(name: &str, wants: &str) -> E {
     (
         "java.lang.IllegalArgumentException",
         format!("{name}() takes {wants}"),
@@ -33,7 +39,7 @@ fn bad_arg(name: &str, wants: &str) -> E {
 }
 
 /// Longest string or list a single operation may build (the byte budget bounds the total).
-const MAX_ITEMS: u64 = 16 << 20;
+pub(super) const MAX_ITEMS: u64 = 16 << 20;
 
 /// Compiles a pattern (cached); Rust's `regex`, which runs in linear time: a pattern cannot
 /// hang a worker, but look-around and back-references are refused with a clear message.
@@ -66,7 +72,7 @@ pub fn regex(pattern: &str) -> Result<Regex, E> {
 }
 
 /// Java's replacement syntax (`$1`, `\$`) in Rust's (`${1}`, `$$`).
-fn replacement(java: &str) -> String {
+pub(super) fn replacement(java: &str) -> String {
     let mut out = String::new();
     let mut chars = java.chars().peekable();
     while let Some(c) = chars.next() {
@@ -125,7 +131,7 @@ fn int_of(v: &Value) -> Option<i64> {
     }
 }
 
-fn overflow() -> E {
+pub(super) fn overflow() -> E {
     ("java.lang.ArithmeticException", "integer overflow".into())
 }
 
@@ -230,7 +236,7 @@ pub fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, E> {
     })
 }
 
-fn too_big() -> E {
+pub(super) fn too_big() -> E {
     (
         "java.lang.OutOfMemoryError",
         "the result would be too large".into(),
@@ -303,7 +309,7 @@ fn cannot_cast(v: &Value, ty: &str) -> E {
     )
 }
 
-fn parse_int(s: &str) -> Result<i64, E> {
+pub(super) fn parse_int(s: &str) -> Result<i64, E> {
     s.trim().parse().map_err(|_| {
         (
             "java.lang.NumberFormatException",
@@ -312,7 +318,7 @@ fn parse_int(s: &str) -> Result<i64, E> {
     })
 }
 
-fn parse_float(s: &str) -> Result<f64, E> {
+pub(super) fn parse_float(s: &str) -> Result<f64, E> {
     s.trim().parse().map_err(|_| {
         (
             "java.lang.NumberFormatException",
@@ -350,7 +356,7 @@ pub fn instance_of(v: &Value, ty: &str) -> bool {
     }
 }
 
-fn unique(items: Vec<Value>) -> Vec<Value> {
+pub(super) fn unique(items: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for item in items {
         if !out.iter().any(|x| equals(x, &item)) {
@@ -361,7 +367,7 @@ fn unique(items: Vec<Value>) -> Vec<Value> {
 }
 
 /// A position from an index that may count from the end.
-fn at(len: usize, i: i64) -> Option<usize> {
+pub(super) fn at(len: usize, i: i64) -> Option<usize> {
     let len = len as i64;
     let k = if i < 0 { len + i } else { i };
     (0..len).contains(&k).then_some(k as usize)
@@ -538,13 +544,13 @@ pub fn property<H: Host>(o: &Value, name: &str, host: &H, scope: &H::Scope) -> R
     })
 }
 
-fn int_arg(args: &[Value], k: usize, name: &str) -> Result<i64, E> {
+pub(super) fn int_arg(args: &[Value], k: usize, name: &str) -> Result<i64, E> {
     args.get(k)
         .and_then(int_of)
         .ok_or_else(|| bad_arg(name, "an integer"))
 }
 
-fn str_arg(args: &[Value], k: usize, name: &str) -> Result<String, E> {
+pub(super) fn str_arg(args: &[Value], k: usize, name: &str) -> Result<String, E> {
     match args.get(k) {
         Some(Value::Null) | None => Err(bad_arg(name, "a string")),
         Some(v) => Ok(v.show()),
@@ -706,487 +712,6 @@ fn obj_method<H: Host>(
         }
         _ => Err(no_method(recv, name)),
     }
-}
-
-fn string_method(s: &Arc<str>, recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
-    let text: &str = s;
-    Ok(match name {
-        "trim" | "strip" => Value::str(text.trim()),
-        "stripIndent" => {
-            let indent = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.len() - l.trim_start().len())
-                .min()
-                .unwrap_or(0);
-            Value::str(
-                text.lines()
-                    .map(|l| l.get(indent..).unwrap_or(l.trim_start()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        }
-        "size" | "length" => Value::Int(text.chars().count() as i64),
-        "isEmpty" => Value::Bool(text.is_empty()),
-        "toLowerCase" => Value::str(text.to_lowercase()),
-        "toUpperCase" => Value::str(text.to_uppercase()),
-        "capitalize" => {
-            let mut c = text.chars();
-            Value::str(match c.next() {
-                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
-                None => String::new(),
-            })
-        }
-        "reverse" => Value::str(text.chars().rev().collect::<String>()),
-        "contains" => Value::Bool(text.contains(&*str_arg(args, 0, name)?)),
-        "startsWith" => Value::Bool(text.starts_with(&*str_arg(args, 0, name)?)),
-        "endsWith" => Value::Bool(text.ends_with(&*str_arg(args, 0, name)?)),
-        "equalsIgnoreCase" => {
-            Value::Bool(text.to_lowercase() == str_arg(args, 0, name)?.to_lowercase())
-        }
-        "indexOf" => Value::Int(
-            text.find(&*str_arg(args, 0, name)?)
-                .map_or(-1, |b| text[..b].chars().count() as i64),
-        ),
-        "lastIndexOf" => Value::Int(
-            text.rfind(&*str_arg(args, 0, name)?)
-                .map_or(-1, |b| text[..b].chars().count() as i64),
-        ),
-        "replace" => {
-            let from = str_arg(args, 0, name)?;
-            let to = str_arg(args, 1, name)?;
-            if from.is_empty() {
-                return Err(bad_arg(name, "a non-empty string to replace"));
-            }
-            Value::str(text.replace(&*from, &to))
-        }
-        "replaceAll" => {
-            let re = regex(&str_arg(args, 0, name)?)?;
-            Value::str(re.replace_all(text, replacement(&str_arg(args, 1, name)?).as_str()))
-        }
-        "replaceFirst" => {
-            let re = regex(&str_arg(args, 0, name)?)?;
-            Value::str(re.replace(text, replacement(&str_arg(args, 1, name)?).as_str()))
-        }
-        "matches" => whole_match(recv, args.first().unwrap_or(&Value::Null))?,
-        "split" => {
-            let parts: Vec<Value> = match args.first() {
-                None => text.split_whitespace().map(Value::str).collect(),
-                Some(sep) => {
-                    // Java's split: a regex, trailing empty strings dropped.
-                    let re = regex(&sep.show())?;
-                    let mut parts: Vec<&str> = re.split(text).collect();
-                    while parts.last() == Some(&"") && parts.len() > 1 {
-                        parts.pop();
-                    }
-                    if parts == [""] && !text.is_empty() {
-                        parts.clear();
-                    }
-                    parts.into_iter().map(Value::str).collect()
-                }
-            };
-            Value::list(parts)
-        }
-        "tokenize" => {
-            let delims: Vec<char> = match args.first() {
-                None => vec![' ', '\t', '\n', '\r', '\u{c}'],
-                Some(d) => d.show().chars().collect(),
-            };
-            Value::list(
-                text.split(|c| delims.contains(&c))
-                    .filter(|p| !p.is_empty())
-                    .map(Value::str)
-                    .collect(),
-            )
-        }
-        "readLines" | "lines" => Value::list(text.lines().map(Value::str).collect()),
-        "substring" => {
-            let chars: Vec<char> = text.chars().collect();
-            let a = int_arg(args, 0, name)?;
-            let b = if args.len() > 1 {
-                int_arg(args, 1, name)?
-            } else {
-                chars.len() as i64
-            };
-            if a < 0 || b < a || b as usize > chars.len() {
-                return Err((
-                    "java.lang.StringIndexOutOfBoundsException",
-                    format!("begin {a}, end {b}, length {}", chars.len()),
-                ));
-            }
-            Value::str(chars[a as usize..b as usize].iter().collect::<String>())
-        }
-        "take" => {
-            let n = int_arg(args, 0, name)?.max(0) as usize;
-            Value::str(text.chars().take(n).collect::<String>())
-        }
-        "drop" => {
-            let n = int_arg(args, 0, name)?.max(0) as usize;
-            Value::str(text.chars().skip(n).collect::<String>())
-        }
-        "padLeft" | "padRight" => {
-            let width = int_arg(args, 0, name)?.clamp(0, 1 << 20) as usize;
-            let pad = args.get(1).map_or(" ".to_owned(), Value::show);
-            let len = text.chars().count();
-            if len >= width || pad.is_empty() {
-                Value::str(text)
-            } else {
-                let fill: String = pad.chars().cycle().take(width - len).collect();
-                Value::str(if name == "padLeft" {
-                    format!("{fill}{text}")
-                } else {
-                    format!("{text}{fill}")
-                })
-            }
-        }
-        "count" => {
-            let needle = str_arg(args, 0, name)?;
-            Value::Int(if needle.is_empty() {
-                0
-            } else {
-                text.matches(&*needle).count() as i64
-            })
-        }
-        "toInteger" | "toLong" => Value::Int(parse_int(text)?),
-        "toDouble" | "toFloat" | "toBigDecimal" => Value::Float(parse_float(text)?),
-        "toBoolean" => Value::Bool(matches!(
-            text.trim().to_lowercase().as_str(),
-            "true" | "y" | "1"
-        )),
-        "isInteger" | "isLong" | "isNumber" | "isDouble" | "isBigDecimal" => {
-            Value::Bool(if name == "isInteger" || name == "isLong" {
-                text.trim().parse::<i64>().is_ok()
-            } else {
-                text.trim().parse::<f64>().is_ok()
-            })
-        }
-        "toList" | "chars" | "toCharArray" => Value::list(recv.items().unwrap_or_default()),
-        "plus" => arithmetic(BinOp::Add, recv, args.first().unwrap_or(&Value::Null))?,
-        "minus" => arithmetic(BinOp::Sub, recv, args.first().unwrap_or(&Value::Null))?,
-        "multiply" => arithmetic(BinOp::Mul, recv, args.first().unwrap_or(&Value::Null))?,
-        "center" => {
-            let width = int_arg(args, 0, name)?.clamp(0, 1 << 20) as usize;
-            let len = text.chars().count();
-            if len >= width {
-                Value::str(text)
-            } else {
-                let left = (width - len) / 2;
-                Value::str(format!(
-                    "{}{text}{}",
-                    " ".repeat(left),
-                    " ".repeat(width - len - left)
-                ))
-            }
-        }
-        "charAt" => {
-            let i = int_arg(args, 0, name)?;
-            text.chars()
-                .nth(usize::try_from(i).map_err(|_| bad_arg(name, "an index from 0"))?)
-                .map(|c| Value::str(c.to_string()))
-                .ok_or_else(|| {
-                    (
-                        "java.lang.StringIndexOutOfBoundsException",
-                        format!("index {i}"),
-                    )
-                })?
-        }
-        "encodeBase64" | "bytes" | "execute" => {
-            return Err((
-                "java.lang.SecurityException",
-                format!("String.{name}() is not part of the Groovy subset"),
-            ));
-        }
-        _ => return Err(no_method(recv, name)),
-    })
-}
-
-fn list_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, E> {
-    if let Value::Range { from, to } = recv {
-        match name {
-            "size" => return Ok(Value::Int(range_len(*from, *to) as i64)),
-            "contains" => {
-                return Ok(Value::Bool(
-                    matches!(args.first(), Some(Value::Int(n)) if (*from.min(to)..=*from.max(to)).contains(n)),
-                ));
-            }
-            "getFrom" => return Ok(Value::Int(*from.min(to))),
-            "getTo" => return Ok(Value::Int(*from.max(to))),
-            _ => {
-                if range_len(*from, *to) > MAX_ITEMS {
-                    return Err(too_big());
-                }
-                let list = Value::list(range_items(*from, *to).map(Value::Int).collect());
-                return list_method(&list, name, args);
-            }
-        }
-    }
-    let Value::List(l) = recv else {
-        return Err(no_method(recv, name));
-    };
-    let first = args.first().cloned().unwrap_or(Value::Null);
-    let items = || l.lock().clone();
-    Ok(match name {
-        "size" => Value::Int(l.lock().len() as i64),
-        "isEmpty" => Value::Bool(l.lock().is_empty()),
-        "add" | "push" | "leftShift" if args.len() == 1 => {
-            l.lock().push(first);
-            Value::Bool(true)
-        }
-        "add" if args.len() == 2 => {
-            let i = int_arg(args, 0, name)?;
-            let mut l = l.lock();
-            let k = usize::try_from(i)
-                .ok()
-                .filter(|k| *k <= l.len())
-                .ok_or_else(|| {
-                    (
-                        "java.lang.IndexOutOfBoundsException",
-                        format!("Index: {i}, Size: {}", l.len()),
-                    )
-                })?;
-            l.insert(k, args[1].clone());
-            Value::Null
-        }
-        "addAll" => {
-            let more = first.items().ok_or_else(|| bad_arg(name, "a list"))?;
-            l.lock().extend(more);
-            Value::Bool(true)
-        }
-        "remove" | "removeAt" => match first {
-            Value::Int(i) => {
-                let mut l = l.lock();
-                let k = at(l.len(), i).filter(|_| i >= 0).ok_or_else(|| {
-                    (
-                        "java.lang.IndexOutOfBoundsException",
-                        format!("Index: {i}, Size: {}", l.len()),
-                    )
-                })?;
-                l.remove(k)
-            }
-            other => {
-                let found = items().iter().position(|x| equals(x, &other));
-                let mut l = l.lock();
-                match found.filter(|k| *k < l.len()) {
-                    Some(k) => {
-                        l.remove(k);
-                        Value::Bool(true)
-                    }
-                    None => Value::Bool(false),
-                }
-            }
-        },
-        "pop" => l.lock().pop().ok_or_else(|| {
-            (
-                "java.util.NoSuchElementException",
-                "Cannot pop() an empty List".into(),
-            )
-        })?,
-        "clear" => {
-            l.lock().clear();
-            Value::Null
-        }
-        "get" | "getAt" => {
-            let i = int_arg(args, 0, name)?;
-            let l = l.lock();
-            at(l.len(), i).map(|k| l[k].clone()).unwrap_or(Value::Null)
-        }
-        "contains" => Value::Bool(items().iter().any(|x| equals(x, &first))),
-        "containsAll" => {
-            let want = first.items().ok_or_else(|| bad_arg(name, "a list"))?;
-            let have = items();
-            Value::Bool(want.iter().all(|w| have.iter().any(|h| equals(h, w))))
-        }
-        "indexOf" => Value::Int(
-            items()
-                .iter()
-                .position(|x| equals(x, &first))
-                .map_or(-1, |k| k as i64),
-        ),
-        "join" => {
-            let sep = args.first().map(Value::show).unwrap_or_default();
-            Value::str(
-                items()
-                    .iter()
-                    .map(Value::show)
-                    .collect::<Vec<_>>()
-                    .join(&sep),
-            )
-        }
-        "first" | "head" => items().into_iter().next().ok_or_else(empty)?,
-        "last" => items().pop().ok_or_else(empty)?,
-        "tail" => Value::list(items().into_iter().skip(1).collect()),
-        "init" => {
-            let mut v = items();
-            v.pop();
-            Value::list(v)
-        }
-        "take" => Value::list(
-            items()
-                .into_iter()
-                .take(int_arg(args, 0, name)?.max(0) as usize)
-                .collect(),
-        ),
-        "drop" => Value::list(
-            items()
-                .into_iter()
-                .skip(int_arg(args, 0, name)?.max(0) as usize)
-                .collect(),
-        ),
-        "subList" => {
-            let v = items();
-            let (a, b) = (int_arg(args, 0, name)?, int_arg(args, 1, name)?);
-            if a < 0 || b < a || b as usize > v.len() {
-                return Err((
-                    "java.lang.IndexOutOfBoundsException",
-                    format!("subList({a}, {b}) of {}", v.len()),
-                ));
-            }
-            Value::list(v[a as usize..b as usize].to_vec())
-        }
-        "reverse" => Value::list(items().into_iter().rev().collect()),
-        "sort" | "toSorted" => {
-            let mut v = items();
-            sort(&mut v)?;
-            if name == "sort" {
-                *l.lock() = v.clone();
-            }
-            Value::list(v)
-        }
-        "unique" | "toUnique" | "toSet" => {
-            let v = unique(items());
-            if name == "unique" {
-                *l.lock() = v.clone();
-            }
-            Value::list(v)
-        }
-        "flatten" => {
-            fn flat(v: &[Value], out: &mut Vec<Value>, depth: usize) {
-                for x in v {
-                    match x {
-                        Value::List(inner) if depth < 32 => {
-                            flat(&inner.lock().clone(), out, depth + 1)
-                        }
-                        other => out.push(other.clone()),
-                    }
-                }
-            }
-            let mut out = Vec::new();
-            flat(&items(), &mut out, 0);
-            Value::list(out)
-        }
-        "sum" => {
-            let mut total = match items().first() {
-                Some(Value::Str(_)) => Value::str(""),
-                _ => Value::Int(0),
-            };
-            for x in items() {
-                total = arithmetic(BinOp::Add, &total, &x)?;
-            }
-            total
-        }
-        "max" | "min" => {
-            let mut v = items();
-            sort(&mut v)?;
-            (if name == "max" {
-                v.pop()
-            } else {
-                v.into_iter().next()
-            })
-            .unwrap_or(Value::Null)
-        }
-        "count" => Value::Int(items().iter().filter(|x| equals(x, &first)).count() as i64),
-        "plus" => arithmetic(BinOp::Add, recv, &first)?,
-        "minus" => arithmetic(BinOp::Sub, recv, &first)?,
-        "intersect" => {
-            let other = first.items().ok_or_else(|| bad_arg(name, "a list"))?;
-            Value::list(
-                items()
-                    .into_iter()
-                    .filter(|x| other.iter().any(|y| equals(x, y)))
-                    .collect(),
-            )
-        }
-        "toList" | "asList" | "collect" => Value::list(items()),
-        "asImmutable" | "asUnmodifiable" => recv.clone(),
-        _ => return Err(no_method(recv, name)),
-    })
-}
-
-fn empty() -> E {
-    (
-        "java.util.NoSuchElementException",
-        "the list is empty".into(),
-    )
-}
-
-fn sort(v: &mut [Value]) -> Result<(), E> {
-    for pair in v.windows(2) {
-        if compare(&pair[0], &pair[1]).is_none() {
-            return Err((
-                "java.lang.ClassCastException",
-                format!(
-                    "cannot sort a {} with a {}",
-                    pair[0].type_name(),
-                    pair[1].type_name()
-                ),
-            ));
-        }
-    }
-    v.sort_by(|a, b| compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
-    Ok(())
-}
-
-fn map_method(
-    m: &Arc<super::value::Shared<IndexMap<String, Value>>>,
-    recv: &Value,
-    name: &str,
-    args: &[Value],
-) -> Result<Value, E> {
-    // The key is computed before the map is locked: it may be the map itself.
-    let key = args.first().map(Value::show).unwrap_or_default();
-    let key = || key.clone();
-    Ok(match name {
-        "size" => Value::Int(m.lock().len() as i64),
-        "isEmpty" => Value::Bool(m.lock().is_empty()),
-        "get" | "getAt" => m
-            .lock()
-            .get(&key())
-            .cloned()
-            .unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)),
-        "getOrDefault" => m
-            .lock()
-            .get(&key())
-            .cloned()
-            .unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)),
-        "containsKey" => Value::Bool(m.lock().contains_key(&key())),
-        "containsValue" => {
-            let want = args.first().cloned().unwrap_or(Value::Null);
-            let values: Vec<Value> = m.lock().values().cloned().collect();
-            Value::Bool(values.iter().any(|v| equals(v, &want)))
-        }
-        "put" => m
-            .lock()
-            .insert(key(), args.get(1).cloned().unwrap_or(Value::Null))
-            .unwrap_or(Value::Null),
-        "putAll" => {
-            let Some(Value::Map(other)) = args.first() else {
-                return Err(bad_arg(name, "a map"));
-            };
-            let other = other.lock().clone();
-            m.lock().extend(other);
-            Value::Null
-        }
-        "remove" => m.lock().shift_remove(&key()).unwrap_or(Value::Null),
-        "keySet" | "keys" => Value::list(m.lock().keys().map(|k| Value::str(k.as_str())).collect()),
-        "values" => Value::list(m.lock().values().cloned().collect()),
-        "entrySet" => Value::list(recv.items().unwrap_or_default()),
-        "plus" => arithmetic(BinOp::Add, recv, args.first().unwrap_or(&Value::Null))?,
-        "clear" => {
-            m.lock().clear();
-            Value::Null
-        }
-        _ => return Err(no_method(recv, name)),
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,737 @@
+//! Expressions: precedence climbing over Groovy's operators, postfix chains (properties,
+//! calls, indexes, trailing closures), literals, lists, maps and closures.
+
+use std::sync::Arc;
+
+use super::super::ast::*;
+use super::{Parser, describe, gstring};
+use crate::pipeline::Pos;
+use crate::pipeline::lexer::Tok;
+
+impl Parser<'_, '_> {
+    pub(crate) fn expr(&mut self) -> Option<Expr> {
+        if !self.enter() {
+            return None;
+        }
+        let e = self.assignment();
+        self.leave();
+        e
+    }
+
+    pub(super) fn assignment(&mut self) -> Option<Expr> {
+        let target = self.ternary()?;
+        let op = match self.tok().clone() {
+            Tok::Assign => Some(None),
+            Tok::Other(o) => match o.as_str() {
+                "+=" => Some(Some(BinOp::Add)),
+                "-=" => Some(Some(BinOp::Sub)),
+                "*=" => Some(Some(BinOp::Mul)),
+                "/=" => Some(Some(BinOp::Div)),
+                "%=" => Some(Some(BinOp::Rem)),
+                "**=" => Some(Some(BinOp::Pow)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(op) = op else {
+            return Some(target);
+        };
+        let pos = self.pos();
+        if !matches!(
+            target.kind,
+            ExprKind::Var(_) | ExprKind::Prop { .. } | ExprKind::Index { .. }
+        ) {
+            self.error_at(
+                pos,
+                "only a variable, a property or an element can be assigned",
+            );
+            return None;
+        }
+        self.advance();
+        self.skip_newlines();
+        let value = self.expr()?;
+        Some(Expr {
+            kind: ExprKind::Assign {
+                target: Box::new(target),
+                op,
+                value: Box::new(value),
+            },
+            pos,
+        })
+    }
+
+    pub(super) fn ternary(&mut self) -> Option<Expr> {
+        let cond = self.binary(0)?;
+        let next = self.after_newlines().clone();
+        match next {
+            Tok::Other(o) if o == "?:" => {
+                self.skip_newlines();
+                let pos = self.advance().pos;
+                self.skip_newlines();
+                let other = self.expr()?;
+                Some(Expr {
+                    kind: ExprKind::Elvis {
+                        value: Box::new(cond),
+                        other: Box::new(other),
+                    },
+                    pos,
+                })
+            }
+            Tok::Other(o) if o == "?" => {
+                self.skip_newlines();
+                let pos = self.advance().pos;
+                self.skip_newlines();
+                let then = self.expr()?;
+                self.skip_newlines();
+                self.expect(&Tok::Colon, "in `condition ? a : b`")?;
+                self.skip_newlines();
+                let other = self.expr()?;
+                Some(Expr {
+                    kind: ExprKind::Ternary {
+                        cond: Box::new(cond),
+                        then: Box::new(then),
+                        other: Box::new(other),
+                    },
+                    pos,
+                })
+            }
+            _ => Some(cond),
+        }
+    }
+
+    /// The binary operator at the current token, with its binding power.
+    pub(super) fn binary_op(&mut self) -> Option<(BinOp, u8, usize)> {
+        let (op, bp) = match self.tok().clone() {
+            Tok::Other(o) => match o.as_str() {
+                "||" => (BinOp::Or, 1),
+                "&&" => (BinOp::And, 2),
+                "==" => (BinOp::Eq, 3),
+                "!=" => (BinOp::Ne, 3),
+                "<=>" => (BinOp::Cmp, 3),
+                "=~" => (BinOp::Find, 3),
+                "==~" => (BinOp::Match, 3),
+                "<" => (BinOp::Lt, 4),
+                "<=" => (BinOp::Le, 4),
+                ">" => (BinOp::Gt, 4),
+                ">=" => (BinOp::Ge, 4),
+                "!" if matches!(self.peek_at(1), Tok::Word(w) if w == "in") => {
+                    return Some((BinOp::NotIn, 4, 2));
+                }
+                "<<" => (BinOp::Shl, 6),
+                "+" => (BinOp::Add, 7),
+                "-" => (BinOp::Sub, 7),
+                "*" => (BinOp::Mul, 8),
+                "/" => (BinOp::Div, 8),
+                "%" => (BinOp::Rem, 8),
+                _ => return None,
+            },
+            Tok::Word(w) if w == "in" => (BinOp::In, 4),
+            _ => return None,
+        };
+        Some((op, bp, 1))
+    }
+
+    /// Precedence climbing over the binary operators; `as`, `instanceof` and ranges bind
+    /// at their Groovy levels.
+    pub(super) fn binary(&mut self, min: u8) -> Option<Expr> {
+        let mut left = self.unary()?;
+        loop {
+            // `&&` and `||` may start the next line.
+            if matches!(self.after_newlines(), Tok::Other(o) if o == "&&" || o == "||") {
+                self.skip_newlines();
+            }
+            if min <= 4 && (self.at_word("as") || self.at_word("instanceof")) {
+                let pos = self.pos();
+                let as_cast = self.at_word("as");
+                self.advance();
+                let ty = self.type_name()?;
+                let expr = Box::new(left);
+                left = Expr {
+                    kind: if as_cast {
+                        ExprKind::Cast { expr, ty }
+                    } else {
+                        ExprKind::InstanceOf { expr, ty }
+                    },
+                    pos,
+                };
+                continue;
+            }
+            if min <= 5 && (self.at_op("..") || self.at_op("..<")) {
+                let pos = self.pos();
+                let exclusive = self.at_op("..<");
+                self.advance();
+                let to = self.binary(6)?;
+                left = Expr {
+                    kind: ExprKind::Range {
+                        from: Box::new(left),
+                        to: Box::new(to),
+                        exclusive,
+                    },
+                    pos,
+                };
+                continue;
+            }
+            let Some((op, bp, width)) = self.binary_op() else {
+                return Some(left);
+            };
+            if bp < min {
+                return Some(left);
+            }
+            let pos = self.pos();
+            self.i += width;
+            self.skip_newlines();
+            if !self.enter() {
+                return None;
+            }
+            let right = self.binary(bp + 1);
+            self.leave();
+            left = Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    left: Box::new(left),
+                    right: Box::new(right?),
+                },
+                pos,
+            };
+        }
+    }
+
+    pub(super) fn type_name(&mut self) -> Option<String> {
+        let mut name = match self.advance().tok {
+            Tok::Word(w) => w,
+            other => {
+                self.error_here(format!("expected a type name, found {}", describe(&other)));
+                return None;
+            }
+        };
+        while self.at_op(".") && matches!(self.peek_at(1), Tok::Word(_)) {
+            self.advance();
+            if let Tok::Word(w) = self.advance().tok {
+                name = format!("{name}.{w}");
+            }
+        }
+        if self.at(&Tok::LBracket) && *self.peek_at(1) == Tok::RBracket {
+            self.i += 2;
+            name.push_str("[]");
+        }
+        Some(name)
+    }
+
+    pub(super) fn unary(&mut self) -> Option<Expr> {
+        let pos = self.pos();
+        let op = match self.tok() {
+            Tok::Other(o) => o.clone(),
+            _ => return self.power(),
+        };
+        let wrap: fn(Box<Expr>) -> ExprKind = match op.as_str() {
+            "!" => ExprKind::Not,
+            "-" => ExprKind::Neg,
+            "+" => {
+                self.advance();
+                return self.unary();
+            }
+            "++" | "--" => {
+                self.advance();
+                if !self.enter() {
+                    return None;
+                }
+                let target = self.unary();
+                self.leave();
+                return Some(Expr {
+                    kind: ExprKind::Step {
+                        target: Box::new(target?),
+                        delta: if op == "++" { 1 } else { -1 },
+                        prefix: true,
+                    },
+                    pos,
+                });
+            }
+            _ => return self.power(),
+        };
+        self.advance();
+        if !self.enter() {
+            return None;
+        }
+        let inner = self.unary();
+        self.leave();
+        let inner = inner?;
+        // Fold negative literals so `-1` is a number.
+        if op == "-" {
+            match inner.kind {
+                ExprKind::Int(n) => {
+                    return Some(Expr {
+                        kind: ExprKind::Int(n.wrapping_neg()),
+                        pos,
+                    });
+                }
+                ExprKind::Float(f) => {
+                    return Some(Expr {
+                        kind: ExprKind::Float(-f),
+                        pos,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(Expr {
+            kind: wrap(Box::new(inner)),
+            pos,
+        })
+    }
+
+    pub(super) fn power(&mut self) -> Option<Expr> {
+        let base = self.postfix()?;
+        if self.at_op("**") {
+            let pos = self.advance().pos;
+            if !self.enter() {
+                return None;
+            }
+            let exp = self.unary();
+            self.leave();
+            return Some(Expr {
+                kind: ExprKind::Binary {
+                    op: BinOp::Pow,
+                    left: Box::new(base),
+                    right: Box::new(exp?),
+                },
+                pos,
+            });
+        }
+        Some(base)
+    }
+
+    pub(super) fn postfix(&mut self) -> Option<Expr> {
+        let mut e = self.primary()?;
+        loop {
+            // A chained call may continue on the next line: `sh(…)\n  .trim()`.
+            if matches!(self.after_newlines(), Tok::Other(o) if o == "." || o == "?." || o == "*.")
+            {
+                self.skip_newlines();
+            }
+            let pos = self.pos();
+            match self.tok().clone() {
+                Tok::Other(o) if o == "." || o == "?." || o == "*." => {
+                    self.advance();
+                    let name = match self.advance().tok {
+                        Tok::Word(w) => w,
+                        Tok::Str(s) => s,
+                        other => {
+                            self.error_at(
+                                pos,
+                                format!("expected a name after `{o}`, found {}", describe(&other)),
+                            );
+                            return None;
+                        }
+                    };
+                    let (safe, spread) = (o == "?.", o == "*.");
+                    if self.at(&Tok::LParen) || self.at(&Tok::LBrace) {
+                        let args = self.call_args()?;
+                        e = Expr {
+                            kind: ExprKind::Call {
+                                target: Some(Box::new(e)),
+                                name,
+                                args,
+                                safe,
+                                spread,
+                            },
+                            pos,
+                        };
+                    } else {
+                        e = Expr {
+                            kind: ExprKind::Prop {
+                                obj: Box::new(e),
+                                name,
+                                safe,
+                                spread,
+                            },
+                            pos,
+                        };
+                    }
+                }
+                Tok::LBracket => {
+                    self.advance();
+                    self.lines.push(false);
+                    let index = self.expr();
+                    let closed =
+                        index.is_some() && self.expect(&Tok::RBracket, "after the index").is_some();
+                    self.lines.pop();
+                    if !closed {
+                        return None;
+                    }
+                    e = Expr {
+                        kind: ExprKind::Index {
+                            obj: Box::new(e),
+                            index: Box::new(index?),
+                        },
+                        pos,
+                    };
+                }
+                Tok::LParen => {
+                    let args = self.call_args()?;
+                    e = match e.kind {
+                        ExprKind::Var(name) => Expr {
+                            kind: ExprKind::Call {
+                                target: None,
+                                name,
+                                args,
+                                safe: false,
+                                spread: false,
+                            },
+                            pos: e.pos,
+                        },
+                        _ => Expr {
+                            kind: ExprKind::CallValue {
+                                callee: Box::new(e),
+                                args,
+                            },
+                            pos,
+                        },
+                    };
+                }
+                // A trailing closure: `list.each { … }`, `dir('x') { … }`, `node { … }`.
+                Tok::LBrace if matches!(e.kind, ExprKind::Var(_) | ExprKind::Call { .. }) => {
+                    let cpos = self.pos();
+                    let closure = self.closure()?;
+                    let arg = Arg {
+                        name: None,
+                        value: Expr {
+                            kind: ExprKind::Closure(closure),
+                            pos: cpos,
+                        },
+                    };
+                    e = match e.kind {
+                        ExprKind::Var(name) => Expr {
+                            kind: ExprKind::Call {
+                                target: None,
+                                name,
+                                args: vec![arg],
+                                safe: false,
+                                spread: false,
+                            },
+                            pos: e.pos,
+                        },
+                        ExprKind::Call {
+                            target,
+                            name,
+                            mut args,
+                            safe,
+                            spread,
+                        } => {
+                            args.push(arg);
+                            Expr {
+                                kind: ExprKind::Call {
+                                    target,
+                                    name,
+                                    args,
+                                    safe,
+                                    spread,
+                                },
+                                pos: e.pos,
+                            }
+                        }
+                        _ => return None,
+                    };
+                }
+                Tok::Other(o) if o == "++" || o == "--" => {
+                    self.advance();
+                    e = Expr {
+                        kind: ExprKind::Step {
+                            target: Box::new(e),
+                            delta: if o == "++" { 1 } else { -1 },
+                            prefix: false,
+                        },
+                        pos,
+                    };
+                }
+                _ => return Some(e),
+            }
+        }
+    }
+
+    /// `(args)` and any trailing closure, or a trailing closure alone.
+    pub(super) fn call_args(&mut self) -> Option<Vec<Arg>> {
+        let mut args = Vec::new();
+        if self.at(&Tok::LParen) {
+            self.advance();
+            self.lines.push(false);
+            let ok = self.arg_list(&mut args, &Tok::RParen);
+            self.lines.pop();
+            ok?;
+        }
+        if self.at(&Tok::LBrace) {
+            let pos = self.pos();
+            let closure = self.closure()?;
+            args.push(Arg {
+                name: None,
+                value: Expr {
+                    kind: ExprKind::Closure(closure),
+                    pos,
+                },
+            });
+        }
+        Some(args)
+    }
+
+    pub(super) fn arg_list(&mut self, args: &mut Vec<Arg>, close: &Tok) -> Option<()> {
+        loop {
+            if self.at(close) {
+                self.advance();
+                return Some(());
+            }
+            args.push(self.arg()?);
+            if self.at(&Tok::Comma) {
+                self.advance();
+            } else if !self.at(close) {
+                let found = describe(&self.tok().clone());
+                self.error_here(format!(
+                    "expected `,` or {}, found {found}",
+                    describe(close)
+                ));
+                return None;
+            }
+        }
+    }
+
+    /// `value` or `name: value`.
+    pub(super) fn arg(&mut self) -> Option<Arg> {
+        let named =
+            matches!(self.tok(), Tok::Word(_) | Tok::Str(_)) && *self.peek_at(1) == Tok::Colon;
+        if named {
+            let name = match self.advance().tok {
+                Tok::Word(w) | Tok::Str(w) => w,
+                _ => String::new(),
+            };
+            self.advance(); // `:`
+            self.skip_newlines();
+            let value = self.expr()?;
+            return Some(Arg {
+                name: Some(name),
+                value,
+            });
+        }
+        Some(Arg {
+            name: None,
+            value: self.expr()?,
+        })
+    }
+
+    /// `{ a, b -> … }` or `{ … }` (with the implicit `it`), at the `{`.
+    pub(super) fn closure(&mut self) -> Option<Arc<ClosureDef>> {
+        let pos = self.pos();
+        // Look ahead for `name, name ->` (each name may have a type before it).
+        let mut k = 1;
+        while self.peek_at(k) == &Tok::Newline {
+            k += 1;
+        }
+        let mut params = Vec::new();
+        let mut j = k;
+        let mut has_params = false;
+        loop {
+            match (self.peek_at(j).clone(), self.peek_at(j + 1).clone()) {
+                (Tok::Other(o), _) if o == "->" && params.is_empty() => {
+                    has_params = true;
+                    j += 1;
+                    break;
+                }
+                (Tok::Word(_), Tok::Word(name)) => {
+                    params.push(name);
+                    j += 2;
+                }
+                (Tok::Word(name), _) => {
+                    params.push(name);
+                    j += 1;
+                }
+                _ => break,
+            }
+            match self.peek_at(j).clone() {
+                Tok::Comma => j += 1,
+                Tok::Other(o) if o == "->" => {
+                    has_params = true;
+                    j += 1;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if !has_params {
+            params.clear();
+        }
+        if !self.enter() {
+            return None;
+        }
+        self.lines.push(true);
+        self.i += if has_params { j } else { 1 };
+        let mut body = Vec::new();
+        let result = loop {
+            self.skip_separators();
+            match self.tokens[self.i.min(self.last())].tok {
+                Tok::RBrace => {
+                    self.i += 1;
+                    break Some(());
+                }
+                Tok::Eof => {
+                    if !self.too_deep {
+                        self.error_at(pos, "this closure's `{` is never closed");
+                    }
+                    break None;
+                }
+                _ => match self.statement() {
+                    Some(s) => body.push(s),
+                    None if self.too_deep => break None,
+                    None => self.recover(),
+                },
+            }
+        };
+        self.lines.pop();
+        self.leave();
+        result?;
+        Some(Arc::new(ClosureDef {
+            params: if has_params { params } else { Vec::new() },
+            body,
+            pos,
+        }))
+    }
+
+    pub(super) fn primary(&mut self) -> Option<Expr> {
+        let pos = self.pos();
+        let tok = self.tok().clone();
+        let kind = match tok {
+            Tok::Num(n) => {
+                self.advance();
+                if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                    ExprKind::Int(n as i64)
+                } else {
+                    ExprKind::Float(n)
+                }
+            }
+            Tok::Str(s) => {
+                self.advance();
+                ExprKind::Str(s)
+            }
+            Tok::GStr(parts) => {
+                self.advance();
+                let parts = gstring(&parts, pos, self.diags)?;
+                match parts.as_slice() {
+                    [] => ExprKind::Str(String::new()),
+                    [GPart::Text(t)] => ExprKind::Str(t.clone()),
+                    _ => ExprKind::GStr(parts),
+                }
+            }
+            Tok::Word(w) => {
+                self.advance();
+                match w.as_str() {
+                    "true" => ExprKind::Bool(true),
+                    "false" => ExprKind::Bool(false),
+                    "null" => ExprKind::Null,
+                    "new" => return self.new_expr(pos),
+                    _ => ExprKind::Var(w),
+                }
+            }
+            Tok::LParen => {
+                self.advance();
+                self.lines.push(false);
+                let inner = self.expr();
+                let closed = inner.is_some() && self.expect(&Tok::RParen, "to close `(`").is_some();
+                self.lines.pop();
+                if !closed {
+                    return None;
+                }
+                return inner;
+            }
+            Tok::LBracket => return self.list_or_map(),
+            Tok::LBrace => ExprKind::Closure(self.closure()?),
+            other => {
+                self.error_here(format!("expected a value, found {}", describe(&other)));
+                return None;
+            }
+        };
+        Some(Expr { kind, pos })
+    }
+
+    pub(super) fn new_expr(&mut self, pos: Pos) -> Option<Expr> {
+        let ty = self.type_name()?;
+        let args = if self.at(&Tok::LParen) {
+            self.call_args()?
+        } else {
+            self.error_here(format!("expected `(` after `new {ty}`"));
+            return None;
+        };
+        Some(Expr {
+            kind: ExprKind::New { ty, args },
+            pos,
+        })
+    }
+
+    pub(super) fn list_or_map(&mut self) -> Option<Expr> {
+        let pos = self.pos();
+        self.advance(); // `[`
+        self.lines.push(false);
+        let result = self.list_or_map_inner(pos);
+        self.lines.pop();
+        result
+    }
+
+    pub(super) fn list_or_map_inner(&mut self, pos: Pos) -> Option<Expr> {
+        if self.at(&Tok::Colon) {
+            self.advance();
+            self.expect(&Tok::RBracket, "after `[:`")?;
+            return Some(Expr {
+                kind: ExprKind::Map(Vec::new()),
+                pos,
+            });
+        }
+        let mut items = Vec::new();
+        let mut entries = Vec::new();
+        loop {
+            if self.at(&Tok::RBracket) {
+                self.advance();
+                break;
+            }
+            let key_pos = self.pos();
+            let key = match (self.tok().clone(), self.peek_at(1).clone()) {
+                (Tok::Word(w) | Tok::Str(w), Tok::Colon) => {
+                    self.advance();
+                    Some(Expr {
+                        kind: ExprKind::Str(w),
+                        pos: key_pos,
+                    })
+                }
+                (Tok::GStr(_) | Tok::Num(_), Tok::Colon) => Some(self.primary()?),
+                (Tok::LParen, _) => {
+                    let e = self.expr()?;
+                    if self.at(&Tok::Colon) {
+                        Some(e)
+                    } else {
+                        items.push(e);
+                        None
+                    }
+                }
+                _ => {
+                    items.push(self.expr()?);
+                    None
+                }
+            };
+            if let Some(key) = key {
+                self.expect(&Tok::Colon, "after the map key")?;
+                entries.push((key, self.expr()?));
+            }
+            if !items.is_empty() && !entries.is_empty() {
+                self.error_at(pos, "a list cannot mix `key: value` pairs and plain values");
+                return None;
+            }
+            if self.at(&Tok::Comma) {
+                self.advance();
+            } else if !self.at(&Tok::RBracket) {
+                let found = describe(&self.tok().clone());
+                self.error_here(format!("expected `,` or `]`, found {found}"));
+                return None;
+            }
+        }
+        let kind = if entries.is_empty() {
+            ExprKind::List(items)
+        } else {
+            ExprKind::Map(entries)
+        };
+        Some(Expr { kind, pos })
+    }
+}
