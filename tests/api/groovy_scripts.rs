@@ -152,3 +152,70 @@ async fn an_endless_script_loop_fails_the_run_with_the_budget_reason() {
     );
     assert!(log.contains("evaluation steps"), "{log}");
 }
+
+#[tokio::test]
+async fn input_in_a_script_returns_its_parameters() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Release') {
+            steps {
+                script {
+                    def target = input message: 'Where to?', parameters: [
+                        choice(name: 'REGION', choices: ['eu-west-1', 'us-east-1'], description: 'Region')
+                    ]
+                    echo "single=${target}"
+                    def answers = input(message: 'Details?', ok: 'Go', parameters: [
+                        string(name: 'TAG', defaultValue: 'v1', description: 'Tag'),
+                        booleanParam(name: 'CANARY', defaultValue: false, description: 'Canary')
+                    ])
+                    echo "tag=${answers.TAG} canary=${answers.CANARY} is-boolean=${answers.CANARY instanceof Boolean}"
+                    def none = input 'Proceed?'
+                    echo "none=${none}"
+                }
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let approve = format!("{}/approve", pushed.path);
+    let mut answered = serde_json::Value::Null;
+    for params in [
+        serde_json::json!({"REGION": "us-east-1"}),
+        serde_json::json!({"TAG": "v2", "CANARY": "true"}),
+        serde_json::json!({}),
+    ] {
+        // The next gate: waiting again, on a gate not yet answered.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let gate = loop {
+            let run = wait_for_run(&app, &owner, &pushed.path, &["waiting"]).await;
+            if run["waiting_for"]["id"] != answered["id"] {
+                break run["waiting_for"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no next gate: {run}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        answered = gate.clone();
+        let (status, body) = app
+            .post_as(
+                &approve,
+                &owner,
+                serde_json::json!({"id": gate["id"], "approve": true, "params": params}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let run = wait_for_run(&app, &owner, &pushed.path, &["succeeded", "failed"]).await;
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    for line in [
+        "single=us-east-1",
+        "tag=v2 canary=true is-boolean=true",
+        "none=null",
+    ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+}

@@ -565,3 +565,11 @@ proptest::proptest! {
         proptest::prop_assert!(survive(words.join(" ")));
     }
 }
+
+#[test]
+fn a_call_without_parentheses_can_be_assigned() {
+    let lines = echoed(
+        "def a = sh script: 'x', returnStatus: true\nb = error2 = 1\ndef c = dir 'sub', { 'inner' }\necho \"$a $c\"\n",
+    );
+    assert_eq!(lines, ["0 inner"]);
+}

@@ -49,7 +49,7 @@ impl Parser<'_, '_> {
         }
         self.advance();
         self.skip_newlines();
-        let value = self.expr()?;
+        let value = self.value_or_command()?;
         Some(Expr {
             kind: ExprKind::Assign {
                 target: Box::new(target),

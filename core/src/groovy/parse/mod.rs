@@ -833,16 +833,27 @@ impl<'t, 'd> Parser<'t, 'd> {
         let value = if self.at(&Tok::Assign) {
             self.advance();
             self.skip_newlines();
-            Some(self.expr()?)
+            Some(self.value_or_command()?)
         } else {
             None
         };
         Some(StmtKind::Def { names, value })
     }
 
+    /// The right side of `=`: an expression, or a call without parentheses
+    /// (`def answer = input message: 'Deploy?'`).
+    pub(super) fn value_or_command(&mut self) -> Option<Expr> {
+        if self.is_command() {
+            self.command()
+        } else {
+            self.expr()
+        }
+    }
+
     /// A call without parentheses: `echo 'hi'`, `sh script: 'make', returnStdout: true`.
     fn is_command(&mut self) -> bool {
-        if !matches!(self.tok(), Tok::Word(_)) {
+        if !matches!(self.tok(), Tok::Word(w) if !matches!(w.as_str(), "new" | "true" | "false" | "null"))
+        {
             return false;
         }
         match self.peek_at(1) {
