@@ -219,3 +219,64 @@ async fn input_in_a_script_returns_its_parameters() {
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn the_parallel_step_form_and_wrapper_steps_run() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Fan out') {
+            steps {
+                milestone 1
+                parallel(
+                    first: { sh 'echo first-branch' },
+                    "second one": { echo 'second-branch' },
+                    failFast: true
+                )
+                timestamps {
+                    ansiColor('xterm') {
+                        writeFile file: 'out.txt', text: 'artifact'
+                    }
+                }
+                archive 'out.txt'
+            }
+        }
+        stage('Fail fast') {
+            steps {
+                catchError(buildResult: 'UNSTABLE', stageResult: 'FAILURE') {
+                    parallel(
+                        broken: { error 'branch broke' },
+                        slow: { sh 'sleep 30; echo slow-finished' },
+                        failFast: true
+                    )
+                }
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let run = wait_for_run(
+        &app,
+        &owner,
+        &pushed.path,
+        &["unstable", "succeeded", "failed"],
+    )
+    .await;
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert_eq!(run["status"], "unstable", "{run}\n{log}");
+    for line in [
+        "[Fan out / first] first-branch",
+        "[Fan out / second one] second-branch",
+        "archived out.txt",
+        "branch broke",
+    ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+    assert!(
+        !log.contains("slow-finished"),
+        "failFast stopped the slow branch: {log}"
+    );
+}

@@ -385,6 +385,8 @@ impl Parser<'_> {
 
     fn arg(&mut self, args: &mut Args) -> Option<()> {
         let is_named = matches!(self.tok(), Tok::Word(_) | Tok::Str(_))
+            || matches!(self.tok(), Tok::GStr(parts) if matches!(parts.as_slice(), [Part::Text(_)]));
+        let is_named = is_named
             && self
                 .tokens
                 .get(self.i + 1)
@@ -392,6 +394,10 @@ impl Parser<'_> {
         if is_named {
             let key = match self.advance().tok {
                 Tok::Word(w) | Tok::Str(w) => w,
+                Tok::GStr(parts) => match parts.as_slice() {
+                    [Part::Text(t)] => t.clone(),
+                    _ => String::new(),
+                },
                 _ => String::new(),
             };
             self.advance(); // `:`

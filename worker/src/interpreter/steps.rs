@@ -248,7 +248,15 @@ impl Runner<'_> {
                     );
                     Ok(())
                 }
-                "archiveArtifacts" => self.archive(step, scope, &origin).await,
+                "archiveArtifacts" | "archive" => self.archive(step, scope, &origin).await,
+                "milestone" => {
+                    self.events.log(
+                        &origin,
+                        "[sluice] milestone: runs of this project are ordered by disableConcurrentBuilds() here; nothing to do",
+                    );
+                    Ok(())
+                }
+                "ansiColor" | "timestamps" => self.body(body, scope).await,
                 "deploy" => self.deploy(step, scope, &origin).await,
                 "junit" => self.junit(step, scope, &origin).await,
                 "input" => {
@@ -408,9 +416,15 @@ impl Runner<'_> {
     async fn archive(&self, step: &Step, scope: &Scope, origin: &Origin) -> Flow {
         let line = step.pos.line;
         let (env, params) = (&scope.env, &self.params);
-        let Some(pattern) = arg(step, "artifacts", env, params) else {
+        let key = if step.name == "archive" {
+            "includes"
+        } else {
+            "artifacts"
+        };
+        let Some(pattern) = arg(step, key, env, params) else {
             return Err(Stop::failure(format!(
-                "line {line}: archiveArtifacts needs `artifacts`"
+                "line {line}: {} needs `{key}`",
+                step.name
             )));
         };
         let excludes = named(step, "excludes", env, params);

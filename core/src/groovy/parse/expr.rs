@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::super::ast::*;
 use super::{Parser, describe, gstring};
 use crate::pipeline::Pos;
-use crate::pipeline::lexer::Tok;
+use crate::pipeline::lexer::{Part, Tok};
 
 impl Parser<'_, '_> {
     pub(crate) fn expr(&mut self) -> Option<Expr> {
@@ -494,13 +494,17 @@ impl Parser<'_, '_> {
 
     /// `value` or `name: value`.
     pub(super) fn arg(&mut self) -> Option<Arg> {
-        let named =
-            matches!(self.tok(), Tok::Word(_) | Tok::Str(_)) && *self.peek_at(1) == Tok::Colon;
-        if named {
-            let name = match self.advance().tok {
-                Tok::Word(w) | Tok::Str(w) => w,
-                _ => String::new(),
-            };
+        let plain = |t: &Tok| match t {
+            Tok::Word(w) | Tok::Str(w) => Some(w.clone()),
+            Tok::GStr(parts) => match parts.as_slice() {
+                [Part::Text(t)] => Some(t.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let key = plain(&self.tok().clone());
+        if let Some(name) = key.filter(|_| *self.peek_at(1) == Tok::Colon) {
+            self.advance();
             self.advance(); // `:`
             self.skip_newlines();
             let value = self.expr()?;

@@ -34,6 +34,13 @@ pub(super) const STEPS: &[(&str, bool)] = &[
     ("checkout", false),
     ("input", false),
     ("deploy", false),
+    // `archive` is the old name of `archiveArtifacts`; `milestone` orders concurrent runs in
+    // Jenkins, which `disableConcurrentBuilds` does here (logged); `ansiColor` and
+    // `timestamps` wrap steps whose log keeps colours and has timestamps already.
+    ("archive", false),
+    ("milestone", false),
+    ("ansiColor", true),
+    ("timestamps", true),
 ];
 
 /// Jenkins options that change nothing here: accepted with a warning.

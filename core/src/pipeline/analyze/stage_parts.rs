@@ -237,6 +237,26 @@ impl Analyzer<'_> {
                 script: Some(Script(body.clone())),
             });
         }
+        // `parallel(first: { … }, "second one": { … }, failFast: true)` as a step: the
+        // closures are Groovy, so the whole call runs as a one-statement script.
+        if node.name == "parallel" && node.block.is_none() && !node.args.is_empty() {
+            let Some(call) = groovy_call(node) else {
+                self.error(node.pos, "the `parallel` step takes named closures: parallel(first: { … }, second: { … })");
+                return None;
+            };
+            let body = std::sync::Arc::new(vec![crate::groovy::ast::Stmt {
+                kind: crate::groovy::ast::StmtKind::Expr(call),
+                pos: node.pos,
+            }]);
+            self.check_script(&body);
+            return Some(Step {
+                name: "script".into(),
+                pos: node.pos,
+                args: Default::default(),
+                steps: Vec::new(),
+                script: Some(Script(body)),
+            });
+        }
         if node.assign.is_some() {
             self.error(
                 node.pos,
@@ -273,7 +293,7 @@ impl Analyzer<'_> {
         }
         let needs_argument = !matches!(
             node.name.as_str(),
-            "deleteDir" | "catchError" | "warnError" | "checkout"
+            "deleteDir" | "catchError" | "warnError" | "checkout" | "milestone" | "timestamps"
         );
         if needs_argument && node.args.is_empty() {
             self.error(node.pos, format!("`{}` needs arguments", node.name));
@@ -297,4 +317,45 @@ impl Analyzer<'_> {
             script: None,
         })
     }
+}
+
+/// A declarative step call as a Groovy call expression (its closures are Groovy already).
+fn groovy_call(node: &Node) -> Option<crate::groovy::ast::Expr> {
+    use super::super::syntax::Value;
+    use crate::groovy::ast::{Arg, Expr, ExprKind};
+    fn expr(v: &Value) -> Option<Expr> {
+        let pos = v.pos();
+        let kind = match v {
+            Value::Expr(e, _) => return Some((**e).clone()),
+            Value::Str(s, _) | Value::Word(s, _) => ExprKind::Str(s.clone()),
+            Value::Bool(b, _) => ExprKind::Bool(*b),
+            Value::Num(n, _) if n.fract() == 0.0 => ExprKind::Int(*n as i64),
+            Value::Num(n, _) => ExprKind::Float(*n),
+            _ => return None,
+        };
+        Some(Expr { kind, pos })
+    }
+    let mut args = Vec::new();
+    for v in &node.args.positional {
+        args.push(Arg {
+            name: None,
+            value: expr(v)?,
+        });
+    }
+    for (k, v) in &node.args.named {
+        args.push(Arg {
+            name: Some(k.clone()),
+            value: expr(v)?,
+        });
+    }
+    Some(Expr {
+        kind: ExprKind::Call {
+            target: None,
+            name: node.name.clone(),
+            args,
+            safe: false,
+            spread: false,
+        },
+        pos: node.pos,
+    })
 }
