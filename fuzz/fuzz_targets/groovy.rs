@@ -23,7 +23,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(d.pos.line >= 1 && d.pos.line <= lines.max(1) && d.pos.col >= 1);
     }
     // Small budgets keep each execution short; the limits are the same code at any size.
-    let interp = Interp::new(QuietHost::default()).with_budget(20_000, 8 << 20);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let _ = runtime.block_on(interp.run(&body, ()));
+    let interp = Interp::new(QuietHost::default()).with_budget(2_000, 4 << 20);
+    RUNTIME.with(|runtime| {
+        let _ = runtime.block_on(interp.run(&body, ()));
+    });
 });
+
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime =
+        tokio::runtime::Builder::new_current_thread().build().unwrap();
+}
