@@ -123,6 +123,8 @@ pub enum ExprKind {
     Closure(Arc<ClosureDef>),
     Not(Box<Expr>),
     Neg(Box<Expr>),
+    /// `~/regex/`: a pattern (a `switch` case matching the whole string).
+    Pattern(Box<Expr>),
     Binary {
         op: BinOp,
         left: Box<Expr>,

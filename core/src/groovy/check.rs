@@ -251,7 +251,7 @@ impl<'a> Checker<'a> {
                 self.args(args);
             }
             ExprKind::Closure(def) => self.stmts(&def.body),
-            ExprKind::Not(x) | ExprKind::Neg(x) => self.expr(x),
+            ExprKind::Not(x) | ExprKind::Neg(x) | ExprKind::Pattern(x) => self.expr(x),
             ExprKind::Binary { left, right, .. } => {
                 self.expr(left);
                 self.expr(right);

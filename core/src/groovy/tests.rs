@@ -336,9 +336,13 @@ def m = 'v1.20.3' =~ /v(\d+)\.(\d+)/
 if (m) { echo "major ${m[0][1]} minor ${m[0][2]}" }
 echo "${'abc' ==~ /a.c/} ${'abcd' ==~ /a.c/} ${('a1b22' =~ /\d+/).count}"
 echo "${'release/2.0'.matches('release/.*')}"
+switch ('release/2.1') {
+  case ~/main/: echo 'main'; break
+  case ~/release\/.*/: echo 'a release'; break
+}
 "#,
     );
-    assert_eq!(lines, ["major 1 minor 20", "true false 2", "true"]);
+    assert_eq!(lines, ["major 1 minor 20", "true false 2", "true", "a release"]);
 }
 
 #[test]

@@ -45,6 +45,8 @@ pub enum Obj {
     PreviousBuild { result: Option<String> },
     /// `scm`, for `checkout scm`.
     Scm,
+    /// `~/regex/`.
+    Pattern(String),
     /// A thrown exception.
     Exception { class: String, message: String },
     /// `text =~ pattern`: every match, each with its groups (`None` for an unmatched group).
@@ -117,6 +119,7 @@ impl Value {
                 Obj::CurrentBuild | Obj::PreviousBuild { .. } => "RunWrapper",
                 Obj::Scm => "scm",
                 Obj::Exception { .. } => "Exception",
+                Obj::Pattern(_) => "Pattern",
                 Obj::Matcher { .. } => "Matcher",
                 Obj::Entry { .. } => "Map.Entry",
                 Obj::Descriptor { .. } => "step descriptor",
@@ -250,6 +253,7 @@ impl Value {
                 Obj::CurrentBuild => out.push_str("currentBuild"),
                 Obj::PreviousBuild { .. } => out.push_str("previousBuild"),
                 Obj::Scm => out.push_str("scm"),
+                Obj::Pattern(p) => out.push_str(p),
                 Obj::Exception { class, message } => {
                     out.push_str(class);
                     if !message.is_empty() {

@@ -237,6 +237,11 @@ impl<'a, H: Host> Cx<'a, H> {
                 .call_closure(c, vec![v.clone()], d, pos)
                 .await?
                 .truthy(),
+            Value::Obj(o) if matches!(**o, Obj::Pattern(_)) => {
+                super::super::methods::whole_match(v, label)
+                    .map_err(|m| super::fail(pos, m))?
+                    .truthy()
+            }
             _ => equals(label, v),
         })
     }

@@ -163,6 +163,11 @@ impl<'a, H: Host> Cx<'a, H> {
                     frame: frame.clone(),
                 })),
                 ExprKind::Not(x) => Value::Bool(!self.eval(x, frame, d).await?.truthy()),
+                ExprKind::Pattern(x) => {
+                    let text = self.eval(x, frame, d).await?.show();
+                    methods::regex(&text).map_err(|m| fail(pos, m))?;
+                    Value::obj(Obj::Pattern(text))
+                }
                 ExprKind::Neg(x) => match self.eval(x, frame, d).await? {
                     Value::Int(n) => Value::Int(n.checked_neg().ok_or_else(|| overflow(pos))?),
                     Value::Float(f) => Value::Float(-f),

@@ -226,6 +226,7 @@ impl Parser<'_, '_> {
         let wrap: fn(Box<Expr>) -> ExprKind = match op.as_str() {
             "!" => ExprKind::Not,
             "-" => ExprKind::Neg,
+            "~" => ExprKind::Pattern,
             "+" => {
                 self.advance();
                 return self.unary();
