@@ -53,6 +53,8 @@ pipeline {
                         writeFile file: 'x.txt', text: 'in sub'
                     }
                     echo "sub-file=${readFile('sub/x.txt')}"
+                    def interpreted = sh(script: '#!/bin/sh\necho from-shebang', returnStdout: true).trim()
+                    echo "shebang=${interpreted}"
                 }
                 sh 'echo "app-version=$APP_VERSION"'
                 echo "declared-sees-binding=${version} upper=${version.replace('.', '_')}"
@@ -99,6 +101,7 @@ async fn script_blocks_expressions_and_computed_values_run_as_in_jenkins() {
         "recovered: line 35: script returned exit code 3",
         "finally-ran",
         "sub-file=in sub",
+        "shebang=from-shebang",
         "app-version=1.5",
         "declared-sees-binding=1.5 upper=1_5",
         &format!("result=UNSTABLE number={}", pushed.number),

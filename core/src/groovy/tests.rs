@@ -342,7 +342,10 @@ switch ('release/2.1') {
 }
 "#,
     );
-    assert_eq!(lines, ["major 1 minor 20", "true false 2", "true", "a release"]);
+    assert_eq!(
+        lines,
+        ["major 1 minor 20", "true false 2", "true", "a release"]
+    );
 }
 
 #[test]

@@ -146,7 +146,20 @@ impl Runner<'_> {
             step: Some("sh".into()),
             ..scope.origin.clone()
         };
-        let log = |l: &str| self.events.log(&origin, l);
+        // A script with its own interpreter (`#!/usr/bin/env python3`) cannot be wrapped in
+        // a redirection: its output is collected from the stream instead (both streams).
+        let shebang = script.starts_with("#!");
+        let collected = std::sync::Mutex::new(String::new());
+        let log = |l: &str| {
+            if !shebang {
+                self.events.log(&origin, l);
+            } else if let Ok(mut c) = collected.lock()
+                && (c.len() as u64) < MAX_CAPTURE
+            {
+                c.push_str(l);
+                c.push('\n');
+            }
+        };
         let exit = self
             .agent
             .run(&wrapped, &scope.env, &scope.dir, &log, &scope.cancel)
@@ -156,6 +169,10 @@ impl Runner<'_> {
             Exit::Code(c) => i64::from(c),
             Exit::Stopped => return Err(Stop::aborted("stopped while a script was running")),
         };
+        if shebang {
+            let _ = self.agent.remove(&dir).await;
+            return Ok((code, collected.into_inner().unwrap_or_default()));
+        }
         let picked = self.scratch("capture").await;
         let text = async {
             let tree = self.agent.get(&dir).await.map_err(|e| e.to_string())?;
