@@ -283,3 +283,52 @@ async fn the_parallel_step_form_and_wrapper_steps_run() {
         "failFast stopped the slow branch: {log}"
     );
 }
+
+#[tokio::test]
+async fn when_conditions_building_tag_equals_triggered_by_and_restarted_run() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Tag only') {
+            when { buildingTag() }
+            steps { echo 'tag-stage-ran' }
+        }
+        stage('Equal') {
+            when {
+                beforeInput true
+                equals expected: 'main', actual: env.BRANCH_NAME
+            }
+            steps { echo 'equals-stage-ran' }
+        }
+        stage('Numbers') {
+            when { equals expected: 2, actual: currentBuild.number + 1 }
+            steps { echo 'numbers-stage-ran' }
+        }
+        stage('Pushed') {
+            when { triggeredBy 'GitHubPushCause' }
+            steps { echo 'push-stage-ran' }
+        }
+        stage('Nightly') {
+            when { triggeredBy cause: 'TimerTrigger' }
+            steps { echo 'timer-stage-ran' }
+        }
+        stage('Restarted') {
+            when { isRestartedRun() }
+            steps { echo 'restart-stage-ran' }
+        }
+    }
+}
+"#;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let run = wait_for_run(&app, &owner, &pushed.path, &["succeeded", "failed"]).await;
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    for ran in ["equals-stage-ran", "numbers-stage-ran", "push-stage-ran"] {
+        assert!(log.contains(ran), "missing {ran:?} in:\n{log}");
+    }
+    for skipped in ["tag-stage-ran", "timer-stage-ran", "restart-stage-ran"] {
+        assert!(!log.contains(skipped), "{skipped:?} should not run:\n{log}");
+    }
+}

@@ -155,6 +155,19 @@ pub enum When {
     Expression {
         script: Script,
     },
+    /// `buildingTag()`: a tag build.
+    BuildingTag,
+    /// `equals expected: x, actual: y`: both sides are values or Groovy expressions.
+    Equals {
+        expected: Computed,
+        actual: Computed,
+    },
+    /// `triggeredBy 'TimerTrigger'`: a Jenkins cause, mapped from what started the run.
+    TriggeredBy {
+        cause: String,
+    },
+    /// `isRestartedRun()`: Sluice has no restart from a stage, so never.
+    IsRestartedRun,
     Not {
         condition: Box<When>,
     },

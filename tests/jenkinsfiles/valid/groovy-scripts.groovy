@@ -63,6 +63,18 @@ pipeline {
                 sh "echo publishing ${IMAGE} as ${version}"
             }
         }
+        stage('Release') {
+            when {
+                beforeOptions true
+                anyOf {
+                    buildingTag()
+                    equals expected: 'release', actual: params.TARGET
+                    triggeredBy 'TimerTrigger'
+                    isRestartedRun()
+                }
+            }
+            steps { echo 'release' }
+        }
         stage('Report') {
             when {
                 anyOf {

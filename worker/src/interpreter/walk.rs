@@ -107,6 +107,13 @@ impl Runner<'_> {
                 When::Environment { name, value } => scope.env.get(name) == Some(value),
                 When::ChangeRequest => false,
                 When::Expression { script } => self.expression(script, scope).await?,
+                When::BuildingTag => self.tag.is_some(),
+                When::IsRestartedRun => false,
+                When::TriggeredBy { cause } => triggered_by(&self.ctx.run.trigger, cause),
+                When::Equals { expected, actual } => {
+                    self.computed(&expected.0, scope).await?
+                        == self.computed(&actual.0, scope).await?
+                }
                 When::Not { condition } => !self.when(condition, scope).await?,
                 When::AllOf { conditions } => {
                     for c in conditions {
@@ -589,9 +596,48 @@ mod tests {
     }
 
     #[test]
+    fn jenkins_causes_map_to_what_started_the_run() {
+        assert!(triggered_by("cron", "TimerTrigger"));
+        assert!(triggered_by(
+            "cron",
+            "hudson.triggers.TimerTrigger$TimerTriggerCause"
+        ));
+        assert!(triggered_by("cron", "TimerTriggerCause"));
+        assert!(triggered_by("api", "UserIdCause"));
+        assert!(triggered_by("github", "GitHubPushCause"));
+        assert!(triggered_by("gitlab", "SCMTrigger"));
+        assert!(!triggered_by("github", "TimerTrigger"));
+        assert!(!triggered_by("cron", "UserIdCause"));
+    }
+
+    #[test]
     fn the_worst_branch_wins() {
         let flows = vec![Ok(()), Err(Stop::failure("a")), Err(Stop::aborted("b"))];
         assert_eq!(worst(flows).unwrap_err().res, Res::Aborted);
         assert!(worst(vec![Ok(()), Ok(())]).is_ok());
     }
+}
+
+/// Whether a run started by `trigger` has Jenkins' cause `cause` (the class's simple name,
+/// with or without `Cause`): timers for cron runs, a user for runs started from the UI, the
+/// API, the Jenkins API or a rerun, the SCM for webhooks.
+fn triggered_by(trigger: &str, cause: &str) -> bool {
+    let cause = cause
+        .rsplit(['.', '$'])
+        .next()
+        .unwrap_or(cause)
+        .trim_end_matches("Cause");
+    let causes: &[&str] = match trigger {
+        "cron" => &["TimerTrigger"],
+        "api" | "jenkins" | "rerun" => &["UserId", "Rebuild", "Replay"],
+        "github" => &["SCMTrigger", "BranchEvent", "GitHubPush", "BranchIndexing"],
+        "gitlab" => &[
+            "SCMTrigger",
+            "BranchEvent",
+            "GitLabWebHook",
+            "BranchIndexing",
+        ],
+        _ => &[],
+    };
+    causes.contains(&cause)
 }

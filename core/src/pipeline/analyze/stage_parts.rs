@@ -10,7 +10,14 @@ impl Analyzer<'_> {
             .block
             .iter()
             .flatten()
-            .filter(|n| n.name != "beforeAgent")
+            // `beforeAgent`, `beforeInput` and `beforeOptions` say when the condition is
+            // checked; here it always is before the stage's agent, input and options.
+            .filter(|n| {
+                !matches!(
+                    n.name.as_str(),
+                    "beforeAgent" | "beforeInput" | "beforeOptions"
+                )
+            })
             .filter_map(|n| self.when(n))
             .collect();
         match conditions.len() {
@@ -45,6 +52,33 @@ impl Analyzer<'_> {
                 }
             },
             "changeRequest" => Some(When::ChangeRequest),
+            "buildingTag" => Some(When::BuildingTag),
+            "isRestartedRun" => Some(When::IsRestartedRun),
+            "triggeredBy" => match first.or_else(|| node.args.named("cause").and_then(text_of)) {
+                Some(cause) => Some(When::TriggeredBy { cause }),
+                None => {
+                    self.error(node.pos, "triggeredBy needs a cause, e.g. triggeredBy 'TimerTrigger'");
+                    None
+                }
+            },
+            "equals" => match (
+                node.args.named("expected").and_then(groovy_of),
+                node.args.named("actual").and_then(groovy_of),
+            ) {
+                (Some(expected), Some(actual)) => {
+                    for v in [node.args.named("expected"), node.args.named("actual")].into_iter().flatten() {
+                        self.check_value(v);
+                    }
+                    Some(When::Equals {
+                        expected: Computed(std::sync::Arc::new(expected)),
+                        actual: Computed(std::sync::Arc::new(actual)),
+                    })
+                }
+                _ => {
+                    self.error(node.pos, "equals needs expected: and actual:");
+                    None
+                }
+            },
             "not" => nested(self).into_iter().next().map(|c| When::Not { condition: Box::new(c) }),
             "allOf" => Some(When::AllOf { conditions: nested(self) }),
             "anyOf" => Some(When::AnyOf { conditions: nested(self) }),
@@ -317,6 +351,27 @@ impl Analyzer<'_> {
             script: None,
         })
     }
+}
+
+/// A declarative value as a Groovy expression.
+fn groovy_of(v: &super::super::syntax::Value) -> Option<crate::groovy::ast::Expr> {
+    use super::super::syntax::Value;
+    use crate::groovy::ast::{Expr, ExprKind};
+    let pos = v.pos();
+    let kind = match v {
+        Value::Expr(e, _) => return Some((**e).clone()),
+        Value::GStr(parts, _) => {
+            let mut diags = Vec::new();
+            let parts = crate::groovy::parse::gstring(parts, pos, &mut diags)?;
+            ExprKind::GStr(parts)
+        }
+        Value::Str(s, _) | Value::Word(s, _) => ExprKind::Str(s.clone()),
+        Value::Bool(b, _) => ExprKind::Bool(*b),
+        Value::Num(n, _) if n.fract() == 0.0 => ExprKind::Int(*n as i64),
+        Value::Num(n, _) => ExprKind::Float(*n),
+        _ => return None,
+    };
+    Some(Expr { kind, pos })
 }
 
 /// A declarative step call as a Groovy call expression (its closures are Groovy already).
