@@ -110,3 +110,60 @@ async fn a_nul_that_would_reach_a_process_fails_its_step_with_the_reason() {
     let log = text_log(&app, &owner, pushed.number).await;
     assert!(log.contains("before") && !log.contains("never"), "{log}");
 }
+
+#[tokio::test]
+async fn file_and_ssh_key_credentials_are_private_files_removed_after_the_block() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Deploy') {
+            steps {
+                withCredentials([
+                    file(credentialsId: 'kubeconfig', variable: 'KCFG'),
+                    sshUserPrivateKey(credentialsId: 'deploy-key', keyFileVariable: 'KEY')
+                ]) {
+                    sh '''
+                        test "$(stat -c %a "$KEY")" = 600 && echo key-mode-600
+                        test "$(stat -c %a "$KCFG")" = 600 && echo file-mode-600
+                        grep -q "BEGIN OPENSSH" "$KEY" && echo key-content-ok
+                        echo "$KEY" > key-path.txt
+                    '''
+                }
+                sh 'test ! -e "$(cat key-path.txt)" && echo key-removed'
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    for (name, value) in [
+        ("kubeconfig", "apiVersion: v1\nkind: Config\n"),
+        (
+            "deploy-key",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/orgs/acme/projects/web/secrets/{name}"),
+                &owner,
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let run = wait_for_run(&app, &owner, &pushed.path, &["succeeded", "failed"]).await;
+    let log = text_log(&app, &owner, pushed.number).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    for line in [
+        "key-mode-600",
+        "file-mode-600",
+        "key-content-ok",
+        "key-removed",
+    ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+}

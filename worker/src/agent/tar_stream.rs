@@ -85,10 +85,20 @@ pub async fn unpack(tar: ByteStream, dest: PathBuf) -> std::io::Result<()> {
 
 /// An archive holding one file, `name`, with `contents`.
 pub fn single_file(name: &str, contents: &[u8]) -> std::io::Result<ByteStream> {
+    file_with_mode(name, contents, 0o644)
+}
+
+/// An archive holding one file only its owner may read (a secret: `withCredentials` files
+/// and SSH keys, which `ssh` refuses when others can read them).
+pub fn private_file(name: &str, contents: &[u8]) -> std::io::Result<ByteStream> {
+    file_with_mode(name, contents, 0o600)
+}
+
+fn file_with_mode(name: &str, contents: &[u8], mode: u32) -> std::io::Result<ByteStream> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(contents.len() as u64);
-    header.set_mode(0o644);
+    header.set_mode(mode);
     header.set_mtime(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -318,21 +318,26 @@ impl Runner<'_> {
                         .env
                         .insert(get("passwordVariable"), password.to_owned());
                 }
-                "file" => {
+                "file" | "sshUserPrivateKey" => {
                     let name = format!("{}-{}", files.len(), id.replace('/', "_"));
-                    let tar = tar_stream::single_file(&name, secret.as_bytes())
+                    let tar = tar_stream::private_file(&name, secret.as_bytes())
                         .map_err(|e| failed(line, "withCredentials", e))?;
                     self.agent
                         .put(SECRET_FILES, tar)
                         .await
                         .map_err(|e| failed(line, "withCredentials", e))?;
                     let path = format!("{SECRET_FILES}/{name}");
-                    inner.env.insert(get("variable"), self.agent.path_of(&path));
+                    let var = if binding_name(binding) == "file" {
+                        "variable"
+                    } else {
+                        "keyFileVariable"
+                    };
+                    inner.env.insert(get(var), self.agent.path_of(&path));
                     files.push(path);
                 }
                 other => {
                     return Err(Stop::failure(format!(
-                        "line {line}: withCredentials: `{other}` bindings are not supported (string, usernamePassword, usernameColonPassword, file)"
+                        "line {line}: withCredentials: `{other}` bindings are not supported (string, usernamePassword, usernameColonPassword, file, sshUserPrivateKey)"
                     )));
                 }
             }
@@ -568,4 +573,12 @@ fn stash_dir(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The kind of a `withCredentials` binding (`file`, `string`…).
+fn binding_name(binding: &Value) -> &str {
+    match binding {
+        Value::Call { name, .. } => name,
+        _ => "",
+    }
 }
