@@ -571,6 +571,30 @@ fn worst(flows: Vec<Flow>) -> Flow {
         .map_or(Ok(()), Err)
 }
 
+/// Whether a run started by `trigger` has Jenkins' cause `cause` (the class's simple name,
+/// with or without `Cause`): timers for cron runs, a user for runs started from the UI, the
+/// API, the Jenkins API or a rerun, the SCM for webhooks.
+fn triggered_by(trigger: &str, cause: &str) -> bool {
+    let cause = cause
+        .rsplit(['.', '$'])
+        .next()
+        .unwrap_or(cause)
+        .trim_end_matches("Cause");
+    let causes: &[&str] = match trigger {
+        "cron" => &["TimerTrigger"],
+        "api" | "jenkins" | "rerun" => &["UserId", "Rebuild", "Replay"],
+        "github" => &["SCMTrigger", "BranchEvent", "GitHubPush", "BranchIndexing"],
+        "gitlab" => &[
+            "SCMTrigger",
+            "BranchEvent",
+            "GitLabWebHook",
+            "BranchIndexing",
+        ],
+        _ => &[],
+    };
+    causes.contains(&cause)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,28 +640,4 @@ mod tests {
         assert_eq!(worst(flows).unwrap_err().res, Res::Aborted);
         assert!(worst(vec![Ok(()), Ok(())]).is_ok());
     }
-}
-
-/// Whether a run started by `trigger` has Jenkins' cause `cause` (the class's simple name,
-/// with or without `Cause`): timers for cron runs, a user for runs started from the UI, the
-/// API, the Jenkins API or a rerun, the SCM for webhooks.
-fn triggered_by(trigger: &str, cause: &str) -> bool {
-    let cause = cause
-        .rsplit(['.', '$'])
-        .next()
-        .unwrap_or(cause)
-        .trim_end_matches("Cause");
-    let causes: &[&str] = match trigger {
-        "cron" => &["TimerTrigger"],
-        "api" | "jenkins" | "rerun" => &["UserId", "Rebuild", "Replay"],
-        "github" => &["SCMTrigger", "BranchEvent", "GitHubPush", "BranchIndexing"],
-        "gitlab" => &[
-            "SCMTrigger",
-            "BranchEvent",
-            "GitLabWebHook",
-            "BranchIndexing",
-        ],
-        _ => &[],
-    };
-    causes.contains(&cause)
 }
