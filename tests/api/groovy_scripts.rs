@@ -332,3 +332,50 @@ async fn when_conditions_building_tag_equals_triggered_by_and_restarted_run() {
         assert!(!log.contains(skipped), "{skipped:?} should not run:\n{log}");
     }
 }
+
+/// A parallel stage with `failFast true`, or any with `parallelsAlwaysFailFast()`: the first
+/// failing branch stops the others, and the run fails with its reason.
+#[tokio::test]
+async fn fail_fast_parallel_stages_stop_the_other_branches() {
+    for (options, stage_flag) in [
+        ("", "failFast true"),
+        ("options { parallelsAlwaysFailFast() }", ""),
+    ] {
+        let app = spawn_app().await;
+        let jenkinsfile = format!(
+            r#"pipeline {{
+    agent any
+    {options}
+    stages {{
+        stage('Checks') {{
+            {stage_flag}
+            parallel {{
+                stage('Broken') {{ steps {{ error 'branch broke' }} }}
+                stage('Slow') {{ steps {{ sh 'sleep 30; echo slow-finished' }} }}
+            }}
+        }}
+    }}
+}}
+"#
+        );
+        let (owner, repo, hook) = setup(&app, &jenkinsfile).await;
+        let pushed = push_to_fleet(&app, &hook, &repo).await;
+        let run = wait_for_run(
+            &app,
+            &owner,
+            &pushed.path,
+            &["failed", "succeeded", "cancelled"],
+        )
+        .await;
+        let log = text_log(&app, &owner, pushed.number).await;
+        assert_eq!(run["status"], "failed", "{run}\n{log}");
+        assert!(
+            run["reason"].as_str().unwrap().contains("branch broke"),
+            "{run}"
+        );
+        assert!(
+            !log.contains("slow-finished"),
+            "the slow branch was stopped: {log}"
+        );
+    }
+}

@@ -99,7 +99,7 @@ fn the_full_example_becomes_the_expected_model() {
     let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["Build", "Test", "Matrix", "Staging", "Approve"]);
     assert!(
-        matches!(&pipeline.stages[1].body, StageBody::Parallel { stages } if stages.len() == 2)
+        matches!(&pipeline.stages[1].body, StageBody::Parallel { stages, .. } if stages.len() == 2)
     );
     assert!(
         matches!(&pipeline.stages[2].body, StageBody::Matrix { axes, excludes, .. } if axes.len() == 2 && excludes.len() == 1)

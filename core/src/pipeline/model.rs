@@ -93,12 +93,20 @@ pub struct EnvVar {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PipelineOption {
-    Timeout { seconds: u64 },
-    Retry { count: u32 },
+    Timeout {
+        seconds: u64,
+    },
+    Retry {
+        count: u32,
+    },
     DisableConcurrentBuilds,
     SkipDefaultCheckout,
     Timestamps,
-    BuildDiscarder { keep: u32 },
+    BuildDiscarder {
+        keep: u32,
+    },
+    /// Every `parallel` stage stops its other branches at the first failure.
+    ParallelsAlwaysFailFast,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -240,6 +248,9 @@ pub enum StageBody {
     },
     Parallel {
         stages: Vec<Stage>,
+        /// `failFast true` (or `parallelsAlwaysFailFast()`): the first failing branch stops
+        /// the others.
+        fail_fast: bool,
     },
     Stages {
         stages: Vec<Stage>,

@@ -238,7 +238,7 @@ fn stage_agent(list: &[Stage], file: &str) -> Option<String> {
         }
         match &st.body {
             StageBody::Steps { .. } => None,
-            StageBody::Parallel { stages: s }
+            StageBody::Parallel { stages: s, .. }
             | StageBody::Stages { stages: s }
             | StageBody::Matrix { stages: s, .. } => stage_agent(s, file),
         }

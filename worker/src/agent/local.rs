@@ -85,7 +85,7 @@ impl Agents for LocalAgents {
                 }
                 match &st.body {
                     StageBody::Steps { .. } => None,
-                    StageBody::Parallel { stages: s }
+                    StageBody::Parallel { stages: s, .. }
                     | StageBody::Stages { stages: s }
                     | StageBody::Matrix { stages: s, .. } => in_stages(s, file),
                 }

@@ -143,6 +143,8 @@ pub(crate) struct Runner<'a> {
     pub started: std::time::Instant,
     /// What Groovy set as `currentBuild.displayName` and `.description`.
     pub shown: Mutex<Shown>,
+    /// `options { parallelsAlwaysFailFast() }`.
+    pub fail_fast_all: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -377,6 +379,9 @@ impl JenkinsExecutor {
                 .collect(),
             started: std::time::Instant::now(),
             shown: Mutex::new(Shown::default()),
+            fail_fast_all: pipeline
+                .options
+                .contains(&PipelineOption::ParallelsAlwaysFailFast),
         };
         let top = Scope {
             env,

@@ -237,9 +237,14 @@ impl Runner<'_> {
                     match &stage.body {
                         StageBody::Steps { steps } => self.steps(steps, scope).await,
                         StageBody::Stages { stages } => self.stages(stages, scope, Some(seq)).await,
-                        StageBody::Parallel { stages } => {
-                            let branches = stages.iter().map(|b| self.stage(b, scope, Some(seq)));
-                            worst(join_all(branches).await)
+                        StageBody::Parallel { stages, fail_fast } => {
+                            if *fail_fast || self.fail_fast_all {
+                                self.fail_fast(stages, scope, seq).await
+                            } else {
+                                let branches =
+                                    stages.iter().map(|b| self.stage(b, scope, Some(seq)));
+                                worst(join_all(branches).await)
+                            }
                         }
                         StageBody::Matrix {
                             axes,
@@ -250,6 +255,43 @@ impl Runner<'_> {
                 }
             }
         })
+    }
+
+    /// Parallel branches where the first failure stops the others (their steps are killed and
+    /// the branches end aborted); the stage fails with that first failure's reason.
+    async fn fail_fast(&self, stages: &[Stage], scope: &Scope, seq: i32) -> Flow {
+        let scopes: Vec<Scope> = stages
+            .iter()
+            .map(|_| Scope {
+                cancel: scope.cancel.child_token(),
+                ..scope.clone()
+            })
+            .collect();
+        let first: Mutex<Option<Stop>> = Mutex::new(None);
+        let runs = stages.iter().zip(&scopes).map(|(branch, branch_scope)| {
+            let (scopes, first) = (&scopes, &first);
+            async move {
+                let flow = self.stage(branch, branch_scope, Some(seq)).await;
+                if let Err(stop) = &flow
+                    && !branch_scope.cancel.is_cancelled()
+                {
+                    if let Ok(mut first) = first.lock()
+                        && first.is_none()
+                    {
+                        *first = Some(stop.clone());
+                    }
+                    for other in scopes {
+                        other.cancel.cancel();
+                    }
+                }
+                flow
+            }
+        });
+        let flows = join_all(runs).await;
+        match first.into_inner().ok().flatten() {
+            Some(stop) if !scope.cancel.is_cancelled() => Err(stop),
+            _ => worst(flows),
+        }
     }
 
     /// Stages in order; after a failure the rest are recorded as skipped.

@@ -48,7 +48,6 @@ pub(super) const HARMLESS_OPTIONS: &[&str] = &[
     "ansiColor",
     "quietPeriod",
     "preserveStashes",
-    "parallelsAlwaysFailFast",
     "durabilityHint",
     "newContainerPerStage",
     "checkoutToSubdirectory",
@@ -291,6 +290,7 @@ impl<'d> Analyzer<'d> {
             post: Post::default(),
         };
         let mut bodies = Vec::new();
+        let mut fail_fast = None;
         for section in node.block.iter().flatten() {
             match section.name.as_str() {
                 "agent" => stage.agent = self.agent(section),
@@ -315,8 +315,13 @@ impl<'d> Analyzer<'d> {
                     section.pos,
                     StageBody::Parallel {
                         stages: self.stages(section),
+                        fail_fast: false,
                     },
                 )),
+                "failFast" => match section.args.positional.first() {
+                    Some(Value::Bool(b, _)) => fail_fast = Some((section.pos, *b)),
+                    _ => self.error(section.pos, "failFast takes true or false"),
+                },
                 "stages" => bodies.push((
                     section.pos,
                     StageBody::Stages {
@@ -347,7 +352,17 @@ impl<'d> Analyzer<'d> {
                 ),
             ),
         }
-        if let Some((_, body)) = bodies.into_iter().next() {
+        if let Some((pos, _)) = fail_fast
+            && !matches!(bodies.first(), Some((_, StageBody::Parallel { .. })))
+        {
+            self.error(pos, "`failFast` applies to a stage with `parallel`");
+        }
+        if let Some((_, mut body)) = bodies.into_iter().next() {
+            if let (StageBody::Parallel { fail_fast: ff, .. }, Some((_, on))) =
+                (&mut body, fail_fast)
+            {
+                *ff = on;
+            }
             stage.body = body;
         }
         Some(stage)

@@ -180,6 +180,7 @@ impl Analyzer<'_> {
                         None
                     }
                 },
+                "parallelsAlwaysFailFast" => Some(PipelineOption::ParallelsAlwaysFailFast),
                 name if HARMLESS_OPTIONS.contains(&name) => {
                     self.diags.push(Diagnostic::warning(
                         opt.pos,
