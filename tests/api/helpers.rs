@@ -178,9 +178,13 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
+    // Idle connections are dropped after 2 s, before the server's 5 s keep-alive closes them:
+    // otherwise a request sent on a connection the server is closing fails with
+    // "IncompleteMessage" (seen once under load in a release test on PostgreSQL).
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let test_app = TestApp {
