@@ -8,6 +8,55 @@ use crate::execution::{head, push_to_fleet, setup, text_log};
 use crate::fleet::wait_for_run;
 use crate::helpers::spawn_app;
 
+/// A run of a Jenkinsfile, ended: its API view, its log, its number and its commit.
+struct Built {
+    run: serde_json::Value,
+    log: String,
+    number: i64,
+    sha: String,
+}
+
+/// Pushes `jenkinsfile` to a new project and waits for a worker to end its run.
+async fn built(jenkinsfile: &str) -> Built {
+    let app = spawn_app().await;
+    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
+    let pushed = push_to_fleet(&app, &hook, &repo).await;
+    let ended = ["succeeded", "unstable", "failed", "cancelled"];
+    let run = wait_for_run(&app, &owner, &pushed.path, &ended).await;
+    Built {
+        log: text_log(&app, &owner, pushed.number).await,
+        run,
+        number: pushed.number,
+        sha: head(&repo),
+    }
+}
+
+impl Built {
+    fn assert_status(&self, status: &str) {
+        assert_eq!(self.run["status"], status, "{}\n{}", self.run, self.log);
+    }
+
+    fn assert_logged(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                self.log.contains(line),
+                "missing {line:?} in:\n{}",
+                self.log
+            );
+        }
+    }
+
+    fn assert_not_logged(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                !self.log.contains(line),
+                "{line:?} should not be logged:\n{}",
+                self.log
+            );
+        }
+    }
+}
+
 const JENKINSFILE: &str = r#"#!/usr/bin/env groovy
 pipeline {
     agent any
@@ -79,22 +128,11 @@ pipeline {
 
 #[tokio::test]
 async fn script_blocks_expressions_and_computed_values_run_as_in_jenkins() {
-    let app = spawn_app().await;
-    let (owner, repo, hook) = setup(&app, JENKINSFILE).await;
-    let sha = head(&repo);
-    let pushed = push_to_fleet(&app, &hook, &repo).await;
-    let run = wait_for_run(
-        &app,
-        &owner,
-        &pushed.path,
-        &["unstable", "succeeded", "failed"],
-    )
-    .await;
-    let log = text_log(&app, &owner, pushed.number).await;
-    assert_eq!(run["status"], "unstable", "{run}\n{log}");
-    for line in [
+    let b = built(JENKINSFILE).await;
+    b.assert_status("unstable");
+    b.assert_logged(&[
         "exists=true missing=false",
-        &format!("sha={} stamp=build-{}", &sha[..7], pushed.number),
+        &format!("sha={} stamp=build-{}", &b.sha[..7], b.number),
         "suite-unit-ran",
         "suite-lint-ran",
         "status=4",
@@ -104,13 +142,10 @@ async fn script_blocks_expressions_and_computed_values_run_as_in_jenkins() {
         "shebang=from-shebang",
         "app-version=1.5",
         "declared-sees-binding=1.5 upper=1_5",
-        &format!("result=UNSTABLE number={}", pushed.number),
-    ] {
-        assert!(log.contains(line), "missing {line:?} in:\n{log}");
-    }
-    assert!(!log.contains("not-reached"), "{log}");
-    assert!(!log.contains("never-printed"), "{log}");
-    let stages: Vec<(String, String)> = run["stages"]
+        &format!("result=UNSTABLE number={}", b.number),
+    ]);
+    b.assert_not_logged(&["not-reached", "never-printed"]);
+    let stages: Vec<(String, String)> = b.run["stages"]
         .as_array()
         .unwrap()
         .iter()
@@ -129,7 +164,6 @@ async fn script_blocks_expressions_and_computed_values_run_as_in_jenkins() {
 
 #[tokio::test]
 async fn an_endless_script_loop_fails_the_run_with_the_budget_reason() {
-    let app = spawn_app().await;
     let jenkinsfile = r#"pipeline {
     agent any
     stages {
@@ -144,16 +178,10 @@ async fn an_endless_script_loop_fails_the_run_with_the_budget_reason() {
     }
 }
 "#;
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let pushed = push_to_fleet(&app, &hook, &repo).await;
-    let run = wait_for_run(&app, &owner, &pushed.path, &["failed", "succeeded"]).await;
-    assert_eq!(run["status"], "failed", "{run}");
-    let log = text_log(&app, &owner, pushed.number).await;
-    assert!(
-        log.contains("line 8:"),
-        "the reason names the loop's line: {log}"
-    );
-    assert!(log.contains("evaluation steps"), "{log}");
+    let b = built(jenkinsfile).await;
+    b.assert_status("failed");
+    // The reason names the loop's line and the budget.
+    b.assert_logged(&["line 8:", "evaluation steps"]);
 }
 
 #[tokio::test]
@@ -225,7 +253,6 @@ async fn input_in_a_script_returns_its_parameters() {
 
 #[tokio::test]
 async fn the_parallel_step_form_and_wrapper_steps_run() {
-    let app = spawn_app().await;
     let jenkinsfile = r#"pipeline {
     agent any
     stages {
@@ -259,34 +286,20 @@ async fn the_parallel_step_form_and_wrapper_steps_run() {
     }
 }
 "#;
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let pushed = push_to_fleet(&app, &hook, &repo).await;
-    let run = wait_for_run(
-        &app,
-        &owner,
-        &pushed.path,
-        &["unstable", "succeeded", "failed"],
-    )
-    .await;
-    let log = text_log(&app, &owner, pushed.number).await;
-    assert_eq!(run["status"], "unstable", "{run}\n{log}");
-    for line in [
+    let b = built(jenkinsfile).await;
+    b.assert_status("unstable");
+    b.assert_logged(&[
         "[Fan out / first] first-branch",
         "[Fan out / second one] second-branch",
         "archived out.txt",
         "branch broke",
-    ] {
-        assert!(log.contains(line), "missing {line:?} in:\n{log}");
-    }
-    assert!(
-        !log.contains("slow-finished"),
-        "failFast stopped the slow branch: {log}"
-    );
+    ]);
+    // failFast stopped the slow branch.
+    b.assert_not_logged(&["slow-finished"]);
 }
 
 #[tokio::test]
 async fn when_conditions_building_tag_equals_triggered_by_and_restarted_run() {
-    let app = spawn_app().await;
     let jenkinsfile = r#"pipeline {
     agent any
     stages {
@@ -320,17 +333,10 @@ async fn when_conditions_building_tag_equals_triggered_by_and_restarted_run() {
     }
 }
 "#;
-    let (owner, repo, hook) = setup(&app, jenkinsfile).await;
-    let pushed = push_to_fleet(&app, &hook, &repo).await;
-    let run = wait_for_run(&app, &owner, &pushed.path, &["succeeded", "failed"]).await;
-    let log = text_log(&app, &owner, pushed.number).await;
-    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
-    for ran in ["equals-stage-ran", "numbers-stage-ran", "push-stage-ran"] {
-        assert!(log.contains(ran), "missing {ran:?} in:\n{log}");
-    }
-    for skipped in ["tag-stage-ran", "timer-stage-ran", "restart-stage-ran"] {
-        assert!(!log.contains(skipped), "{skipped:?} should not run:\n{log}");
-    }
+    let b = built(jenkinsfile).await;
+    b.assert_status("succeeded");
+    b.assert_logged(&["equals-stage-ran", "numbers-stage-ran", "push-stage-ran"]);
+    b.assert_not_logged(&["tag-stage-ran", "timer-stage-ran", "restart-stage-ran"]);
 }
 
 /// A parallel stage with `failFast true`, or any with `parallelsAlwaysFailFast()`: the first
@@ -341,7 +347,6 @@ async fn fail_fast_parallel_stages_stop_the_other_branches() {
         ("", "failFast true"),
         ("options { parallelsAlwaysFailFast() }", ""),
     ] {
-        let app = spawn_app().await;
         let jenkinsfile = format!(
             r#"pipeline {{
     agent any
@@ -358,24 +363,11 @@ async fn fail_fast_parallel_stages_stop_the_other_branches() {
 }}
 "#
         );
-        let (owner, repo, hook) = setup(&app, &jenkinsfile).await;
-        let pushed = push_to_fleet(&app, &hook, &repo).await;
-        let run = wait_for_run(
-            &app,
-            &owner,
-            &pushed.path,
-            &["failed", "succeeded", "cancelled"],
-        )
-        .await;
-        let log = text_log(&app, &owner, pushed.number).await;
-        assert_eq!(run["status"], "failed", "{run}\n{log}");
-        assert!(
-            run["reason"].as_str().unwrap().contains("branch broke"),
-            "{run}"
-        );
-        assert!(
-            !log.contains("slow-finished"),
-            "the slow branch was stopped: {log}"
-        );
+        let b = built(&jenkinsfile).await;
+        b.assert_status("failed");
+        let reason = b.run["reason"].as_str().unwrap();
+        assert!(reason.contains("branch broke"), "{}", b.run);
+        // The slow branch was stopped.
+        b.assert_not_logged(&["slow-finished"]);
     }
 }

@@ -37,6 +37,30 @@ pub enum Tok {
     Eof,
 }
 
+impl Tok {
+    /// How a diagnostic names the token: "`{`", "a string", "the end of the line".
+    pub fn describe(&self) -> String {
+        match self {
+            Tok::Word(w) => format!("`{w}`"),
+            Tok::Str(_) | Tok::GStr(_) => "a string".into(),
+            Tok::Num(_) => "a number".into(),
+            Tok::LBrace => "`{`".into(),
+            Tok::RBrace => "`}`".into(),
+            Tok::LParen => "`(`".into(),
+            Tok::RParen => "`)`".into(),
+            Tok::LBracket => "`[`".into(),
+            Tok::RBracket => "`]`".into(),
+            Tok::Comma => "`,`".into(),
+            Tok::Colon => "`:`".into(),
+            Tok::Assign => "`=`".into(),
+            Tok::Semi => "`;`".into(),
+            Tok::Newline => "the end of the line".into(),
+            Tok::Other(s) => format!("`{s}`"),
+            Tok::Eof => "the end of the file".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub tok: Tok,

@@ -185,27 +185,6 @@ impl Parser<'_> {
         true
     }
 
-    fn describe(tok: &Tok) -> String {
-        match tok {
-            Tok::Word(w) => format!("`{w}`"),
-            Tok::Str(_) | Tok::GStr(_) => "a string".into(),
-            Tok::Num(_) => "a number".into(),
-            Tok::LBrace => "`{`".into(),
-            Tok::RBrace => "`}`".into(),
-            Tok::LParen => "`(`".into(),
-            Tok::RParen => "`)`".into(),
-            Tok::LBracket => "`[`".into(),
-            Tok::RBracket => "`]`".into(),
-            Tok::Comma => "`,`".into(),
-            Tok::Colon => "`:`".into(),
-            Tok::Assign => "`=`".into(),
-            Tok::Semi => "`;`".into(),
-            Tok::Newline => "the end of the line".into(),
-            Tok::Other(s) => format!("`{s}`"),
-            Tok::Eof => "the end of the file".into(),
-        }
-    }
-
     /// Skips to the end of the current statement (a newline or `;` outside brackets, or the
     /// `}` closing the enclosing block, which is left in place).
     fn recover(&mut self) {
@@ -245,7 +224,7 @@ impl Parser<'_> {
             other => {
                 self.error(format!(
                     "expected a section or step name, found {}",
-                    Self::describe(&other)
+                    other.describe()
                 ));
                 return None;
             }
@@ -302,7 +281,7 @@ impl Parser<'_> {
             self.tok(),
             Tok::Newline | Tok::Semi | Tok::RBrace | Tok::Eof
         ) {
-            let found = Self::describe(&self.tok().clone());
+            let found = self.tok().describe();
             self.error(format!(
                 "expected the end of the statement after `{}`, found {found}",
                 node.name
@@ -359,10 +338,10 @@ impl Parser<'_> {
             if self.at(&Tok::Comma) {
                 self.advance();
             } else if !self.at(close) {
-                let found = Self::describe(&self.tok().clone());
+                let found = self.tok().describe();
                 self.error(format!(
                     "expected `,` or {}, found {found}",
-                    Self::describe(close)
+                    close.describe()
                 ));
                 return None;
             }
@@ -508,10 +487,7 @@ impl Parser<'_> {
                 }
             }
             other => {
-                self.error(format!(
-                    "expected a value, found {}",
-                    Self::describe(&other)
-                ));
+                self.error(format!("expected a value, found {}", other.describe()));
                 return None;
             }
         };
