@@ -443,7 +443,8 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
 
     if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;
-        let state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
+        let mut state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
+        state.repo_access.allow_local = settings.allow_local_repos.unwrap_or(role == Role::Serve);
         let app = Application::build(&settings, state)?;
         let url = settings.public_url(app.local_addr());
         println!("Sluice is listening on {url}");

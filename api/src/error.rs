@@ -17,6 +17,9 @@ pub enum ApiError {
     },
     #[error("authentication required: send `Authorization: Bearer <token>` or sign in")]
     Unauthorized,
+    /// A webhook delivery whose signature or token does not match the project's secret.
+    #[error("{0}")]
+    WebhookUnauthorized(String),
     #[error("wrong email or password")]
     BadCredentials,
     #[error("{0}")]
@@ -48,7 +51,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::WebhookUnauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Csrf => "csrf_failed",
             ApiError::BadCredentials => "bad_credentials",
@@ -132,7 +135,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized
+            | ApiError::WebhookUnauthorized(_)
+            | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,

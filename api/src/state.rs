@@ -38,6 +38,8 @@ pub struct AppState {
     pub logs: Arc<crate::log_hub::LogHub>,
     /// The bearer token `/metrics` asks for; None leaves it open.
     pub metrics_token: Option<SecretString>,
+    /// Which repositories a run's ref may be looked up in (as the checkout would reach them).
+    pub repo_access: sluice_core::git::RepoAccess,
 }
 
 impl AppState {
@@ -73,6 +75,11 @@ impl AppState {
             objects,
             logs,
             metrics_token: settings.metrics_token.clone(),
+            // `serve` allows local repositories unless told otherwise; `main` says so.
+            repo_access: sluice_core::git::RepoAccess {
+                allow_local: settings.allow_local_repos.unwrap_or(false),
+                deny: settings.repo_deny(),
+            },
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",

@@ -83,12 +83,7 @@ async fn fire(
         }
         Err(err) => return Err(err.into()),
     };
-    let new = NewRun {
-        trigger: Trigger::Cron,
-        git_ref: None,
-        commit: None,
-        params: Default::default(),
-    };
+    let new = NewRun::of(Trigger::Cron, None, None);
     let run = match runs::create_for_project(&txn, project, new, None).await {
         Ok(run) => run,
         Err(err) => {

@@ -12,6 +12,7 @@ mod m20261129_000003_create_queue_jobs;
 mod m20261129_000004_run_execution;
 mod m20261129_000005_run_outputs;
 mod m20261201_000006_releases;
+mod m20261201_000007_change_requests;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_run_execution::Migration),
             Box::new(m20261129_000005_run_outputs::Migration),
             Box::new(m20261201_000006_releases::Migration),
+            Box::new(m20261201_000007_change_requests::Migration),
         ]
     }
 }

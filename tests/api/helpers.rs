@@ -166,13 +166,15 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 
     let prepared = prepare(&settings, Role::Serve).await.unwrap();
     let key = prepared.secret_key.clone().unwrap();
-    let state = AppState::new(
+    let mut state = AppState::new(
         &settings,
         prepared.db.clone(),
         Metrics::new().unwrap(),
         &key,
     )
     .unwrap();
+    // As `serve` does.
+    state.repo_access.allow_local = settings.allow_local_repos.unwrap_or(true);
     let app = Application::build(&settings, state.clone()).unwrap();
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();

@@ -8,6 +8,7 @@ mod accounts;
 mod agents;
 mod binary;
 mod browser;
+mod change_requests;
 mod deep_input;
 mod dispatch;
 mod errors;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::fleet::{Backend, queue, start_fleet_with, wait_for_run};
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_app_with;
 
 /// A listener that counts connections and answers each with `answer` (or nothing).
 struct Listener {
@@ -42,9 +42,14 @@ async fn listen(ip: &str, answer: Option<String>) -> Listener {
 }
 
 /// Runs a project cloning `url` on a worker with local repositories off and `deny`; returns
-/// the ended run.
+/// the ended run. The API, which looks the ref up when the run is created, has the same
+/// settings, as it does when both read one configuration.
 async fn run_cloning(url: &str, deny: &str) -> serde_json::Value {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.allow_local_repos = Some(false);
+        s.repo_deny_cidrs = deny.to_owned();
+    })
+    .await;
     let owner = app.signup("owner@example.com").await;
     app.create_org(&owner, "acme").await;
     let (status, body) = app

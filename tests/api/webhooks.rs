@@ -175,14 +175,58 @@ async fn github_push_tag_and_pull_request_examples_queue_runs_once() {
         .await;
     assert_eq!(run["trigger"], "github");
     assert_eq!(run["ref"], "master");
+    assert_eq!(run["ref_type"], "branch");
     assert_eq!(run["commit"], branch_push["head_commit"]["id"]);
+    assert_eq!(run["commit_message"], branch_push["head_commit"]["message"]);
+    assert_eq!(
+        run["commit_author"].as_str().unwrap(),
+        format!(
+            "{} <{}>",
+            branch_push["head_commit"]["author"]["name"]
+                .as_str()
+                .unwrap(),
+            branch_push["head_commit"]["author"]["email"]
+                .as_str()
+                .unwrap()
+        )
+    );
+    let (_, tag_run) = app
+        .get_as(
+            "/api/v1/orgs/acme/projects/web/runs/2",
+            &app_owner(&app).await,
+        )
+        .await;
+    assert_eq!(
+        (tag_run["ref"].as_str(), tag_run["ref_type"].as_str()),
+        (Some("simple-tag"), Some("tag"))
+    );
     let (_, pr_run) = app
         .get_as(
             "/api/v1/orgs/acme/projects/web/runs/3",
             &app_owner(&app).await,
         )
         .await;
-    assert_eq!(pr_run["ref"], opened["pull_request"]["head"]["ref"]);
+    // A change request: its head ref in the base repository, described as Jenkins does.
+    let number = opened["pull_request"]["number"].as_u64().unwrap();
+    assert_eq!(pr_run["ref"], format!("refs/pull/{number}/head"));
+    assert_eq!(pr_run["ref_type"], "change_request");
+    assert_eq!(pr_run["commit"], opened["pull_request"]["head"]["sha"]);
+    assert_eq!(pr_run["change"]["id"], number);
+    assert_eq!(pr_run["change"]["provider"], "github");
+    assert_eq!(
+        pr_run["change"]["branch"],
+        opened["pull_request"]["head"]["ref"]
+    );
+    assert_eq!(
+        pr_run["change"]["target"],
+        opened["pull_request"]["base"]["ref"]
+    );
+    assert_eq!(pr_run["change"]["title"], opened["pull_request"]["title"]);
+    assert_eq!(
+        pr_run["change"]["author"],
+        opened["pull_request"]["user"]["login"]
+    );
+    assert_eq!(pr_run["change"]["url"], opened["pull_request"]["html_url"]);
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM runs").await.as_deref(),
         Some("3")
@@ -213,6 +257,31 @@ async fn github_signatures_bodies_and_sizes_are_checked() {
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (401, Some("unauthorized"))
+    );
+    // The answer speaks of the signature and the secret, not of Bearer tokens.
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("X-Hub-Signature-256") && message.contains("webhook secret"),
+        "{message}"
+    );
+    assert!(!message.contains("Bearer"), "{message}");
+    let res = app
+        .client
+        .post(app.url("/hooks/github/acme/web"))
+        .header("x-github-event", "push")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("www-authenticate").is_none());
+    let err: Value = res.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing X-Hub-Signature-256"),
+        "{err}"
     );
     let (status, _) = github(&app, &secret, "push", "d2", b"{not json").await;
     assert_eq!(status, 400);
@@ -255,22 +324,16 @@ async fn gitlab_push_tag_and_merge_request_hooks() {
         (200, Some("duplicate delivery"))
     );
 
+    // Every branch builds, not only the default one.
     let mut other = push.clone();
     other["ref"] = json!("refs/heads/feature");
     let (status, answer) = gitlab(&app, &secret, "Push Hook", "uuid-2", &other).await;
-    assert_eq!(status, 200);
-    assert!(
-        answer["ignored"]
-            .as_str()
-            .unwrap()
-            .contains("not the default branch"),
-        "{answer}"
-    );
+    assert_eq!((status, answer["run"].as_i64()), (202, Some(2)), "{answer}");
 
     let tag = json!({"object_kind": "tag_push", "ref": "refs/tags/v1.0.0", "before": "0000000000000000000000000000000000000000",
         "after": "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7", "checkout_sha": "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"});
     let (status, answer) = gitlab(&app, &secret, "Tag Push Hook", "uuid-3", &tag).await;
-    assert_eq!((status, answer["run"].as_i64()), (202, Some(2)), "{answer}");
+    assert_eq!((status, answer["run"].as_i64()), (202, Some(3)), "{answer}");
     let mut removed = tag.clone();
     removed["after"] = json!("0000000000000000000000000000000000000000");
     assert_eq!(
@@ -281,10 +344,14 @@ async fn gitlab_push_tag_and_merge_request_hooks() {
     );
 
     let mr = json!({"object_kind": "merge_request", "event_type": "merge_request",
-        "object_attributes": {"action": "open", "source_branch": "ms-viewport", "target_branch": "master",
-            "last_commit": {"id": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}});
+        "user": {"username": "root"},
+        "object_attributes": {"iid": 1, "action": "open", "source_branch": "ms-viewport", "target_branch": "master",
+            "source_project_id": 14, "target_project_id": 14, "title": "MS-Viewport",
+            "url": "http://example.com/diaspora/merge_requests/1",
+            "last_commit": {"id": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "message": "fixed readme",
+                "author": {"name": "GitLab dev user", "email": "gitlabdev@dv6700.(none)"}}}});
     let (status, answer) = gitlab(&app, &secret, "Merge Request Hook", "uuid-5", &mr).await;
-    assert_eq!((status, answer["run"].as_i64()), (202, Some(3)), "{answer}");
+    assert_eq!((status, answer["run"].as_i64()), (202, Some(4)), "{answer}");
     assert_eq!(
         gitlab(&app, "wrong-token", "Push Hook", "uuid-6", &push)
             .await
@@ -294,12 +361,27 @@ async fn gitlab_push_tag_and_merge_request_hooks() {
 
     let (_, run) = app
         .get_as(
-            "/api/v1/orgs/acme/projects/web/runs/3",
+            "/api/v1/orgs/acme/projects/web/runs/4",
             &app_owner(&app).await,
         )
         .await;
     assert_eq!(
-        (run["ref"].as_str(), run["trigger"].as_str()),
-        (Some("ms-viewport"), Some("gitlab"))
+        (
+            run["ref"].as_str(),
+            run["trigger"].as_str(),
+            run["ref_type"].as_str()
+        ),
+        (
+            Some("refs/merge-requests/1/head"),
+            Some("gitlab"),
+            Some("change_request")
+        )
+    );
+    assert_eq!(run["change"]["branch"], "ms-viewport");
+    assert_eq!(run["change"]["fork"], Value::Null);
+    assert_eq!(run["commit_message"], "fixed readme");
+    assert_eq!(
+        run["commit_author"],
+        "GitLab dev user <gitlabdev@dv6700.(none)>"
     );
 }

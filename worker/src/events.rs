@@ -59,6 +59,16 @@ impl RunEvents for DbEvents {
         }
     }
 
+    async fn commit(
+        &self,
+        commit: &sluice_core::git::CommitInfo,
+        ref_type: sluice_core::store::changes::RefType,
+    ) {
+        if let Err(err) = execution::set_commit(&self.db, self.run_id, commit, ref_type).await {
+            tracing::warn!(run = self.run_id, error = %err, "recording the commit failed");
+        }
+    }
+
     async fn stage_started(&self, name: &str, parent: Option<i32>) -> i32 {
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         let name = self.mask(name);

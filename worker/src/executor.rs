@@ -11,6 +11,7 @@ use std::time::Duration;
 use sluice_core::entities::{project, release, run};
 use sluice_core::logs::Origin;
 use sluice_core::store::artifacts::TestSummary;
+use sluice_core::store::changes::RefType;
 use sluice_core::store::execution::Declared;
 use sluice_core::store::gates::WaitingFor;
 use sluice_core::store::releases::{NewRelease, Started};
@@ -28,8 +29,22 @@ pub struct RunContext {
     /// The project's secrets by name, for `credentials()` and `withCredentials`. Their values
     /// are masked in the log by the worker, whatever the executor prints.
     pub secrets: BTreeMap<String, String>,
+    /// Why the project's secrets were withheld from this run (a change request from a fork).
+    pub secrets_withheld: Option<String>,
     /// The status of the project's previous ended run (`changed`, `fixed`, `regression`).
     pub previous: Option<String>,
+}
+
+impl RunContext {
+    /// Why `credentials('id')` found nothing, in words for the run's reason.
+    pub fn missing_secret(&self, id: &str) -> String {
+        match &self.secrets_withheld {
+            Some(why) => format!("secrets are withheld from this run: {why}"),
+            None => format!(
+                "the project has no secret named `{id}` (set it under the project's secrets; names are Jenkins credential ids: letters, digits, `-`, `_`, `.`)"
+            ),
+        }
+    }
 }
 
 /// How an attempt ended.
@@ -72,6 +87,8 @@ pub trait RunEvents: Send + Sync {
     async fn declared(&self, declared: Declared);
     /// The run's parameters after checking them against the Jenkinsfile (defaults filled in).
     async fn params(&self, params: &BTreeMap<String, String>);
+    /// The checkout found the run's commit: recorded with its message, author and ref type.
+    async fn commit(&self, commit: &sluice_core::git::CommitInfo, ref_type: RefType);
     /// A stage started (inside `parent`, for branches and nested stages); returns its number.
     async fn stage_started(&self, name: &str, parent: Option<i32>) -> i32;
     /// A stage ended: `succeeded`, `unstable`, `failed`, `skipped`, `cancelled`.

@@ -8,10 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
-pub mod checkout;
+pub use sluice_core::git as checkout;
 mod events;
 pub mod executor;
-pub mod host_env;
+pub use sluice_core::host_env;
 pub mod interpreter;
 pub mod janitor;
 pub mod supervised;
@@ -254,24 +254,41 @@ impl Worker {
                 return;
             }
         };
-        let secrets =
-            match sluice_core::store::projects::secrets_for_run(&self.db, &self.keys, project.id)
-                .await
-            {
-                Ok(secrets) => secrets,
-                Err(err) => {
-                    let reason = format!("reading the project's secrets failed: {err}");
-                    self.end(
-                        &claimed,
-                        &run,
-                        &org_slug,
-                        Some(&project),
-                        Outcome::Failed(reason),
-                    )
-                    .await;
-                    return;
-                }
-            };
+        // A fork's change request runs someone else's code: no secrets unless the project
+        // says forks may have them.
+        let secrets_withheld = run
+            .change
+            .as_deref()
+            .and_then(sluice_core::store::changes::ChangeRequest::from_json)
+            .and_then(|change| change.fork)
+            .filter(|_| !project.fork_secrets)
+            .map(|fork| {
+                format!(
+                    "this change request comes from the fork `{fork}`, and the project gives forks no secrets (project setting `fork_secrets`)"
+                )
+            });
+        let loaded = match secrets_withheld {
+            Some(_) => Ok(Default::default()),
+            None => {
+                sluice_core::store::projects::secrets_for_run(&self.db, &self.keys, project.id)
+                    .await
+            }
+        };
+        let secrets = match loaded {
+            Ok(secrets) => secrets,
+            Err(err) => {
+                let reason = format!("reading the project's secrets failed: {err}");
+                self.end(
+                    &claimed,
+                    &run,
+                    &org_slug,
+                    Some(&project),
+                    Outcome::Failed(reason),
+                )
+                .await;
+                return;
+            }
+        };
         let masker = Masker::new(secrets.values().cloned());
         let sink = match LogSink::open(
             self.db.clone(),
@@ -314,6 +331,9 @@ impl Worker {
         } else {
             sink.line(&here, &format!("[sluice] running on {consumer}"));
         }
+        if let Some(why) = &secrets_withheld {
+            sink.line(&here, &format!("[sluice] secrets withheld: {why}"));
+        }
         let ctx = RunContext {
             run: run.clone(),
             project: project.clone(),
@@ -323,6 +343,7 @@ impl Worker {
                 deny: self.config.repo_deny.clone(),
             },
             secrets,
+            secrets_withheld,
             previous,
         };
         let events = DbEvents {

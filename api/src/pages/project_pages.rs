@@ -132,6 +132,8 @@ pub async fn create(
         repo_url: form.repo_url.clone(),
         default_branch: optional(&form.default_branch),
         pipeline_path: optional(&form.pipeline_path),
+        branches: None,
+        fork_secrets: None,
     };
     let txn = begin_write(&state.db).await?;
     match projects::create(&txn, &scope, &state.keys, new).await {

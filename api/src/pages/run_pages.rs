@@ -19,13 +19,19 @@ use sluice_core::tenancy::Role;
 use crate::pages::{Nav, PageError, Visitor, render, see_other};
 use crate::routes::run_actions::{self, Approval};
 use crate::state::AppState;
+use sluice_core::store::changes::ChangeRequest;
 
 /// A run as a row of the project page.
 pub struct RunRow {
     pub number: i64,
     pub status: String,
+    /// What was built, as people name it: `main`, `tag v1.2`, `PR-12`.
     pub git_ref: String,
     pub commit: String,
+    /// The commit message's first line, and its author.
+    pub subject: String,
+    pub author: String,
+    pub change: Option<ChangeRequest>,
     pub trigger: String,
     pub duration: String,
     pub queued: String,
@@ -53,10 +59,25 @@ pub fn human_duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) ->
 }
 
 fn row(r: &run::Model) -> RunRow {
+    let change = r.change.as_deref().and_then(ChangeRequest::from_json);
+    let git_ref = r.git_ref.clone().unwrap_or_default();
+    let git_ref = match (&change, r.ref_type.as_deref()) {
+        (Some(change), _) => change.name(),
+        (None, Some("tag")) => format!("tag {git_ref}"),
+        _ => git_ref,
+    };
     RunRow {
         number: r.number,
         status: r.status.clone(),
-        git_ref: r.git_ref.clone().unwrap_or_default(),
+        git_ref,
+        subject: r
+            .commit_message
+            .as_deref()
+            .and_then(|m| m.lines().next())
+            .unwrap_or_default()
+            .to_owned(),
+        author: r.commit_author.clone().unwrap_or_default(),
+        change,
         commit: r
             .commit_sha
             .as_deref()
@@ -253,12 +274,8 @@ pub async fn trigger(
     let who = visitor.require(&req)?;
     let (org, slug) = path.into_inner();
     let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
-    let new = NewRun {
-        trigger: Trigger::Api,
-        git_ref: None,
-        commit: None,
-        params: Default::default(),
-    };
+    let mut new = NewRun::of(Trigger::Api, None, None);
+    crate::routes::runs::resolve(&state, &scope, &slug, &mut new).await?;
     let txn = begin_write(&state.db).await?;
     let created = runs::create(&txn, &scope, &slug, new).await?;
     txn.commit().await?;

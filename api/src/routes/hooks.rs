@@ -1,7 +1,8 @@
 //! Webhooks: `POST /hooks/github/{org}/{project}` and `POST /hooks/gitlab/{org}/{project}`.
 //! No session or token: GitHub signs the raw body with the project's webhook secret
 //! (`X-Hub-Signature-256`), GitLab sends the secret itself (`X-Gitlab-Token`); both are
-//! checked in constant time. A delivery id seen before starts nothing.
+//! checked in constant time. A delivery id seen before starts nothing. What a payload asks
+//! for is read in `hook_events`.
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,123 +11,29 @@ use sluice_core::crypto::{constant_time_eq, hmac_sha256_hex};
 use sluice_core::db::begin_write;
 use sluice_core::entities::project;
 use sluice_core::store::projects;
-use sluice_core::store::runs::{self, NewRun, Trigger};
+use sluice_core::store::runs;
 
 use crate::error::ApiError;
+use crate::routes::hook_events::{self, Decision};
 use crate::state::AppState;
 
 /// Largest webhook body accepted.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
-const DELETED_SHA: &str = "0000000000000000000000000000000000000000";
-
-/// What a delivery asks for.
-enum Decision {
-    Run {
-        git_ref: String,
-        commit: Option<String>,
-    },
-    Ignore(String),
-}
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn text(value: &Value, path: &[&str]) -> Option<String> {
-    let mut v = value;
-    for key in path {
-        v = v.get(key)?;
+/// The JSON payload: the body itself, or GitHub's form-encoded `payload=` field.
+fn payload(form_encoded: bool, body: &[u8]) -> Result<Value, String> {
+    if !form_encoded {
+        return serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"));
     }
-    v.as_str().map(str::to_owned)
-}
-
-/// A branch push runs only on the default branch; tags always run.
-fn push(
-    project: &project::Model,
-    git_ref: Option<String>,
-    commit: Option<String>,
-    deleted: bool,
-) -> Decision {
-    let Some(git_ref) = git_ref else {
-        return Decision::Ignore("no ref in the push".into());
-    };
-    if deleted {
-        return Decision::Ignore(format!("deleted ref {git_ref}"));
-    }
-    if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
-        return Decision::Run {
-            git_ref: tag.to_owned(),
-            commit,
-        };
-    }
-    let branch = git_ref.strip_prefix("refs/heads/").unwrap_or(&git_ref);
-    if branch != project.default_branch {
-        return Decision::Ignore(format!(
-            "push to {branch}, not the default branch {}",
-            project.default_branch
-        ));
-    }
-    Decision::Run {
-        git_ref: branch.to_owned(),
-        commit,
-    }
-}
-
-fn github_decision(project: &project::Model, event: &str, body: &Value) -> Decision {
-    match event {
-        "ping" => Decision::Ignore("ping".into()),
-        "push" => {
-            let commit = text(body, &["head_commit", "id"]).or_else(|| text(body, &["after"]));
-            let deleted = body
-                .get("deleted")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            push(project, text(body, &["ref"]), commit, deleted)
-        }
-        "pull_request" => match text(body, &["action"]).as_deref() {
-            Some("opened" | "synchronize" | "reopened") => {
-                match text(body, &["pull_request", "head", "ref"]) {
-                    Some(git_ref) => Decision::Run {
-                        git_ref,
-                        commit: text(body, &["pull_request", "head", "sha"]),
-                    },
-                    None => Decision::Ignore("pull request without a head ref".into()),
-                }
-            }
-            other => Decision::Ignore(format!(
-                "pull_request {}",
-                other.unwrap_or("without action")
-            )),
-        },
-        other => Decision::Ignore(format!("event {other}")),
-    }
-}
-
-fn gitlab_decision(project: &project::Model, event: &str, body: &Value) -> Decision {
-    match event {
-        "Push Hook" | "Tag Push Hook" => {
-            let after = text(body, &["after"]);
-            let deleted = after.as_deref() == Some(DELETED_SHA);
-            let commit = text(body, &["checkout_sha"]).or(after);
-            push(project, text(body, &["ref"]), commit, deleted)
-        }
-        "Merge Request Hook" => match text(body, &["object_attributes", "action"]).as_deref() {
-            Some("open" | "reopen" | "update") => {
-                match text(body, &["object_attributes", "source_branch"]) {
-                    Some(git_ref) => Decision::Run {
-                        git_ref,
-                        commit: text(body, &["object_attributes", "last_commit", "id"]),
-                    },
-                    None => Decision::Ignore("merge request without a source branch".into()),
-                }
-            }
-            other => Decision::Ignore(format!(
-                "merge request {}",
-                other.unwrap_or("without action")
-            )),
-        },
-        other => Decision::Ignore(format!("event {other}")),
-    }
+    let field = url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, value)| value.into_owned())
+        .ok_or("the form-encoded body has no `payload` field")?;
+    serde_json::from_str(&field).map_err(|e| format!("the `payload` field is not JSON: {e}"))
 }
 
 /// One delivery as received.
@@ -135,6 +42,8 @@ struct Delivery<'a> {
     org: &'a str,
     project: &'a str,
     body: &'a Bytes,
+    /// GitHub's `application/x-www-form-urlencoded` deliveries carry the JSON in `payload`.
+    form_encoded: bool,
     /// The provider's delivery id, for deduplication.
     id: Option<&'a str>,
 }
@@ -143,7 +52,7 @@ struct Delivery<'a> {
 async fn receive(
     state: &AppState,
     delivery: Delivery<'_>,
-    authenticate: impl FnOnce(&str) -> bool,
+    authenticate: impl FnOnce(&str) -> Result<(), String>,
     decide: impl FnOnce(&project::Model, &Value) -> Decision,
 ) -> Result<HttpResponse, ApiError> {
     let Delivery {
@@ -151,6 +60,7 @@ async fn receive(
         org,
         project: slug,
         body,
+        form_encoded,
         id: delivery_id,
     } = delivery;
     let count = |outcome: &str| {
@@ -168,34 +78,23 @@ async fn receive(
     }
     let project = projects::find_for_webhook(&state.db, org, slug).await?;
     let secret = projects::webhook_secret(&state.keys, &project)?;
-    if !authenticate(&secret) {
+    if let Err(message) = authenticate(&secret) {
         count("unauthorized");
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::WebhookUnauthorized(message));
     }
-    let payload: Value = serde_json::from_slice(body).map_err(|e| {
+    let payload = payload(form_encoded, body).map_err(|message| {
         count("malformed");
         ApiError::BadRequest {
-            message: format!("the body is not JSON: {e}"),
+            message,
             details: None,
         }
     })?;
-    let (git_ref, commit) = match decide(&project, &payload) {
+    let new = match decide(&project, &payload) {
         Decision::Ignore(reason) => {
             count("ignored");
             return Ok(HttpResponse::Ok().json(json!({ "ignored": reason })));
         }
-        Decision::Run { git_ref, commit } => (git_ref, commit),
-    };
-    let trigger = if provider == "github" {
-        Trigger::Github
-    } else {
-        Trigger::Gitlab
-    };
-    let new = NewRun {
-        trigger,
-        git_ref: Some(git_ref),
-        commit,
-        params: Default::default(),
+        Decision::Run(new) => *new,
     };
     let txn = begin_write(&state.db).await?;
     match runs::create_from_webhook(&txn, &project, provider, delivery_id, new).await? {
@@ -228,16 +127,26 @@ pub async fn github(
         .unwrap_or_default()
         .to_owned();
     let authenticate = |secret: &str| {
+        if signature.is_empty() {
+            return Err("missing X-Hub-Signature-256: set the GitHub webhook's secret to this project's webhook secret".to_owned());
+        }
         let expected = format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body));
-        constant_time_eq(&signature, &expected)
+        if constant_time_eq(&signature, &expected) {
+            Ok(())
+        } else {
+            Err("X-Hub-Signature-256 does not match: the body was not signed with this project's webhook secret".to_owned())
+        }
     };
     let decide =
-        |project: &project::Model, payload: &Value| github_decision(project, &event, payload);
+        |project: &project::Model, payload: &Value| hook_events::github(project, &event, payload);
+    let form_encoded = header(&req, "content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     let delivery = Delivery {
         provider: "github",
         org: &org,
         project: &slug,
         body: &body,
+        form_encoded,
         id: header(&req, "x-github-delivery"),
     };
     receive(&state, delivery, authenticate, decide).await
@@ -257,15 +166,27 @@ pub async fn gitlab(
     let event = header(&req, "x-gitlab-event")
         .unwrap_or_default()
         .to_owned();
-    let authenticate = |secret: &str| constant_time_eq(&token, secret);
+    let authenticate = |secret: &str| {
+        if token.is_empty() {
+            Err("missing X-Gitlab-Token: set the GitLab webhook's secret token to this project's webhook secret".to_owned())
+        } else if constant_time_eq(&token, secret) {
+            Ok(())
+        } else {
+            Err("X-Gitlab-Token does not match this project's webhook secret".to_owned())
+        }
+    };
     let decide =
-        |project: &project::Model, payload: &Value| gitlab_decision(project, &event, payload);
+        |project: &project::Model, payload: &Value| hook_events::gitlab(project, &event, payload);
+    // GitLab keeps `Idempotency-Key` across retries of one delivery; older versions send only
+    // the event UUID.
+    let id = header(&req, "idempotency-key").or_else(|| header(&req, "x-gitlab-event-uuid"));
     let delivery = Delivery {
         provider: "gitlab",
         org: &org,
         project: &slug,
         body: &body,
-        id: header(&req, "x-gitlab-event-uuid"),
+        form_encoded: false,
+        id,
     };
     receive(&state, delivery, authenticate, decide).await
 }

@@ -62,13 +62,10 @@ async fn queue_build(
     params: BTreeMap<String, String>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(state, org).await?;
+    let mut new = NewRun::of(Trigger::Jenkins, None, None);
+    new.params = params;
+    crate::routes::runs::resolve(state, &scope, project, &mut new).await?;
     let txn = begin_write(&state.db).await?;
-    let new = NewRun {
-        trigger: Trigger::Jenkins,
-        git_ref: None,
-        commit: None,
-        params,
-    };
     let run = runs::create(&txn, &scope, project, new).await?;
     txn.commit().await?;
     sluice_core::dispatch::wake();

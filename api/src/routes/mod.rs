@@ -15,6 +15,7 @@ use crate::state::AppState;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod hook_events;
 pub(crate) mod hooks;
 pub(crate) mod jenkins;
 pub(crate) mod lint;

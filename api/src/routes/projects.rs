@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::db::begin_write;
 use sluice_core::entities::project;
 use sluice_core::store::PageRequest;
+use sluice_core::store::changes::BranchFilter;
 use sluice_core::store::projects::{self, NewProject, ProjectChanges};
 use sluice_core::tenancy::{Role, TenantScope};
 
@@ -25,6 +26,12 @@ pub struct CreateProject {
     pub repo_url: String,
     pub default_branch: Option<String>,
     pub pipeline_path: Option<String>,
+    /// Which pushed branches build: globs (`*` any text, `?` one character, `!` leaves out);
+    /// every branch by default. Tags and change requests always build.
+    #[schema(example = json!(["main", "release/*", "!release/*-wip"]))]
+    pub branches: Option<Vec<String>>,
+    /// Whether change requests from forks get the project's secrets (admin only; false).
+    pub fork_secrets: Option<bool>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -33,6 +40,9 @@ pub struct UpdateProject {
     pub repo_url: Option<String>,
     pub default_branch: Option<String>,
     pub pipeline_path: Option<String>,
+    pub branches: Option<Vec<String>>,
+    /// Admin only.
+    pub fork_secrets: Option<bool>,
 }
 
 /// Where GitLab and GitHub should send pushes; the secret only for developers and above.
@@ -51,6 +61,9 @@ pub struct ProjectView {
     pub repo_url: String,
     pub default_branch: String,
     pub pipeline_path: String,
+    /// The `branches` filter (`["*"]`: every branch).
+    pub branches: Vec<String>,
+    pub fork_secrets: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +78,10 @@ impl ProjectView {
             repo_url: p.repo_url.clone(),
             default_branch: p.default_branch.clone(),
             pipeline_path: p.pipeline_path.clone(),
+            branches: BranchFilter::of_stored(p.branches.as_deref())
+                .patterns()
+                .to_vec(),
+            fork_secrets: p.fork_secrets,
             created_at: p.created_at,
             updated_at: p.updated_at,
             webhook,
@@ -109,6 +126,8 @@ pub async fn create(
         repo_url: body.repo_url,
         default_branch: body.default_branch,
         pipeline_path: body.pipeline_path,
+        branches: body.branches,
+        fork_secrets: body.fork_secrets,
     };
     let txn = begin_write(&state.db).await?;
     let (project, _secret) = projects::create(&txn, &scope, &state.keys, new).await?;
@@ -172,6 +191,8 @@ pub async fn update(
         repo_url: body.repo_url,
         default_branch: body.default_branch,
         pipeline_path: body.pipeline_path,
+        branches: body.branches,
+        fork_secrets: body.fork_secrets,
     };
     let txn = begin_write(&state.db).await?;
     let project = projects::update(&txn, &scope, &slug, changes).await?;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use sluice_core::Error;
 use sluice_core::db::begin_write;
 use sluice_core::entities::run;
+use sluice_core::store::changes::{ChangeRequest, RefType};
 use sluice_core::store::gates::{self, Answer, WaitingFor};
 use sluice_core::store::runs::{self, NewRun, Trigger};
 use sluice_core::store::{audit, users};
@@ -132,6 +133,10 @@ pub(crate) async fn rerun_run(
         git_ref: earlier.git_ref,
         commit: earlier.commit_sha,
         params,
+        ref_type: earlier.ref_type.as_deref().and_then(RefType::parse),
+        change: earlier.change.as_deref().and_then(ChangeRequest::from_json),
+        commit_message: earlier.commit_message,
+        commit_author: earlier.commit_author,
     };
     let txn = begin_write(&state.db).await?;
     let run = runs::create(&txn, scope, project, new).await?;

@@ -10,6 +10,7 @@ use sluice_core::db::begin_write;
 use sluice_core::entities::run;
 use sluice_core::store::PageRequest;
 use sluice_core::store::artifacts::TestSummary;
+use sluice_core::store::changes::{self, ChangeRequest};
 use sluice_core::store::execution;
 use sluice_core::store::gates::WaitingFor;
 use sluice_core::store::runs::{self, NewRun, RunStatus, Trigger};
@@ -62,6 +63,18 @@ pub struct RunView {
     #[schema(rename = "ref")]
     pub git_ref: Option<String>,
     pub commit: Option<String>,
+    /// `branch`, `tag` or `change_request` (absent on runs from before it was recorded, and
+    /// until a checkout finds out when the trigger could not tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ref_type: Option<String>,
+    /// The built commit's message and author (`Name <email>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_author: Option<String>,
+    /// The pull or merge request a change-request run builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeRequest>,
     pub trigger: String,
     pub params: BTreeMap<String, String>,
     pub queued_at: DateTime<Utc>,
@@ -134,6 +147,10 @@ impl RunView {
             status: RunStatus::parse(&r.status).unwrap_or(RunStatus::Queued),
             git_ref: r.git_ref,
             commit: r.commit_sha,
+            ref_type: r.ref_type,
+            commit_message: r.commit_message,
+            commit_author: r.commit_author,
+            change: r.change.as_deref().and_then(ChangeRequest::from_json),
             trigger: r.trigger,
             params: serde_json::from_str(&r.params).unwrap_or_default(),
             queued_at: r.queued_at,
@@ -157,6 +174,19 @@ impl RunView {
     }
 }
 
+/// Resolves a run's ref to its commit before it is created (developer: nobody else makes
+/// Sluice reach a repository), outside any transaction.
+pub(crate) async fn resolve(
+    state: &AppState,
+    scope: &sluice_core::tenancy::TenantScope,
+    project: &str,
+    new: &mut NewRun,
+) -> Result<(), sluice_core::Error> {
+    scope.require(sluice_core::tenancy::Role::Developer)?;
+    let project = sluice_core::store::projects::get(&state.db, scope, project).await?;
+    changes::resolve(&project, new, &state.repo_access).await
+}
+
 /// `POST .../runs` (developer): queues a run.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/runs", tag = "runs", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), request_body = CreateRun, responses((status = 201, description = "Queued", body = RunView), (status = 400, description = "Bad input; `details.field` names the field", body = crate::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::openapi::ErrorBody)))]
 pub async fn create(
@@ -168,12 +198,9 @@ pub async fn create(
     let (org, project) = path.into_inner();
     let scope = authn.scope(&state, &org).await?;
     let body = body.into_inner();
-    let new = NewRun {
-        trigger: Trigger::Api,
-        git_ref: body.git_ref,
-        commit: body.commit,
-        params: body.params,
-    };
+    let mut new = NewRun::of(Trigger::Api, body.git_ref, body.commit);
+    new.params = body.params;
+    resolve(&state, &scope, &project, &mut new).await?;
     let txn = begin_write(&state.db).await?;
     let run = runs::create(&txn, &scope, &project, new).await?;
     txn.commit().await?;

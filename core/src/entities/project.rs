@@ -23,6 +23,10 @@ pub struct Model {
     pub concurrent_builds: bool,
     /// `buildDiscarder(logRotator(numToKeepStr))`: runs whose artifacts are kept.
     pub build_keep: Option<i32>,
+    /// Which branches build on a push (JSON list of globs); every branch when None.
+    pub branches: Option<String>,
+    /// Whether a change request from a fork gets the project's secrets.
+    pub fork_secrets: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -37,6 +37,13 @@ pub struct Model {
     pub log_bytes: i64,
     /// JUnit results (JSON `store::tests::TestSummary`).
     pub tests: Option<String>,
+    /// `branch`, `tag` or `change_request`; None on runs from before it was recorded.
+    pub ref_type: Option<String>,
+    /// The change request built (JSON `store::changes::ChangeRequest`).
+    pub change: Option<String>,
+    /// The commit's message and author, from the webhook or the checkout.
+    pub commit_message: Option<String>,
+    pub commit_author: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

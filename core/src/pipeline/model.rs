@@ -145,6 +145,39 @@ impl Parameter {
     }
 }
 
+/// How a `when` condition compares a value with its pattern (Jenkins' `comparator:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparator {
+    Equals,
+    Glob,
+    Regexp,
+}
+
+impl Comparator {
+    pub fn parse(text: &str) -> Option<Comparator> {
+        match text {
+            "EQUALS" => Some(Comparator::Equals),
+            "GLOB" => Some(Comparator::Glob),
+            "REGEXP" => Some(Comparator::Regexp),
+            _ => None,
+        }
+    }
+}
+
+/// The attributes `changeRequest(…)` may compare.
+pub const CHANGE_ATTRIBUTES: &[&str] = &[
+    "id",
+    "target",
+    "branch",
+    "fork",
+    "url",
+    "title",
+    "author",
+    "authorDisplayName",
+    "authorEmail",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum When {
@@ -158,7 +191,12 @@ pub enum When {
         name: String,
         value: String,
     },
-    ChangeRequest,
+    /// `changeRequest()`: a pull or merge request build; with attributes
+    /// (`changeRequest target: 'main'`), only when every one matches.
+    ChangeRequest {
+        attributes: Vec<(String, String)>,
+        comparator: Comparator,
+    },
     /// `expression { … }`: Groovy, true when its value is.
     Expression {
         script: Script,

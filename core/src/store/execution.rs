@@ -245,6 +245,31 @@ pub async fn set_params(
     Ok(())
 }
 
+/// The commit a run's checkout found: its id, message and author, and the kind of ref.
+pub async fn set_commit(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    commit: &crate::git::CommitInfo,
+    ref_type: crate::store::changes::RefType,
+) -> Result<()> {
+    use crate::store::runs::{MAX_COMMIT_MESSAGE, clip};
+    run::Entity::update_many()
+        .col_expr(run::Column::CommitSha, Expr::value(commit.sha.clone()))
+        .col_expr(
+            run::Column::CommitMessage,
+            Expr::value(clip(&commit.message, MAX_COMMIT_MESSAGE)),
+        )
+        .col_expr(
+            run::Column::CommitAuthor,
+            Expr::value(clip(&commit.author, 255)),
+        )
+        .col_expr(run::Column::RefType, Expr::value(ref_type.as_str()))
+        .filter(run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The stages of several runs, by run id, each in start order.
 pub async fn stages_of(
     db: &impl ConnectionTrait,

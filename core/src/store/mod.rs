@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod changes;
 pub mod environments;
 pub mod execution;
 pub mod gates;

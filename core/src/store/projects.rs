@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::crypto::{Keyring, random_base62};
 use crate::entities::{project, project_secret};
+use crate::store::changes::BranchFilter;
 use crate::store::{Page, PageRequest, audit, conflict_on_unique};
 use crate::tenancy::{Role, TenantScope};
 use crate::{Error, Result, validate};
@@ -25,6 +26,10 @@ pub struct NewProject {
     pub repo_url: String,
     pub default_branch: Option<String>,
     pub pipeline_path: Option<String>,
+    /// Which branches build on a push (globs); every branch when None.
+    pub branches: Option<Vec<String>>,
+    /// Whether a fork's change request gets the project's secrets (admin); false when None.
+    pub fork_secrets: Option<bool>,
 }
 
 /// Changes to a project; absent fields stay as they are.
@@ -34,6 +39,19 @@ pub struct ProjectChanges {
     pub repo_url: Option<String>,
     pub default_branch: Option<String>,
     pub pipeline_path: Option<String>,
+    pub branches: Option<Vec<String>>,
+    /// Admin only, as it hands secrets to other people's code.
+    pub fork_secrets: Option<bool>,
+}
+
+/// Giving forks the secrets is an admin's decision.
+fn check_fork_secrets(scope: &TenantScope, fork_secrets: Option<bool>) -> Result<()> {
+    if fork_secrets == Some(true) {
+        scope.require(Role::Admin).map_err(|_| {
+            Error::Forbidden("only an org admin can give change requests from forks the project's secrets (fork_secrets)".into())
+        })?;
+    }
+    Ok(())
 }
 
 fn webhook_context(org_id: i64, slug: &str) -> String {
@@ -61,6 +79,8 @@ pub async fn create(
         .pipeline_path
         .unwrap_or_else(|| "Jenkinsfile".to_owned());
     validate::path_like("pipeline_path", &pipeline_path, 1024)?;
+    let branches = new.branches.map(BranchFilter::new).transpose()?;
+    check_fork_secrets(scope, new.fork_secrets)?;
 
     let secret = random_base62(32);
     let sealed = keys.encrypt(
@@ -75,6 +95,8 @@ pub async fn create(
         repo_url: Set(new.repo_url.trim().to_owned()),
         default_branch: Set(branch),
         pipeline_path: Set(pipeline_path),
+        branches: Set(branches.as_ref().map(BranchFilter::to_json)),
+        fork_secrets: Set(new.fork_secrets.unwrap_or(false)),
         webhook_secret_enc: Set(sealed),
         created_at: Set(now),
         updated_at: Set(now),
@@ -201,6 +223,16 @@ pub async fn update(
         validate::path_like("pipeline_path", &path, 1024)?;
         changed.insert("pipeline_path".into(), json!(path));
         active.pipeline_path = Set(path);
+    }
+    if let Some(patterns) = changes.branches {
+        let filter = BranchFilter::new(patterns)?;
+        changed.insert("branches".into(), json!(filter.patterns()));
+        active.branches = Set(Some(filter.to_json()));
+    }
+    if let Some(fork_secrets) = changes.fork_secrets {
+        check_fork_secrets(scope, Some(fork_secrets))?;
+        changed.insert("fork_secrets".into(), json!(fork_secrets));
+        active.fork_secrets = Set(fork_secrets);
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(db).await?;

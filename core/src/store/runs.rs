@@ -11,6 +11,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::entities::{project, run, run_outbox, webhook_delivery};
+use crate::store::changes::{ChangeRequest, RefType};
 use crate::store::{Page, PageRequest, params, projects};
 use crate::tenancy::{Role, TenantScope};
 use crate::{Error, Result, validate};
@@ -93,6 +94,41 @@ pub struct NewRun {
     pub git_ref: Option<String>,
     pub commit: Option<String>,
     pub params: BTreeMap<String, String>,
+    /// Branch, tag or change request, when the trigger knows (else the worker finds out).
+    pub ref_type: Option<RefType>,
+    /// The change request built; `git_ref` is then its head ref.
+    pub change: Option<ChangeRequest>,
+    /// The commit's message and author, when the trigger knows them.
+    pub commit_message: Option<String>,
+    pub commit_author: Option<String>,
+}
+
+impl NewRun {
+    /// A run of `git_ref` (the default branch when None), everything else unknown yet.
+    pub fn of(trigger: Trigger, git_ref: Option<String>, commit: Option<String>) -> NewRun {
+        NewRun {
+            trigger,
+            git_ref,
+            commit,
+            params: BTreeMap::new(),
+            ref_type: None,
+            change: None,
+            commit_message: None,
+            commit_author: None,
+        }
+    }
+}
+
+/// Longest commit message kept on a run, in bytes.
+pub const MAX_COMMIT_MESSAGE: usize = 4096;
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// Takes the project's next run number atomically: concurrent triggers get distinct,
@@ -189,6 +225,12 @@ pub async fn create_for_project(
         trigger: Set(new.trigger.as_str().to_owned()),
         git_ref: Set(Some(git_ref)),
         commit_sha: Set(new.commit.map(|c| c.to_ascii_lowercase())),
+        ref_type: Set(new.ref_type.map(|t| t.as_str().to_owned())),
+        change: Set(new.change.as_ref().map(ChangeRequest::to_json)),
+        commit_message: Set(new
+            .commit_message
+            .map(|m| clip(m.trim(), MAX_COMMIT_MESSAGE))),
+        commit_author: Set(new.commit_author.map(|a| clip(a.trim(), 255))),
         params: Set(serde_json::to_string(&params).unwrap_or_else(|_| "{}".into())),
         created_by: Set(created_by),
         queued_at: Set(now),

@@ -30,8 +30,9 @@ use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Agents, WORKSPACE, tar_stream};
-use crate::checkout::{CheckoutError, checkout};
+use crate::checkout::{CheckoutError, checkout, head_commit};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
+use sluice_core::store::changes::{ChangeRequest, RefType};
 
 /// Runs pipelines on the agents `agents` starts, one per attempt.
 #[derive(Clone)]
@@ -122,6 +123,8 @@ pub(crate) struct Runner<'a> {
     pub events: &'a dyn RunEvents,
     pub branch: String,
     pub tag: Option<String>,
+    /// The pull or merge request a change-request run builds.
+    pub change: Option<ChangeRequest>,
     pub params: values::Params,
     /// The build result so far (`catchError`, `unstable`, failing tests raise it).
     pub build: Mutex<Res>,
@@ -241,6 +244,26 @@ impl Executor for JenkinsExecutor {
                 return Outcome::Failed(other.to_string());
             }
         };
+        // Whatever started the run, it records the commit it built, with its message and
+        // author, and what kind of ref that was.
+        match head_commit(&src, &cancel).await {
+            Ok(commit) => {
+                let ref_type = if ctx.run.change.is_some() {
+                    RefType::ChangeRequest
+                } else if is_tag {
+                    RefType::Tag
+                } else {
+                    RefType::Branch
+                };
+                if ctx.run.commit_sha.is_none() {
+                    events.log(&here, &format!("[sluice] {git_ref} is at {}", commit.sha));
+                }
+                events.commit(&commit, ref_type).await;
+            }
+            Err(err) => {
+                tracing::warn!(run = ctx.run.id, error = %err, "describing the checked-out commit failed")
+            }
+        }
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
@@ -344,9 +367,20 @@ impl JenkinsExecutor {
             "BUILD_TAG".into(),
             format!("sluice-{}-{}", ctx.project.slug, ctx.run.number),
         );
-        // Jenkins names a tag build's ref TAG_NAME and a branch build's BRANCH_NAME.
-        let ref_var = if is_tag { "TAG_NAME" } else { "BRANCH_NAME" };
-        env.insert(ref_var.into(), git_ref.clone());
+        // Jenkins names a tag build's ref TAG_NAME and a branch build's BRANCH_NAME; a change
+        // request's branch is `PR-12` / `MR-12`, with CHANGE_* describing it.
+        let change = ctx.run.change.as_deref().and_then(ChangeRequest::from_json);
+        let branch = change
+            .as_ref()
+            .map_or_else(|| git_ref.clone(), ChangeRequest::name);
+        if is_tag {
+            env.insert("TAG_NAME".into(), git_ref.clone());
+        } else {
+            env.insert("BRANCH_NAME".into(), branch.clone());
+        }
+        for (name, value) in change.iter().flat_map(ChangeRequest::env) {
+            env.insert(name.into(), value);
+        }
         env.insert("WORKSPACE".into(), agent.path_of(WORKSPACE));
         env.insert("CI".into(), "true".into());
         if let Some(sha) = &ctx.run.commit_sha {
@@ -360,7 +394,8 @@ impl JenkinsExecutor {
             agent,
             events,
             tag: is_tag.then(|| git_ref.clone()),
-            branch: git_ref,
+            branch,
+            change,
             params: values::Params::new(run_params),
             build: Mutex::new(Res::Success),
             notes: Mutex::new(Vec::new()),

@@ -304,7 +304,8 @@ impl Runner<'_> {
             let id = get("credentialsId");
             let Some(secret) = self.ctx.secrets.get(&id) else {
                 return Err(Stop::failure(format!(
-                    "line {line}: withCredentials: the project has no secret named `{id}` (set it under the project's secrets; names are Jenkins credential ids: letters, digits, `-`, `_`, `.`)"
+                    "line {line}: withCredentials: {}",
+                    self.ctx.missing_secret(&id)
                 )));
             };
             match name.as_str() {

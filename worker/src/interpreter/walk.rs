@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, join_all};
 use sluice_core::logs::Origin;
 use sluice_core::pipeline::model::{
-    Axis, EnvValue, EnvVar, Input, PipelineOption, Post, PostCondition, Stage, StageBody, Step,
-    When,
+    Axis, Comparator, EnvValue, EnvVar, Input, PipelineOption, Post, PostCondition, Stage,
+    StageBody, Step, When,
 };
+use sluice_core::store::changes::ChangeRequest;
 use sluice_core::store::gates::WaitingFor;
 
 use super::values::{glob, render};
@@ -81,8 +82,9 @@ impl Runner<'_> {
                 EnvValue::Credentials { id } => {
                     let Some(secret) = self.ctx.secrets.get(id) else {
                         return Err(Stop::failure(format!(
-                            "{}: credentials('{id}'): the project has no secret named `{id}` (set it under the project's secrets; names are Jenkins credential ids: letters, digits, `-`, `_`, `.`)",
-                            var.name
+                            "{}: credentials('{id}'): {}",
+                            var.name,
+                            self.ctx.missing_secret(id)
                         )));
                     };
                     // Jenkins' username/password credentials also set NAME_USR and NAME_PSW.
@@ -105,7 +107,14 @@ impl Runner<'_> {
                 When::Branch { pattern } => self.tag.is_none() && glob(pattern, &self.branch),
                 When::Tag { pattern } => self.tag.as_deref().is_some_and(|t| glob(pattern, t)),
                 When::Environment { name, value } => scope.env.get(name) == Some(value),
-                When::ChangeRequest => false,
+                When::ChangeRequest {
+                    attributes,
+                    comparator,
+                } => self.change.as_ref().is_some_and(|change| {
+                    attributes.iter().all(|(key, pattern)| {
+                        compare(*comparator, pattern, &change_attribute(change, key))
+                    })
+                }),
                 When::Expression { script } => self.expression(script, scope).await?,
                 When::BuildingTag => self.tag.is_some(),
                 When::IsRestartedRun => false,
@@ -635,6 +644,31 @@ fn triggered_by(trigger: &str, cause: &str) -> bool {
         _ => &[],
     };
     causes.contains(&cause)
+}
+
+/// A change request's attribute as `changeRequest(…)` names it.
+fn change_attribute(change: &ChangeRequest, key: &str) -> String {
+    match key {
+        "id" => change.id.to_string(),
+        "target" => change.target.clone(),
+        "branch" => change.branch.clone(),
+        "fork" => change.fork.clone().unwrap_or_default(),
+        "url" => change.url.clone(),
+        "title" => change.title.clone(),
+        "author" | "authorDisplayName" => change.author.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Jenkins' `comparator:`: EQUALS, GLOB (Ant-style, as `branch` uses) or REGEXP (whole value).
+fn compare(comparator: Comparator, pattern: &str, value: &str) -> bool {
+    match comparator {
+        Comparator::Equals => pattern == value,
+        Comparator::Glob => glob(pattern, value),
+        Comparator::Regexp => {
+            regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
+        }
+    }
 }
 
 #[cfg(test)]

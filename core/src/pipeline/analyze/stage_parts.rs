@@ -51,7 +51,7 @@ impl Analyzer<'_> {
                     None
                 }
             },
-            "changeRequest" => Some(When::ChangeRequest),
+            "changeRequest" => self.change_request(node),
             "buildingTag" => Some(When::BuildingTag),
             "isRestartedRun" => Some(When::IsRestartedRun),
             "triggeredBy" => match first.or_else(|| node.args.named("cause").and_then(text_of)) {
@@ -102,6 +102,65 @@ impl Analyzer<'_> {
                 self.error(node.pos, format!("`{}` condition is incomplete", node.name));
             }
             None
+        })
+    }
+
+    /// `changeRequest()`, `changeRequest target: 'main'`, `changeRequest branch: 'fix-*',
+    /// comparator: 'GLOB'` (Jenkins compares with EQUALS unless told otherwise).
+    fn change_request(&mut self, node: &Node) -> Option<When> {
+        let mut comparator = Comparator::Equals;
+        let mut attributes = Vec::new();
+        for (key, value) in &node.args.named {
+            let Some(value) = text_of(value) else {
+                self.error(node.pos, format!("changeRequest `{key}:` takes a string"));
+                return None;
+            };
+            if key == "comparator" {
+                let Some(parsed) = Comparator::parse(&value) else {
+                    self.error(
+                        node.pos,
+                        format!("changeRequest comparator `{value}` is not EQUALS, GLOB or REGEXP"),
+                    );
+                    return None;
+                };
+                comparator = parsed;
+            } else if CHANGE_ATTRIBUTES.contains(&key.as_str()) {
+                attributes.push((key.clone(), value));
+            } else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "changeRequest has no attribute `{key}`; it takes {} and comparator",
+                        CHANGE_ATTRIBUTES.join(", ")
+                    ),
+                );
+                return None;
+            }
+        }
+        if !node.args.positional.is_empty() {
+            self.error(
+                node.pos,
+                "changeRequest takes named attributes only, e.g. changeRequest target: 'main'",
+            );
+            return None;
+        }
+        if comparator == Comparator::Regexp {
+            for (key, pattern) in &attributes {
+                if let Err(err) = regex::Regex::new(pattern) {
+                    let detail = err.to_string();
+                    let detail = detail.lines().last().unwrap_or_default();
+                    let detail = detail.trim_start_matches("error: ");
+                    self.error(
+                        node.pos,
+                        format!("changeRequest `{key}:` is not a regular expression ({detail})"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(When::ChangeRequest {
+            attributes,
+            comparator,
         })
     }
 

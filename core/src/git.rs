@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
 
-use sluice_core::addresses::DenyList;
+use crate::addresses::DenyList;
 
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -47,12 +47,13 @@ pub struct RepoAccess {
     pub deny: DenyList,
 }
 
+/// Runs git; its standard output on success.
 async fn git(
     dir: Option<&Path>,
     args: &[&str],
     step: &'static str,
     cancel: &CancellationToken,
-) -> Result<(), CheckoutError> {
+) -> Result<String, CheckoutError> {
     let mut cmd = Command::new("git");
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
@@ -63,7 +64,7 @@ async fn git(
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let child = cmd.spawn().map_err(|e| CheckoutError::Git {
@@ -75,7 +76,7 @@ async fn git(
         _ = cancel.cancelled() => return Err(CheckoutError::Cancelled),
     };
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(CheckoutError::Git {
@@ -206,8 +207,30 @@ async fn has_ref(dest: &Path, name: &str) -> bool {
         .any(|l| l.split_once(' ').is_some_and(|(_, r)| r == name))
 }
 
+/// The `git -c` settings a command reaching `url` needs, after checking that it may: local
+/// repositories only when allowed, and remote hosts only on addresses the deny list allows.
+async fn reach(url: &str, access: &RepoAccess) -> Result<Vec<String>, CheckoutError> {
+    if is_local(url) {
+        if !access.allow_local {
+            return Err(CheckoutError::LocalNotAllowed(url.to_owned()));
+        }
+        return Ok(Vec::new());
+    }
+    let remote = remote_of(url).ok_or_else(|| CheckoutError::Unsupported(url.to_owned()))?;
+    if access.allow_local {
+        return Ok(Vec::new());
+    }
+    let addrs = resolve_allowed(&remote, &access.deny).await?;
+    Ok(if remote.http {
+        pinned(&remote, &addrs)
+    } else {
+        Vec::new()
+    })
+}
+
 /// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`; true when
-/// `git_ref` names a tag (a tag build) rather than a branch.
+/// `git_ref` names a tag (a tag build) rather than a branch. A full ref name (`refs/pull/7/head`,
+/// `refs/merge-requests/3/head`: a change request) is fetched by name, as clones leave it out.
 pub async fn checkout(
     url: &str,
     git_ref: &str,
@@ -216,20 +239,7 @@ pub async fn checkout(
     access: &RepoAccess,
     cancel: &CancellationToken,
 ) -> Result<bool, CheckoutError> {
-    let mut config = Vec::new();
-    if is_local(url) {
-        if !access.allow_local {
-            return Err(CheckoutError::LocalNotAllowed(url.to_owned()));
-        }
-    } else {
-        let remote = remote_of(url).ok_or_else(|| CheckoutError::Unsupported(url.to_owned()))?;
-        if !access.allow_local {
-            let addrs = resolve_allowed(&remote, &access.deny).await?;
-            if remote.http {
-                config = pinned(&remote, &addrs);
-            }
-        }
-    }
+    let config = reach(url, access).await?;
     let dest_str = dest.to_string_lossy();
     // A local repository by path, not `file://`: git then clones with hard links, without the
     // pack protocol (about twice as fast).
@@ -240,6 +250,23 @@ pub async fn checkout(
     }
     args.extend(["clone", "--quiet", "--no-checkout", "--", source, &dest_str]);
     git(None, &args, "clone", cancel).await?;
+    if git_ref.starts_with("refs/") {
+        let mut args: Vec<&str> = Vec::new();
+        for setting in &config {
+            args.extend(["-c", setting]);
+        }
+        args.extend(["fetch", "--quiet", "origin", "--", git_ref]);
+        git(Some(dest), &args, "fetch", cancel).await?;
+        let target = commit.unwrap_or("FETCH_HEAD");
+        git(
+            Some(dest),
+            &["checkout", "--quiet", "--detach", target, "--"],
+            "checkout",
+            cancel,
+        )
+        .await?;
+        return Ok(false);
+    }
     let tag = format!("refs/tags/{git_ref}");
     let is_tag = has_ref(dest, &tag).await;
     let target = match commit {
@@ -255,6 +282,98 @@ pub async fn checkout(
     )
     .await?;
     Ok(is_tag)
+}
+
+/// A checked-out commit as the run records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// The whole message, trimmed.
+    pub message: String,
+}
+
+/// The commit checked out in `dir`.
+pub async fn head_commit(
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<CommitInfo, CheckoutError> {
+    let out = git(
+        Some(dir),
+        &["log", "-1", "--no-color", "--format=%H%n%an <%ae>%n%B"],
+        "log",
+        cancel,
+    )
+    .await?;
+    let mut lines = out.splitn(3, '\n');
+    let sha = lines.next().unwrap_or_default().trim().to_owned();
+    let author = lines.next().unwrap_or_default().trim().to_owned();
+    let message = lines.next().unwrap_or_default().trim().to_owned();
+    Ok(CommitInfo {
+        sha,
+        author,
+        message,
+    })
+}
+
+/// What a ref names in a remote repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub sha: String,
+    pub is_tag: bool,
+}
+
+/// Looks `git_ref` up in the repository at `url` (`git ls-remote`, under the same address
+/// rules as a checkout): the commit of the branch or tag of that name, a tag's commit for an
+/// annotated tag; None when the repository has neither.
+pub async fn ls_remote(
+    url: &str,
+    git_ref: &str,
+    access: &RepoAccess,
+    cancel: &CancellationToken,
+) -> Result<Option<Resolved>, CheckoutError> {
+    let config = reach(url, access).await?;
+    let source = url.strip_prefix("file://").unwrap_or(url);
+    let mut args: Vec<&str> = Vec::new();
+    for setting in &config {
+        args.extend(["-c", setting]);
+    }
+    let (branch, tag) = if git_ref.starts_with("refs/") {
+        (git_ref.to_owned(), String::new())
+    } else {
+        (
+            format!("refs/heads/{git_ref}"),
+            format!("refs/tags/{git_ref}"),
+        )
+    };
+    // An annotated tag's commit is its peeled `^{}` entry, listed only when asked for.
+    let peeled = format!("{tag}^{{}}");
+    args.extend(["ls-remote", "--", source, &branch]);
+    if !tag.is_empty() {
+        args.extend([tag.as_str(), peeled.as_str()]);
+    }
+    let out = git(None, &args, "ls-remote", cancel).await?;
+    Ok(pick_resolved(&out, &branch, &tag))
+}
+
+/// From `ls-remote` output: the branch first, then the peeled tag, then the tag itself.
+fn pick_resolved(out: &str, branch: &str, tag: &str) -> Option<Resolved> {
+    let mut found: Option<Resolved> = None;
+    for line in out.lines() {
+        let Some((sha, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let sha = sha.trim().to_ascii_lowercase();
+        if name == branch {
+            return Some(Resolved { sha, is_tag: false });
+        }
+        let peeled = name.strip_suffix("^{}") == Some(tag);
+        if !tag.is_empty() && (peeled || (name == tag && found.is_none())) {
+            found = Some(Resolved { sha, is_tag: true });
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -326,7 +445,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        for own in sluice_core::addresses::host_addresses() {
+        for own in crate::addresses::host_addresses() {
             let url = match own {
                 IpAddr::V4(v4) => format!("http://{v4}:1/x"),
                 IpAddr::V6(v6) => format!("http://[{v6}]:1/x"),
@@ -348,5 +467,125 @@ mod tests {
             config[1].starts_with("http.curloptResolve=localhost:8080:"),
             "{config:?}"
         );
+    }
+
+    /// A repository with a branch `main` (two commits), a branch `feature/x`, an annotated
+    /// tag `v1` on the first commit, and a change request ref `refs/pull/7/head`.
+    fn sample_repo() -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "Ada")
+                .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+                .env("GIT_COMMITTER_NAME", "Ada")
+                .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        run(&["init", "--quiet", "--initial-branch=main"]);
+        run(&[
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            "first\n\nbody line",
+        ]);
+        let first = run(&["rev-parse", "HEAD"]);
+        run(&["tag", "-a", "v1", "-m", "release one"]);
+        run(&["commit", "--quiet", "--allow-empty", "-m", "second"]);
+        let second = run(&["rev-parse", "HEAD"]);
+        run(&["branch", "feature/x", &first]);
+        run(&["commit", "--quiet", "--allow-empty", "-m", "proposed"]);
+        let proposed = run(&["rev-parse", "HEAD"]);
+        run(&["update-ref", "refs/pull/7/head", &proposed]);
+        run(&["reset", "--quiet", "--hard", &second]);
+        (dir, vec![first, second, proposed])
+    }
+
+    fn local() -> RepoAccess {
+        RepoAccess {
+            allow_local: true,
+            deny: DenyList::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn refs_resolve_to_their_commits_before_a_checkout() {
+        let (repo, shas) = sample_repo();
+        let url = format!("file://{}", repo.path().display());
+        let cancel = CancellationToken::new();
+        let get = |r: &'static str| {
+            let url = url.clone();
+            let cancel = cancel.clone();
+            async move { ls_remote(&url, r, &local(), &cancel).await.unwrap() }
+        };
+        assert_eq!(
+            get("main").await,
+            Some(Resolved {
+                sha: shas[1].clone(),
+                is_tag: false
+            })
+        );
+        assert_eq!(
+            get("feature/x").await,
+            Some(Resolved {
+                sha: shas[0].clone(),
+                is_tag: false
+            })
+        );
+        // The annotated tag resolves to its commit, not the tag object.
+        assert_eq!(
+            get("v1").await,
+            Some(Resolved {
+                sha: shas[0].clone(),
+                is_tag: true
+            })
+        );
+        assert_eq!(
+            get("refs/pull/7/head").await,
+            Some(Resolved {
+                sha: shas[2].clone(),
+                is_tag: false
+            })
+        );
+        assert_eq!(get("x").await, None);
+        // The same address rules as a checkout.
+        let refused = ls_remote(&url, "main", &RepoAccess::default(), &cancel).await;
+        assert!(
+            matches!(refused, Err(CheckoutError::LocalNotAllowed(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn change_request_refs_are_fetched_and_the_commit_is_described() {
+        let (repo, shas) = sample_repo();
+        let url = format!("file://{}", repo.path().display());
+        let cancel = CancellationToken::new();
+        let dest = tempfile::tempdir().unwrap();
+        let dest = dest.path().join("src");
+        let tag = checkout(&url, "refs/pull/7/head", None, &dest, &local(), &cancel)
+            .await
+            .unwrap();
+        assert!(!tag);
+        let head = head_commit(&dest, &cancel).await.unwrap();
+        assert_eq!(head.sha, shas[2]);
+        assert_eq!(head.author, "Ada <ada@example.com>");
+        assert_eq!(head.message, "proposed");
+
+        let dest = dest.with_file_name("tag");
+        assert!(
+            checkout(&url, "v1", None, &dest, &local(), &cancel)
+                .await
+                .unwrap()
+        );
+        let head = head_commit(&dest, &cancel).await.unwrap();
+        assert_eq!(head.sha, shas[0]);
+        assert_eq!(head.message, "first\n\nbody line");
     }
 }
