@@ -59,6 +59,8 @@ pub(crate) struct Analyzer<'d> {
     /// Names the file's Groovy defines so far: closures one `script` block assigns may be
     /// called from a later one.
     pub(super) groovy_names: HashSet<String>,
+    /// Inside a `parallel` or `matrix`, where another one may not be nested.
+    pub(super) in_parallel: bool,
 }
 
 /// Steps a Groovy `script` block may call: the declarative ones, and those that return a
@@ -104,6 +106,7 @@ pub(super) fn env_name_ok(name: &str) -> bool {
 }
 
 mod sections;
+mod signatures;
 mod stage_parts;
 
 impl<'d> Analyzer<'d> {
@@ -112,6 +115,7 @@ impl<'d> Analyzer<'d> {
             diags,
             stage_names: HashSet::new(),
             groovy_names: HashSet::new(),
+            in_parallel: false,
         }
     }
 
@@ -158,6 +162,15 @@ impl<'d> Analyzer<'d> {
 
     pub(super) fn error(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic::error(pos, message));
+    }
+
+    /// Reports a section with nothing in it (Jenkins refuses them too); true when empty.
+    pub(super) fn empty_section(&mut self, node: &Node, what: &str) -> bool {
+        if node.block.as_ref().is_some_and(|b| !b.is_empty()) {
+            return false;
+        }
+        self.error(node.pos, format!("`{}` is empty: {what}", node.name));
+        true
     }
 
     /// The top level: exactly one `pipeline { }` and nothing else.
@@ -213,7 +226,7 @@ impl<'d> Analyzer<'d> {
             match section.name.as_str() {
                 "agent" => agent = self.agent(section),
                 "environment" => p.environment = self.environment(section),
-                "options" => p.options = self.options(section),
+                "options" => p.options = self.options(section, false),
                 "parameters" => p.parameters = self.parameters(section),
                 "triggers" => p.triggers = self.triggers(section),
                 "tools" => self.diags.push(Diagnostic::warning(
@@ -291,11 +304,31 @@ impl<'d> Analyzer<'d> {
         };
         let mut bodies = Vec::new();
         let mut fail_fast = None;
+        let mut seen = HashSet::new();
         for section in node.block.iter().flatten() {
+            if !seen.insert(section.name.as_str()) {
+                self.error(
+                    section.pos,
+                    format!("`{}` appears twice in stage `{}`", section.name, stage.name),
+                );
+                continue;
+            }
+            if matches!(section.name.as_str(), "parallel" | "matrix") && self.in_parallel {
+                self.error(
+                    section.pos,
+                    format!(
+                        "`{}` cannot be nested inside `parallel` or `matrix`: only one level of parallel stages is allowed",
+                        section.name
+                    ),
+                );
+                // Counted as the stage's body, so it is not also reported as missing one.
+                bodies.push((section.pos, StageBody::Steps { steps: Vec::new() }));
+                continue;
+            }
             match section.name.as_str() {
                 "agent" => stage.agent = self.agent(section),
                 "environment" => stage.environment = self.environment(section),
-                "options" => stage.options = self.options(section),
+                "options" => stage.options = self.options(section, true),
                 "when" => {
                     stage.when_before_agent = section.block.iter().flatten().any(|n| {
                         n.name == "beforeAgent"
@@ -305,19 +338,35 @@ impl<'d> Analyzer<'d> {
                 }
                 "input" => stage.input = self.input(section),
                 "post" => stage.post = self.post(section),
-                "steps" => bodies.push((
-                    section.pos,
-                    StageBody::Steps {
-                        steps: self.steps(section),
-                    },
-                )),
-                "parallel" => bodies.push((
-                    section.pos,
-                    StageBody::Parallel {
-                        stages: self.stages(section),
-                        fail_fast: false,
-                    },
-                )),
+                "steps" => {
+                    if section.block.as_ref().is_none_or(Vec::is_empty) {
+                        self.error(
+                            section.pos,
+                            format!(
+                                "`steps` of stage `{}` is empty: add at least one step",
+                                stage.name
+                            ),
+                        );
+                    }
+                    bodies.push((
+                        section.pos,
+                        StageBody::Steps {
+                            steps: self.steps(section),
+                        },
+                    ))
+                }
+                "parallel" => {
+                    self.in_parallel = true;
+                    let stages = self.stages(section);
+                    self.in_parallel = false;
+                    bodies.push((
+                        section.pos,
+                        StageBody::Parallel {
+                            stages,
+                            fail_fast: false,
+                        },
+                    ))
+                }
                 "failFast" => match section.args.positional.first() {
                     Some(Value::Bool(b, _)) => fail_fast = Some((section.pos, *b)),
                     _ => self.error(section.pos, "failFast takes true or false"),

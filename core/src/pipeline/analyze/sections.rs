@@ -7,6 +7,25 @@ use super::super::model::*;
 use super::super::syntax::{Node, Value};
 use super::{Analyzer, HARMLESS_OPTIONS, env_name_ok, template_of, text_of};
 
+/// Jenkins' numbers are Java `int`s.
+const MAX_INT: f64 = i32::MAX as f64;
+
+/// Options that apply to the whole pipeline and mean nothing on a stage.
+const PIPELINE_ONLY_OPTIONS: &[&str] = &[
+    "buildDiscarder",
+    "disableConcurrentBuilds",
+    "parallelsAlwaysFailFast",
+    "quietPeriod",
+    "preserveStashes",
+    "durabilityHint",
+    "newContainerPerStage",
+    "rateLimitBuilds",
+    "disableResume",
+    "disableRestartFromStage",
+    "overrideIndexTriggers",
+    "copyArtifactPermission",
+];
+
 impl Analyzer<'_> {
     pub(super) fn agent(&mut self, node: &Node) -> Option<Agent> {
         if let Some(Value::Word(word, pos)) = node.args.positional.first() {
@@ -23,6 +42,19 @@ impl Analyzer<'_> {
                     None
                 }
             };
+        }
+        if let Some(second) = node.block.as_ref().and_then(|b| b.get(1)) {
+            self.error(
+                second.pos,
+                format!(
+                    "`agent` takes one type, found `{}` and `{}`",
+                    node.block
+                        .as_ref()
+                        .and_then(|b| b.first())
+                        .map_or("", |n| n.name.as_str()),
+                    second.name
+                ),
+            );
         }
         let Some(kind) = node.block.as_ref().and_then(|b| b.first()) else {
             self.error(
@@ -69,7 +101,19 @@ impl Analyzer<'_> {
 
     pub(super) fn environment(&mut self, node: &Node) -> Vec<EnvVar> {
         let mut vars = Vec::new();
+        self.empty_section(
+            node,
+            "set at least one variable (NAME = 'value'), or remove the section",
+        );
+        let mut names = HashSet::new();
         for entry in node.block.iter().flatten() {
+            if entry.assign.is_some() && !names.insert(entry.name.as_str()) {
+                self.error(
+                    entry.pos,
+                    format!("environment variable `{}` is set twice", entry.name),
+                );
+                continue;
+            }
             let Some(value) = &entry.assign else {
                 self.error(
                     entry.pos,
@@ -133,11 +177,25 @@ impl Analyzer<'_> {
 
     pub(super) fn number(&mut self, value: Option<&Value>, what: &str, pos: Pos) -> Option<u64> {
         match value {
-            Some(Value::Num(n, _)) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
-            Some(Value::Str(s, p)) => s.parse().ok().or_else(|| {
-                self.error(*p, format!("{what} must be a whole number"));
+            Some(Value::Num(n, _)) if *n >= 0.0 && n.fract() == 0.0 && *n <= MAX_INT => {
+                Some(*n as u64)
+            }
+            Some(Value::Num(n, p)) if *n > MAX_INT && n.fract() == 0.0 => {
+                self.error(*p, format!("{what} is out of range: at most 2147483647"));
                 None
-            }),
+            }
+            Some(Value::Str(s, p)) => s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n as f64 <= MAX_INT)
+                .or_else(|| {
+                    self.error(
+                        *p,
+                        format!("{what} must be a whole number from 0 to 2147483647"),
+                    );
+                    None
+                }),
             Some(other) => {
                 self.error(other.pos(), format!("{what} must be a whole number"));
                 None
@@ -149,9 +207,28 @@ impl Analyzer<'_> {
         }
     }
 
-    pub(super) fn options(&mut self, node: &Node) -> Vec<PipelineOption> {
+    pub(super) fn options(&mut self, node: &Node, at_stage: bool) -> Vec<PipelineOption> {
         let mut options = Vec::new();
+        self.empty_section(
+            node,
+            "add an option such as timeout(time: 1, unit: 'HOURS'), or remove the section",
+        );
+        let mut seen = HashSet::new();
         for opt in node.block.iter().flatten() {
+            if !seen.insert(opt.name.as_str()) {
+                self.error(opt.pos, format!("option `{}` appears twice", opt.name));
+                continue;
+            }
+            if at_stage && PIPELINE_ONLY_OPTIONS.contains(&opt.name.as_str()) {
+                self.error(
+                    opt.pos,
+                    format!(
+                        "option `{}` applies to the whole pipeline: move it to the pipeline's `options`",
+                        opt.name
+                    ),
+                );
+                continue;
+            }
             let parsed = match opt.name.as_str() {
                 "timeout" => self
                     .timeout_seconds(opt)
@@ -235,7 +312,21 @@ impl Analyzer<'_> {
     pub(super) fn parameters(&mut self, node: &Node) -> Vec<Parameter> {
         let mut params = Vec::new();
         let mut names = HashSet::new();
+        self.empty_section(
+            node,
+            "declare at least one parameter, or remove the section",
+        );
         for p in node.block.iter().flatten() {
+            if p.block.is_some() {
+                self.error(
+                    p.pos,
+                    format!(
+                        "parameter `{}` takes arguments, not a block: {}(name: '…', …)",
+                        p.name, p.name
+                    ),
+                );
+                continue;
+            }
             let Some(name) = p.args.named("name").and_then(text_of) else {
                 self.error(p.pos, format!("`{}` parameter needs `name:`", p.name));
                 continue;
@@ -306,7 +397,26 @@ impl Analyzer<'_> {
 
     pub(super) fn triggers(&mut self, node: &Node) -> Vec<String> {
         let mut crons = Vec::new();
+        self.empty_section(
+            node,
+            "add a trigger such as cron('H 4 * * 1-5'), or remove the section",
+        );
+        let mut seen = HashSet::new();
         for t in node.block.iter().flatten() {
+            if t.block.is_some() {
+                self.error(
+                    t.pos,
+                    format!(
+                        "trigger `{}` takes arguments, not a block: {}('…')",
+                        t.name, t.name
+                    ),
+                );
+                continue;
+            }
+            if !seen.insert(t.name.as_str()) {
+                self.error(t.pos, format!("trigger `{}` appears twice", t.name));
+                continue;
+            }
             match (t.name.as_str(), t.args.positional.first().and_then(text_of)) {
                 ("cron", Some(spec)) => match super::super::cron::Schedule::parse(&spec, "lint") {
                     Ok(_) => crons.push(spec),

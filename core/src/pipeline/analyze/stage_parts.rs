@@ -1,5 +1,7 @@
 //! Parts of a stage: when, input, post, matrix and steps.
 
+use std::collections::HashSet;
+
 use super::super::model::*;
 use super::super::syntax::Node;
 use super::{Analyzer, STEPS, text_of};
@@ -208,7 +210,19 @@ impl Analyzer<'_> {
 
     pub(super) fn post(&mut self, node: &Node) -> Post {
         let mut post = Post::default();
+        self.empty_section(
+            node,
+            "add a condition such as always { … }, or remove the section",
+        );
+        let mut seen = HashSet::new();
         for cond in node.block.iter().flatten() {
+            if !seen.insert(cond.name.as_str()) {
+                self.error(
+                    cond.pos,
+                    format!("post condition `{}` appears twice", cond.name),
+                );
+                continue;
+            }
             let condition = match cond.name.as_str() {
                 "always" => PostCondition::Always,
                 "success" => PostCondition::Success,
@@ -258,7 +272,15 @@ impl Analyzer<'_> {
         let axes = block
             .iter()
             .find(|n| n.name == "axes")
-            .map(|n| axes_of(self, n, "matrix axis"))
+            .map(|n| {
+                if self.empty_section(
+                    n,
+                    "a matrix needs at least one axis { name '…'; values '…', '…' }",
+                ) {
+                    return Vec::new();
+                }
+                axes_of(self, n, "matrix axis")
+            })
             .unwrap_or_default();
         if !block.iter().any(|n| n.name == "axes") {
             self.error(
@@ -270,15 +292,24 @@ impl Analyzer<'_> {
             .iter()
             .find(|n| n.name == "excludes")
             .map(|n| {
+                self.empty_section(n, "add an exclude { axis { … } }, or remove the section");
                 n.block
                     .iter()
                     .flatten()
-                    .map(|e| axes_of(self, e, "excluded axis"))
+                    .map(|e| {
+                        self.empty_section(e, "add the axis values it leaves out");
+                        axes_of(self, e, "excluded axis")
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let stages = match block.iter().find(|n| n.name == "stages") {
-            Some(s) => self.stages(s),
+            Some(s) => {
+                self.in_parallel = true;
+                let stages = self.stages(s);
+                self.in_parallel = false;
+                stages
+            }
             None => {
                 self.error(node.pos, "a matrix needs `stages { … }`");
                 Vec::new()
@@ -367,6 +398,7 @@ impl Analyzer<'_> {
             self.error(node.pos, format!("unknown step `{}`{hint}", node.name));
             return None;
         };
+        self.check_signature(node);
         for v in node
             .args
             .positional
