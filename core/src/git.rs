@@ -317,6 +317,34 @@ pub async fn head_commit(
     })
 }
 
+/// The files the commit checked out in `dir` changed (all of them for a first commit).
+pub async fn changed_files(
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, CheckoutError> {
+    let out = git(
+        Some(dir),
+        &[
+            "-c",
+            "core.quotePath=false",
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "--root",
+            "HEAD",
+        ],
+        "diff-tree",
+        cancel,
+    )
+    .await?;
+    Ok(out
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// What a ref names in a remote repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

@@ -64,12 +64,20 @@ pub fn chunk_path(run_id: i64, seq: i32) -> Path {
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     matcher: Option<Arc<AhoCorasick>>,
+    /// The secrets it was made from, to make a wider one.
+    secrets: Arc<Vec<String>>,
 }
 
 impl Masker {
+    /// A masker for these secrets and `more`.
+    pub fn with(&self, more: impl IntoIterator<Item = String>) -> Masker {
+        Masker::new(self.secrets.iter().cloned().chain(more))
+    }
+
     pub fn new<I: IntoIterator<Item = String>>(secrets: I) -> Masker {
+        let secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let mut needles = Vec::new();
-        for secret in secrets {
+        for secret in secrets.iter().cloned() {
             if secret.is_empty() {
                 continue;
             }
@@ -105,7 +113,10 @@ impl Masker {
             .ok()
             .filter(|_| !needles.is_empty())
             .map(Arc::new);
-        Masker { matcher }
+        Masker {
+            matcher,
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub fn mask(&self, text: &str) -> String {
@@ -154,7 +165,8 @@ struct SinkInner {
     db: DatabaseConnection,
     objects: Objects,
     run_id: i64,
-    masker: Masker,
+    /// Widened when the run learns more secrets (password parameters).
+    masker: std::sync::RwLock<Masker>,
     max_bytes: u64,
     pending: Mutex<Pending>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -188,7 +200,7 @@ impl LogSink {
                 db,
                 objects,
                 run_id,
-                masker,
+                masker: std::sync::RwLock::new(masker),
                 max_bytes,
                 pending: Mutex::new(Pending {
                     buf: Vec::new(),
@@ -220,8 +232,25 @@ impl LogSink {
         Ok(sink)
     }
 
-    pub fn masker(&self) -> &Masker {
-        &self.inner.masker
+    /// The masker as it stands (cheap: it shares its matcher).
+    pub fn masker(&self) -> Masker {
+        self.inner
+            .masker
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |m| m.clone())
+    }
+
+    /// Masks `more` secrets from now on.
+    pub fn also_mask(&self, more: Vec<String>) {
+        if more.iter().all(String::is_empty) {
+            return;
+        }
+        let mut masker = self
+            .inner
+            .masker
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *masker = masker.with(more);
     }
 
     /// Appends a line (masked, split when long); never waits on storage.
@@ -235,7 +264,7 @@ impl LogSink {
     }
 
     fn push(&self, origin: &Origin, text: &str, error: bool) {
-        let masked = self.inner.masker.mask(text);
+        let masked = self.masker().mask(text);
         let masked = masked.trim_end_matches(['\r', '\n']);
         let mut full = false;
         {

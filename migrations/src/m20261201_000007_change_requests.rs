@@ -1,7 +1,8 @@
 //! Multibranch projects and change requests: a project's `branches` filter (JSON list of
 //! globs, every branch when null) and whether a fork's change request sees its secrets; each
 //! run's ref type (branch, tag or change request), the change request it builds (JSON), and
-//! its commit's message and author.
+//! its commit's message and author. And `lock('resource')`: which run of an org holds which
+//! resource, one row per held resource.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -21,8 +22,25 @@ enum Projects {
 }
 
 #[derive(DeriveIden)]
+enum Orgs {
+    Table,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum ResourceLocks {
+    Table,
+    Id,
+    OrgId,
+    Resource,
+    RunId,
+    AcquiredAt,
+}
+
+#[derive(DeriveIden)]
 enum Runs {
     Table,
+    Id,
     RefType,
     Change,
     CommitMessage,
@@ -62,10 +80,48 @@ impl MigrationTrait for Migration {
         for column in columns {
             manager.alter_table(column).await?;
         }
+        manager
+            .create_table(
+                Table::create()
+                    .table(ResourceLocks::Table)
+                    .col(big_pk_auto(ResourceLocks::Id))
+                    .col(big_integer(ResourceLocks::OrgId))
+                    .col(string_len(ResourceLocks::Resource, 255))
+                    .col(big_integer(ResourceLocks::RunId))
+                    .col(timestamp_with_time_zone(ResourceLocks::AcquiredAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(ResourceLocks::Table, ResourceLocks::OrgId)
+                            .to(Orgs::Table, Orgs::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(ResourceLocks::Table, ResourceLocks::RunId)
+                            .to(Runs::Table, Runs::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("uq_resource_locks_org_resource")
+                    .table(ResourceLocks::Table)
+                    .col(ResourceLocks::OrgId)
+                    .col(ResourceLocks::Resource)
+                    .unique()
+                    .take(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(ResourceLocks::Table).take())
+            .await?;
         let columns = [
             (Runs::Table.into_iden(), Runs::CommitAuthor.into_iden()),
             (Runs::Table.into_iden(), Runs::CommitMessage.into_iden()),

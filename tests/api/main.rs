@@ -35,6 +35,7 @@ mod oauth;
 mod openapi;
 mod orgs;
 mod pages;
+mod plugin_forms;
 mod process_isolation;
 mod projects;
 mod queue;

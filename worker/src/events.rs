@@ -34,6 +34,7 @@ pub(crate) struct DbEvents {
     pub run_id: i64,
     pub attempt: i32,
     pub project_id: i64,
+    pub org_id: i64,
     pub next_seq: AtomicI32,
 }
 
@@ -66,6 +67,27 @@ impl RunEvents for DbEvents {
     ) {
         if let Err(err) = execution::set_commit(&self.db, self.run_id, commit, ref_type).await {
             tracing::warn!(run = self.run_id, error = %err, "recording the commit failed");
+        }
+    }
+
+    async fn lock(
+        &self,
+        resource: &str,
+    ) -> Result<Result<(), Option<sluice_core::store::locks::Holder>>, String> {
+        sluice_core::store::locks::try_acquire(&self.db, self.org_id, resource, self.run_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn also_mask(&self, values: Vec<String>) {
+        self.sink.also_mask(values);
+    }
+
+    async fn unlock(&self, resource: &str) {
+        if let Err(err) =
+            sluice_core::store::locks::release(&self.db, self.org_id, resource, self.run_id).await
+        {
+            tracing::warn!(run = self.run_id, error = %err, "releasing a lock failed");
         }
     }
 

@@ -87,6 +87,15 @@ pub trait RunEvents: Send + Sync {
     async fn declared(&self, declared: Declared);
     /// The run's parameters after checking them against the Jenkinsfile (defaults filled in).
     async fn params(&self, params: &BTreeMap<String, String>);
+    /// Takes `resource` for the run (`lock`), or says who holds it.
+    async fn lock(
+        &self,
+        resource: &str,
+    ) -> Result<Result<(), Option<sluice_core::store::locks::Holder>>, String>;
+    /// Gives `resource` back.
+    async fn unlock(&self, resource: &str);
+    /// Masks these values in the log from now on (password parameters).
+    fn also_mask(&self, values: Vec<String>);
     /// The checkout found the run's commit: recorded with its message, author and ref type.
     async fn commit(&self, commit: &sluice_core::git::CommitInfo, ref_type: RefType);
     /// A stage started (inside `parent`, for branches and nested stages); returns its number.

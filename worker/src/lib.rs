@@ -289,7 +289,15 @@ impl Worker {
                 return;
             }
         };
-        let masker = Masker::new(secrets.values().cloned());
+        // Password parameters (as the project's last parsed Jenkinsfile declares them) are
+        // secrets too.
+        let given: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&run.params).unwrap_or_default();
+        let specs = sluice_core::store::params::from_json(
+            project.pipeline_params.as_deref().unwrap_or("[]"),
+        );
+        let passwords = sluice_core::store::params::password_values(&specs, &given);
+        let masker = Masker::new(secrets.values().cloned().chain(passwords));
         let sink = match LogSink::open(
             self.db.clone(),
             self.objects.clone(),
@@ -354,6 +362,7 @@ impl Worker {
             run_id,
             attempt,
             project_id: project.id,
+            org_id: project.org_id,
             next_seq: AtomicI32::new(0),
         };
         let cancel = CancellationToken::new();
@@ -506,6 +515,10 @@ impl Worker {
         match execution::finish(&self.db, run.id, run.attempt, status, reason).await {
             Ok(true) => {
                 tracing::info!(run = run.id, status = status.as_str(), "run ended");
+                // Locks a step failed to give back (they would pass on anyway: the run ended).
+                if let Err(err) = sluice_core::store::locks::release_all(&self.db, run.id).await {
+                    tracing::warn!(run = run.id, error = %err, "releasing the run's locks failed");
+                }
                 self.metrics
                     .runs_total
                     .with_label_values(&[org, status.as_str()])

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use sluice_core::db::begin_write;
 use sluice_core::entities::run;
@@ -118,12 +118,34 @@ impl RunView {
     ) -> Result<Vec<RunView>, ApiError> {
         let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
         let mut stages = execution::stages_of(db, &ids).await?;
+        // Password parameters are never shown.
+        let mut project_ids: Vec<i64> = runs.iter().map(|r| r.project_id).collect();
+        project_ids.sort_unstable();
+        project_ids.dedup();
+        let specs: std::collections::HashMap<i64, Vec<sluice_core::store::params::ParamSpec>> =
+            sluice_core::entities::project::Entity::find()
+                .filter(sluice_core::entities::project::Column::Id.is_in(project_ids))
+                .all(db)
+                .await
+                .map_err(sluice_core::Error::from)?
+                .into_iter()
+                .map(|p| {
+                    let specs = sluice_core::store::params::from_json(
+                        p.pipeline_params.as_deref().unwrap_or("[]"),
+                    );
+                    (p.id, specs)
+                })
+                .collect();
         let positions = runs::queue_positions(db, &runs).await?;
         let mut views = Vec::with_capacity(runs.len());
         for r in runs {
             let position = positions.get(&r.id).copied();
             let run_stages = stages.remove(&r.id).unwrap_or_default();
+            let project_specs = specs.get(&r.project_id);
             let mut view = RunView::new(r);
+            if let Some(specs) = project_specs {
+                sluice_core::store::params::hide_passwords(specs, &mut view.params);
+            }
             view.queue_position = position;
             view.stages = run_stages
                 .into_iter()

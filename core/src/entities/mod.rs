@@ -13,6 +13,7 @@ pub mod org;
 pub mod project;
 pub mod project_secret;
 pub mod release;
+pub mod resource_lock;
 pub mod run;
 pub mod run_log_chunk;
 pub mod run_outbox;

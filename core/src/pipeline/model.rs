@@ -90,7 +90,7 @@ pub struct EnvVar {
     pub value: EnvValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PipelineOption {
     Timeout {
@@ -107,6 +107,11 @@ pub enum PipelineOption {
     },
     /// Every `parallel` stage stops its other branches at the first failure.
     ParallelsAlwaysFailFast,
+    /// Block steps used as options (`withCredentials([…])`, `ansiColor('xterm')`): they wrap
+    /// the pipeline's or the stage's body, outermost first.
+    Wrappers {
+        steps: Vec<Step>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,6 +137,12 @@ pub enum Parameter {
         default: String,
         description: String,
     },
+    /// A secret given when the run starts: masked in the log, hidden in the API.
+    Password {
+        name: String,
+        default: String,
+        description: String,
+    },
 }
 
 impl Parameter {
@@ -140,7 +151,8 @@ impl Parameter {
             Parameter::String { name, .. }
             | Parameter::Boolean { name, .. }
             | Parameter::Choice { name, .. }
-            | Parameter::Text { name, .. } => name,
+            | Parameter::Text { name, .. }
+            | Parameter::Password { name, .. } => name,
         }
     }
 }
@@ -190,6 +202,16 @@ pub enum When {
     Environment {
         name: String,
         value: String,
+    },
+    /// `changelog '.*\\[deploy\\].*'`: the built commit's message matches the regular
+    /// expression (anywhere in the message, as Jenkins matches each changelog entry).
+    Changelog {
+        pattern: String,
+    },
+    /// `changeset 'src/**'`: a file the built commit changed matches the glob.
+    Changeset {
+        pattern: String,
+        case_sensitive: bool,
     },
     /// `changeRequest()`: a pull or merge request build; with attributes
     /// (`changeRequest target: 'main'`), only when every one matches.
@@ -276,6 +298,9 @@ pub struct Post {
 pub struct Axis {
     pub name: String,
     pub values: Vec<String>,
+    /// `notValues` in an `exclude`: the cells whose value is *not* one of `values`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub negated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -229,27 +229,25 @@ impl BranchFilter {
     pub fn allows(&self, branch: &str) -> bool {
         let (excludes, includes): (Vec<&String>, Vec<&String>) =
             self.0.iter().partition(|p| p.starts_with('!'));
-        includes
-            .iter()
-            .any(|p| glob(p.as_bytes(), branch.as_bytes()))
-            && !excludes
-                .iter()
-                .any(|p| glob(&p.as_bytes()[1..], branch.as_bytes()))
+        includes.iter().any(|p| glob(p, branch)) && !excludes.iter().any(|p| glob(&p[1..], branch))
     }
 }
 
-/// `*` matches any run of bytes, `?` one byte, anything else itself (iterative, linear
-/// backtracking on the last `*`).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+/// Jenkins' branch and tag patterns: `*` matches any run of characters (`/` included), `?`
+/// one character, anything else itself. Iterative, backtracking only to the last `*`, so a
+/// pattern from a Jenkinsfile cannot make matching exponential.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
-            Some(b'*') => {
+            Some('*') => {
                 star = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == b'?' || c == text[t] => {
+            Some(&c) if c == '?' || c == text[t] => {
                 p += 1;
                 t += 1;
             }
@@ -263,7 +261,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
             },
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -298,8 +296,12 @@ mod tests {
         let f = filter(&["*", "!dependabot/*"]);
         assert!(f.allows("main"));
         assert!(!f.allows("dependabot/npm/x"));
-        assert!(glob(b"a*b*c", b"a-b-b-c"));
-        assert!(!glob(b"a*b*c", b"a-b-b-d"));
+        assert!(glob("a*b*c", "a-b-b-c"));
+        assert!(!glob("a*b*c", "a-b-b-d"));
+        assert!(glob("r?sum?", "résumé"));
+        // Linear: this took minutes with recursive backtracking.
+        let hard = format!("{}b", "a*".repeat(40));
+        assert!(!glob(&hard, &"a".repeat(200)));
     }
 
     #[test]

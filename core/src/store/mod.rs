@@ -9,6 +9,7 @@ pub mod environments;
 pub mod execution;
 pub mod gates;
 pub mod invitations;
+pub mod locks;
 pub mod orgs;
 pub mod params;
 pub mod projects;

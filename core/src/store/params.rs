@@ -14,7 +14,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParamSpec {
     pub name: String,
-    /// `string`, `text`, `boolean` or `choice`.
+    /// `string`, `text`, `boolean`, `choice` or `password`.
     pub kind: String,
     pub default: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -26,6 +26,7 @@ impl From<&Parameter> for ParamSpec {
         let (kind, default, choices) = match p {
             Parameter::String { default, .. } => ("string", default.clone(), Vec::new()),
             Parameter::Text { default, .. } => ("text", default.clone(), Vec::new()),
+            Parameter::Password { default, .. } => ("password", default.clone(), Vec::new()),
             Parameter::Boolean { default, .. } => ("boolean", default.to_string(), Vec::new()),
             Parameter::Choice { choices, .. } => (
                 "choice",
@@ -51,6 +52,25 @@ pub fn to_json(parameters: &[Parameter]) -> String {
 /// The stored parameters; none when nothing valid is stored.
 pub fn from_json(json: &str) -> Vec<ParamSpec> {
     serde_json::from_str(json).unwrap_or_default()
+}
+
+/// The values of `password` parameters in `values` (given or default), to mask in logs.
+pub fn password_values(specs: &[ParamSpec], values: &BTreeMap<String, String>) -> Vec<String> {
+    specs
+        .iter()
+        .filter(|s| s.kind == "password")
+        .map(|s| values.get(&s.name).unwrap_or(&s.default).clone())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// `values` with every `password` parameter's value hidden, for showing a run.
+pub fn hide_passwords(specs: &[ParamSpec], values: &mut BTreeMap<String, String>) {
+    for spec in specs.iter().filter(|s| s.kind == "password") {
+        if let Some(v) = values.get_mut(&spec.name) {
+            *v = "****".into();
+        }
+    }
 }
 
 /// `given` checked against `specs`, with defaults filled in for what was not given.

@@ -30,7 +30,7 @@ use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Agents, WORKSPACE, tar_stream};
-use crate::checkout::{CheckoutError, checkout, head_commit};
+use crate::checkout::{CheckoutError, changed_files, checkout, head_commit};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
 use sluice_core::store::changes::{ChangeRequest, RefType};
 
@@ -125,6 +125,9 @@ pub(crate) struct Runner<'a> {
     pub tag: Option<String>,
     /// The pull or merge request a change-request run builds.
     pub change: Option<ChangeRequest>,
+    /// The built commit's message and the files it changed (`when { changelog, changeset }`).
+    pub commit_message: String,
+    pub changed_files: Vec<String>,
     pub params: values::Params,
     /// The build result so far (`catchError`, `unstable`, failing tests raise it).
     pub build: Mutex<Res>,
@@ -246,8 +249,10 @@ impl Executor for JenkinsExecutor {
         };
         // Whatever started the run, it records the commit it built, with its message and
         // author, and what kind of ref that was.
+        let mut commit_message = String::new();
         match head_commit(&src, &cancel).await {
             Ok(commit) => {
+                commit_message = commit.message.clone();
                 let ref_type = if ctx.run.change.is_some() {
                     RefType::ChangeRequest
                 } else if is_tag {
@@ -264,6 +269,10 @@ impl Executor for JenkinsExecutor {
                 tracing::warn!(run = ctx.run.id, error = %err, "describing the checked-out commit failed")
             }
         }
+        let changed_files = changed_files(&src, &cancel).await.unwrap_or_else(|err| {
+            tracing::warn!(run = ctx.run.id, error = %err, "listing the commit's changed files failed");
+            Vec::new()
+        });
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
@@ -309,6 +318,8 @@ impl Executor for JenkinsExecutor {
                     pipeline,
                     git_ref,
                     is_tag,
+                    commit_message,
+                    changed_files,
                 };
                 self.attempt(agent.as_ref(), ctx, events, cancel, checked_out)
                     .await
@@ -327,6 +338,8 @@ struct CheckedOut<'a> {
     pipeline: &'a Pipeline,
     git_ref: String,
     is_tag: bool,
+    commit_message: String,
+    changed_files: Vec<String>,
 }
 
 impl JenkinsExecutor {
@@ -343,6 +356,8 @@ impl JenkinsExecutor {
             pipeline,
             git_ref,
             is_tag,
+            commit_message,
+            changed_files,
         } = checked_out;
         let file = &ctx.project.pipeline_path;
         let here = Origin::default();
@@ -357,6 +372,7 @@ impl JenkinsExecutor {
             Ok(values) => values,
             Err(err) => return fail(events, format!("{file}: {err}")),
         };
+        events.also_mask(params::password_values(&specs, &run_params));
         events.params(&run_params).await;
 
         let mut env = Env::new();
@@ -396,6 +412,8 @@ impl JenkinsExecutor {
             tag: is_tag.then(|| git_ref.clone()),
             branch,
             change,
+            commit_message,
+            changed_files,
             params: values::Params::new(run_params),
             build: Mutex::new(Res::Success),
             notes: Mutex::new(Vec::new()),

@@ -214,20 +214,7 @@ pub(crate) fn seconds(step: &Step, env: &Env, params: &Params, default_unit: &st
 }
 
 /// `*` matches any run of characters, `?` one character (Jenkins' branch/tag patterns).
-pub(crate) fn glob(pattern: &str, value: &str) -> bool {
-    fn go(p: &[char], v: &[char]) -> bool {
-        match (p.first(), v.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &v[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &v[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    go(&p, &v)
-}
+pub(crate) use sluice_core::store::changes::glob;
 
 #[cfg(test)]
 mod tests {

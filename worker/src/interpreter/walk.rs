@@ -27,6 +27,9 @@ pub(crate) enum Body<'a> {
     Stage(&'a Stage, i32),
     /// The body of a block step called from Groovy (`dir('x') { … }` in a `script`).
     Closure(&'a dyn RunBody),
+    /// A body inside block steps given as options (`options { withCredentials([…]) }`),
+    /// outermost first.
+    Wrapped(&'a [Step], &'a Body<'a>),
 }
 
 /// A block step's body given as code rather than steps: a Groovy closure.
@@ -107,6 +110,20 @@ impl Runner<'_> {
                 When::Branch { pattern } => self.tag.is_none() && glob(pattern, &self.branch),
                 When::Tag { pattern } => self.tag.as_deref().is_some_and(|t| glob(pattern, t)),
                 When::Environment { name, value } => scope.env.get(name) == Some(value),
+                When::Changelog { pattern } => {
+                    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(&self.commit_message))
+                }
+                When::Changeset {
+                    pattern,
+                    case_sensitive,
+                } => {
+                    let matcher = globset::GlobBuilder::new(pattern)
+                        .literal_separator(true)
+                        .case_insensitive(!case_sensitive)
+                        .build()
+                        .map(|g| g.compile_matcher());
+                    matcher.is_ok_and(|m| self.changed_files.iter().any(|f| m.is_match(f)))
+                }
                 When::ChangeRequest {
                     attributes,
                     comparator,
@@ -164,6 +181,18 @@ impl Runner<'_> {
                 })
                 .unwrap_or(1)
                 .max(1);
+            let wrappers = options.iter().find_map(|o| match o {
+                PipelineOption::Wrappers { steps } => Some(steps.as_slice()),
+                _ => None,
+            });
+            let wrapped;
+            let body = match wrappers {
+                Some(steps) => {
+                    wrapped = body;
+                    Body::Wrapped(steps, &wrapped)
+                }
+                None => body,
+            };
             self.retrying(tries, scope, |scope| self.timed(timeout, body, scope))
                 .await
         })
@@ -226,6 +255,11 @@ impl Runner<'_> {
             match body {
                 Body::Steps(steps) => self.steps(steps, scope).await,
                 Body::Closure(body) => body.run(scope.clone()).await,
+                Body::Wrapped([], inner) => self.body(*inner, scope).await,
+                Body::Wrapped([outer, rest @ ..], inner) => {
+                    self.measured(outer, Body::Wrapped(rest, inner), scope)
+                        .await
+                }
                 Body::Stages(stages) => self.stages(stages, scope, None).await,
                 Body::Stage(stage, seq) => {
                     // A gate's parameters are variables for the rest of the stage.
@@ -538,8 +572,9 @@ impl Runner<'_> {
             .filter(|cell| {
                 !excludes.iter().any(|exclude| {
                     exclude.iter().all(|axis| {
-                        cell.iter()
-                            .any(|(k, v)| *k == axis.name && axis.values.contains(v))
+                        cell.iter().any(|(k, v)| {
+                            *k == axis.name && axis.values.contains(v) != axis.negated
+                        })
                     })
                 })
             })
@@ -681,10 +716,12 @@ mod tests {
             Axis {
                 name: "OS".into(),
                 values: vec!["linux".into(), "mac".into()],
+                negated: false,
             },
             Axis {
                 name: "V".into(),
                 values: vec!["1".into(), "2".into()],
+                negated: false,
             },
         ];
         let all = cells(&axes);

@@ -41,12 +41,19 @@ pub(super) const STEPS: &[(&str, bool)] = &[
     ("milestone", false),
     ("ansiColor", true),
     ("timestamps", true),
+    // `lock('staging') { … }`: one run of the org at a time holds the resource.
+    ("lock", true),
+    // `publishHTML(target: [reportDir:, reportFiles:, reportName:])`: archived as artifacts
+    // under the report's name. `step([$class: …])` becomes `archiveArtifacts` or `junit`.
+    ("publishHTML", false),
 ];
 
 /// Jenkins options that change nothing here: accepted with a warning.
 pub(super) const HARMLESS_OPTIONS: &[&str] = &[
-    "ansiColor",
     "quietPeriod",
+    "rateLimitBuilds",
+    "disableRestartFromStage",
+    "disableResume",
     "preserveStashes",
     "durabilityHint",
     "newContainerPerStage",

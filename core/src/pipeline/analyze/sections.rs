@@ -36,7 +36,7 @@ impl Analyzer<'_> {
                     self.error(
                         *pos,
                         format!(
-                            "unknown agent `{word}`: use any, none, label, docker or kubernetes"
+                            "unknown agent `{word}`: use any, none, label, node, docker or kubernetes"
                         ),
                     );
                     None
@@ -77,8 +77,34 @@ impl Analyzer<'_> {
                 .and_then(|n| n.args.positional.first())
                 .and_then(text_of)
         };
+        if let Some(ws) = kind
+            .block
+            .iter()
+            .flatten()
+            .find(|n| n.name == "customWorkspace")
+        {
+            self.diags.push(Diagnostic::warning(
+                ws.pos,
+                "`customWorkspace` is ignored: every run gets a fresh workspace of its own",
+            ));
+        }
+        for n in kind.block.iter().flatten() {
+            if matches!(kind.name.as_str(), "label" | "node")
+                && !matches!(n.name.as_str(), "label" | "customWorkspace")
+            {
+                self.error(
+                    n.pos,
+                    format!(
+                        "unknown field `{}` in `{}`: label, customWorkspace",
+                        n.name, kind.name
+                    ),
+                );
+            }
+        }
         match kind.name.as_str() {
-            "label" => named("label").map(|label| Agent::Label { label }),
+            "label" | "node" => named("label")
+                .or_else(|| nested("label"))
+                .map(|label| Agent::Label { label }),
             "docker" => named("image")
                 .or_else(|| nested("image"))
                 .map(|image| Agent::Docker { image }),
@@ -209,6 +235,7 @@ impl Analyzer<'_> {
 
     pub(super) fn options(&mut self, node: &Node, at_stage: bool) -> Vec<PipelineOption> {
         let mut options = Vec::new();
+        let mut wrappers = Vec::new();
         self.empty_section(
             node,
             "add an option such as timeout(time: 1, unit: 'HOURS'), or remove the section",
@@ -227,6 +254,35 @@ impl Analyzer<'_> {
                         opt.name
                     ),
                 );
+                continue;
+            }
+            // `timeout(time: "${params.MINUTES}")`, `retry(env.TRIES as int)`: values known only
+            // when the run gets there, so the option runs as the step of the same name.
+            let computed = |key: &str| {
+                matches!(
+                    opt.args.named(key).or(opt.args.positional.first()),
+                    Some(Value::GStr(..) | Value::Expr(..))
+                )
+            };
+            if (opt.name == "timeout" && computed("time"))
+                || (opt.name == "retry" && computed("count"))
+            {
+                self.check_signature(opt);
+                for v in opt
+                    .args
+                    .positional
+                    .iter()
+                    .chain(opt.args.named.iter().map(|(_, v)| v))
+                {
+                    self.check_value(v);
+                }
+                wrappers.push(Step {
+                    name: opt.name.clone(),
+                    pos: opt.pos,
+                    args: opt.args.clone(),
+                    steps: Vec::new(),
+                    script: None,
+                });
                 continue;
             }
             let parsed = match opt.name.as_str() {
@@ -258,6 +314,29 @@ impl Analyzer<'_> {
                     }
                 },
                 "parallelsAlwaysFailFast" => Some(PipelineOption::ParallelsAlwaysFailFast),
+                "withCredentials" | "ansiColor" => {
+                    self.check_signature(opt);
+                    if opt.name == "withCredentials" && opt.args.is_empty() {
+                        self.error(opt.pos, "`withCredentials` needs bindings: withCredentials([string(credentialsId: 'id', variable: 'V')])");
+                    }
+                    if opt.block.is_some() {
+                        self.error(
+                            opt.pos,
+                            format!(
+                                "option `{}` takes no block: it wraps the whole body",
+                                opt.name
+                            ),
+                        );
+                    }
+                    wrappers.push(Step {
+                        name: opt.name.clone(),
+                        pos: opt.pos,
+                        args: opt.args.clone(),
+                        steps: Vec::new(),
+                        script: None,
+                    });
+                    None
+                }
                 name if HARMLESS_OPTIONS.contains(&name) => {
                     self.diags.push(Diagnostic::warning(
                         opt.pos,
@@ -271,6 +350,9 @@ impl Analyzer<'_> {
                 }
             };
             options.extend(parsed);
+        }
+        if !wrappers.is_empty() {
+            options.push(PipelineOption::Wrappers { steps: wrappers });
         }
         options
     }
@@ -355,6 +437,11 @@ impl Analyzer<'_> {
                     default,
                     description,
                 },
+                "password" => Parameter::Password {
+                    name,
+                    default,
+                    description,
+                },
                 "booleanParam" => Parameter::Boolean {
                     name,
                     default: default == "true",
@@ -384,7 +471,7 @@ impl Analyzer<'_> {
                     self.error(
                         p.pos,
                         format!(
-                            "unknown parameter type `{other}`: string, booleanParam, choice or text"
+                            "unknown parameter type `{other}`: string, booleanParam, choice, text or password"
                         ),
                     );
                     continue;

@@ -188,6 +188,34 @@ const SIGNATURES: &[Signature] = &[
         params: &[],
         positional: 0,
     },
+    Signature {
+        step: "lock",
+        params: &[
+            ("resource", Str),
+            ("label", Str),
+            ("quantity", Int),
+            ("inversePrecedence", Bool),
+            ("skipIfLocked", Bool),
+            ("variable", Str),
+        ],
+        positional: 1,
+    },
+    Signature {
+        step: "publishHTML",
+        params: &[
+            ("reportDir", Str),
+            ("reportFiles", Str),
+            ("reportName", Str),
+            ("reportTitles", Str),
+            ("allowMissing", Bool),
+            ("alwaysLinkToLastBuild", Bool),
+            ("keepAll", Bool),
+            ("includes", Str),
+            ("escapeUnderscores", Bool),
+            ("useWrapperFileDirectly", Bool),
+        ],
+        positional: 0,
+    },
 ];
 
 /// The name in `known` nearest `name`, when close enough to be a typo.

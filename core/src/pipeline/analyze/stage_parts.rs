@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::super::model::*;
-use super::super::syntax::Node;
+use super::super::syntax::{Node, Value};
 use super::{Analyzer, STEPS, text_of};
 
 impl Analyzer<'_> {
@@ -54,6 +54,31 @@ impl Analyzer<'_> {
                 }
             },
             "changeRequest" => self.change_request(node),
+            "changelog" => match first.or_else(|| node.args.named("pattern").and_then(text_of)) {
+                Some(pattern) => match regex::Regex::new(&pattern) {
+                    Ok(_) => Some(When::Changelog { pattern }),
+                    Err(err) => {
+                        let detail = err.to_string();
+                        let detail = detail.lines().last().unwrap_or_default().trim_start_matches("error: ").to_owned();
+                        self.error(node.pos, format!("changelog `{pattern}` is not a regular expression ({detail})"));
+                        None
+                    }
+                },
+                None => {
+                    self.error(node.pos, "changelog needs a regular expression, e.g. changelog '.*\\[deploy\\].*'");
+                    None
+                }
+            },
+            "changeset" => match first.or_else(|| node.args.named("pattern").and_then(text_of)) {
+                Some(pattern) => Some(When::Changeset {
+                    pattern,
+                    case_sensitive: matches!(node.args.named("caseSensitive"), Some(Value::Bool(true, _))),
+                }),
+                None => {
+                    self.error(node.pos, "changeset needs a file pattern, e.g. changeset 'src/**'");
+                    None
+                }
+            },
             "buildingTag" => Some(When::BuildingTag),
             "isRestartedRun" => Some(When::IsRestartedRun),
             "triggeredBy" => match first.or_else(|| node.args.named("cause").and_then(text_of)) {
@@ -248,6 +273,7 @@ impl Analyzer<'_> {
     pub(super) fn matrix(&mut self, node: &Node) -> Option<StageBody> {
         let block = node.block.as_deref().unwrap_or_default();
         let axes_of = |a: &mut Self, n: &Node, what: &str| -> Vec<Axis> {
+            let excluding = what.starts_with("excluded");
             let mut axes = Vec::new();
             for axis in n.block.iter().flatten().filter(|x| x.name == "axis") {
                 let inner = axis.block.as_deref().unwrap_or_default();
@@ -256,13 +282,37 @@ impl Analyzer<'_> {
                     .find(|x| x.name == "name")
                     .and_then(|x| x.args.positional.first())
                     .and_then(text_of);
-                let values: Vec<String> = inner
+                let listed = inner
                     .iter()
-                    .find(|x| x.name == "values")
+                    .find(|x| x.name == "values" || x.name == "notValues");
+                let negated = listed.is_some_and(|x| x.name == "notValues");
+                if negated && !excluding {
+                    a.error(
+                        axis.pos,
+                        "`notValues` belongs in an `exclude`; an axis lists its `values`",
+                    );
+                }
+                for x in inner {
+                    if !matches!(x.name.as_str(), "name" | "values" | "notValues") {
+                        a.error(
+                            x.pos,
+                            format!(
+                                "unknown field `{}` in {what}: name, values{}",
+                                x.name,
+                                if excluding { ", notValues" } else { "" }
+                            ),
+                        );
+                    }
+                }
+                let values: Vec<String> = listed
                     .map(|x| x.args.positional.iter().filter_map(text_of).collect())
                     .unwrap_or_default();
                 match name {
-                    Some(name) if !values.is_empty() => axes.push(Axis { name, values }),
+                    Some(name) if !values.is_empty() => axes.push(Axis {
+                        name,
+                        values,
+                        negated,
+                    }),
                     Some(name) => a.error(axis.pos, format!("{what} `{name}` has no values")),
                     None => a.error(axis.pos, format!("{what} needs a name")),
                 }
@@ -381,6 +431,12 @@ impl Analyzer<'_> {
                 script: Some(Script(body)),
             });
         }
+        if node.name == "step" {
+            return self.class_step(node);
+        }
+        if node.name == "publishHTML" {
+            return self.publish_html(node);
+        }
         if node.assign.is_some() {
             self.error(
                 node.pos,
@@ -439,6 +495,111 @@ impl Analyzer<'_> {
             pos: node.pos,
             args: node.args.clone(),
             steps,
+            script: None,
+        })
+    }
+}
+
+impl Analyzer<'_> {
+    /// `step([$class: 'ArtifactArchiver', artifacts: '…'])` and `JUnitResultArchiver`: the
+    /// old forms of `archiveArtifacts` and `junit`, run as those.
+    fn class_step(&mut self, node: &Node) -> Option<Step> {
+        let entries: Vec<(String, Value)> = match node.args.positional.first() {
+            Some(Value::Map(entries, _)) if node.args.positional.len() == 1 => entries.clone(),
+            None => node.args.named.clone(),
+            _ => {
+                self.error(
+                    node.pos,
+                    "`step` takes a map: step([$class: 'ArtifactArchiver', artifacts: 'dist/**'])",
+                );
+                return None;
+            }
+        };
+        let class = entries
+            .iter()
+            .find(|(k, _)| k == "$class")
+            .and_then(|(_, v)| text_of(v));
+        let name = match class.as_deref() {
+            Some("ArtifactArchiver") => "archiveArtifacts",
+            Some("JUnitResultArchiver") => "junit",
+            Some(other) => {
+                self.error(node.pos, format!("step([$class: '{other}']) is not supported: Sluice runs ArtifactArchiver and JUnitResultArchiver"));
+                return None;
+            }
+            None => {
+                self.error(node.pos, "`step` needs `$class:`, e.g. step([$class: 'ArtifactArchiver', artifacts: 'dist/**'])");
+                return None;
+            }
+        };
+        let call = Node {
+            name: name.to_owned(),
+            args: super::super::syntax::Args {
+                positional: Vec::new(),
+                named: entries.into_iter().filter(|(k, _)| k != "$class").collect(),
+            },
+            ..node.clone()
+        };
+        self.check_signature(&call);
+        let key = if name == "junit" {
+            "testResults"
+        } else {
+            "artifacts"
+        };
+        if call.args.named(key).is_none() {
+            self.error(
+                node.pos,
+                format!(
+                    "step([$class: '{}']) needs `{key}:`",
+                    class.unwrap_or_default()
+                ),
+            );
+            return None;
+        }
+        Some(Step {
+            name: call.name,
+            pos: call.pos,
+            args: call.args,
+            steps: Vec::new(),
+            script: None,
+        })
+    }
+
+    /// `publishHTML(target: [reportDir: 'coverage', reportFiles: 'index.html', reportName:
+    /// 'Coverage'])`, also `publishHTML([…])`: the report's files, archived.
+    fn publish_html(&mut self, node: &Node) -> Option<Step> {
+        let entries = match (node.args.named("target"), node.args.positional.first()) {
+            (Some(Value::Map(entries, _)), _) | (None, Some(Value::Map(entries, _))) => {
+                entries.clone()
+            }
+            (None, None) => node.args.named.clone(),
+            _ => {
+                self.error(node.pos, "`publishHTML` takes target: [reportDir: '…', reportFiles: 'index.html', reportName: '…']");
+                return None;
+            }
+        };
+        let call = Node {
+            args: super::super::syntax::Args {
+                positional: Vec::new(),
+                named: entries,
+            },
+            ..node.clone()
+        };
+        self.check_signature(&call);
+        if call.args.named("reportDir").is_none() {
+            self.error(
+                node.pos,
+                "`publishHTML` needs `reportDir:` (the directory holding the report)",
+            );
+            return None;
+        }
+        for (_, v) in &call.args.named {
+            self.check_value(v);
+        }
+        Some(Step {
+            name: call.name,
+            pos: call.pos,
+            args: call.args,
+            steps: Vec::new(),
             script: None,
         })
     }
