@@ -371,3 +371,54 @@ async fn fail_fast_parallel_stages_stop_the_other_branches() {
         b.assert_not_logged(&["slow-finished"]);
     }
 }
+
+/// Groovy outside `pipeline { }`, as many Jenkinsfiles have it: helper methods (typed
+/// parameters, a default, recursion, one calling another) and a variable, used from `script`
+/// blocks and `when { expression }`.
+#[tokio::test]
+async fn methods_and_variables_outside_the_pipeline_are_callable_from_scripts() {
+    let b = built(
+        r#"#!/usr/bin/env groovy
+def appName = 'shop'
+
+def notify(String status, String channel = '#builds') {
+    echo "${appName} ${status} to ${channel}"
+}
+
+String versionOf(String raw) {
+    return raw.trim() + '-' + env.BUILD_NUMBER
+}
+
+def fact(int n) { n <= 1 ? 1 : n * fact(n - 1) }
+
+boolean shouldShip() { return fact(3) == 6 }
+
+pipeline {
+    agent any
+    stages {
+        stage('Use') {
+            steps {
+                script {
+                    notify('started')
+                    notify('paged', '#ops')
+                    echo "version=${versionOf(' 1.2 ')} fact=${fact(5)}"
+                }
+            }
+        }
+        stage('Ship') {
+            when { expression { shouldShip() } }
+            steps { echo 'SHIPPED' }
+        }
+    }
+}
+"#,
+    )
+    .await;
+    b.assert_status("succeeded");
+    b.assert_logged(&[
+        "shop started to #builds",
+        "shop paged to #ops",
+        &format!("version=1.2-{} fact=120", b.number),
+        "SHIPPED",
+    ]);
+}

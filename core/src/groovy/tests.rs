@@ -580,3 +580,30 @@ fn a_call_without_parentheses_can_be_assigned() {
     );
     assert_eq!(lines, ["0 inner"]);
 }
+
+#[test]
+fn comparators_formats_and_static_methods() {
+    let lines = echoed(
+        r#"
+def people = [[name: 'bo', age: 41], [name: 'al', age: 29], [name: 'cy', age: 35]]
+echo people.sort { a, b -> a.age <=> b.age }*.name.join(',')
+echo people.sort { it.name }.collect { it.name }.join(',')
+def letters = ['b', 'c', 'a']
+echo letters.sort { x, y -> y <=> x }.join('')
+echo String.format('%s-%03d', 'build', 7)
+echo String.format('%.2f%%', 12.345)
+echo "${Integer.parseInt(' 42 ') + 1} ${Math.max(3, 9)} ${String.valueOf(5).size()}"
+"#,
+    );
+    assert_eq!(
+        lines,
+        [
+            "al,cy,bo",
+            "al,bo,cy",
+            "cba",
+            "build-007",
+            "12.35%",
+            "43 9 1"
+        ]
+    );
+}

@@ -350,4 +350,7 @@ pub struct Pipeline {
     pub triggers: Vec<String>,
     pub stages: Vec<Stage>,
     pub post: Post,
+    /// The Groovy outside `pipeline { }` (method definitions, variables), run before the
+    /// first stage in the binding every `script` block shares.
+    pub prelude: Option<Script>,
 }

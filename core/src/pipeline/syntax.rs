@@ -113,12 +113,38 @@ pub fn parse(src: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<Node>> {
             parser.i += 1;
             continue;
         }
+        // Outside `pipeline { }` a Jenkinsfile is Groovy: method definitions and variables
+        // the pipeline's `script` blocks use.
+        if parser.at_groovy_definition() {
+            let pos = parser.pos();
+            let parsed = groovy::statement(&parser.tokens, parser.i, 0, parser.diags);
+            parser.i = parsed.next.max(parser.i + 1).min(parser.tokens.len() - 1);
+            if parsed.too_deep {
+                parser.too_deep = Some(parser.diags.len());
+                parser.i = parser.tokens.len() - 1;
+                continue;
+            }
+            if let Some(stmt) = parsed.value {
+                nodes.push(Node {
+                    name: GROOVY_NODE.to_owned(),
+                    pos,
+                    args: Args::default(),
+                    block: None,
+                    assign: None,
+                    script: Some(Arc::new(vec![stmt])),
+                });
+            }
+            continue;
+        }
         match parser.statement() {
             Some(node) => nodes.push(node),
             None => parser.recover(),
         }
     }
 }
+
+/// The name of a top-level node holding a Groovy statement from outside `pipeline { }`.
+pub const GROOVY_NODE: &str = "(groovy)";
 
 struct Parser<'d> {
     tokens: Vec<Token>,
@@ -132,6 +158,33 @@ struct Parser<'d> {
 }
 
 impl Parser<'_> {
+    /// A top-level Groovy definition: `def …`, `void name(…)`, `String name …`, a modifier,
+    /// an annotation or an import (the last two are refused by the Groovy parser, by name).
+    fn at_groovy_definition(&self) -> bool {
+        match self.tok() {
+            Tok::Other(at) => at == "@",
+            Tok::Word(w) => {
+                matches!(
+                    w.as_str(),
+                    "def"
+                        | "void"
+                        | "private"
+                        | "public"
+                        | "protected"
+                        | "static"
+                        | "final"
+                        | "import"
+                ) || (w.starts_with(|c: char| c.is_ascii_uppercase())
+                    || matches!(w.as_str(), "int" | "long" | "boolean" | "double"))
+                    && matches!(
+                        self.tokens.get(self.i + 1).map(|t| &t.tok),
+                        Some(Tok::Word(_))
+                    )
+            }
+            _ => false,
+        }
+    }
+
     fn tok(&self) -> &Tok {
         &self.tokens[self.i.min(self.tokens.len() - 1)].tok
     }

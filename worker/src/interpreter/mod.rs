@@ -444,7 +444,15 @@ impl JenkinsExecutor {
             cancel,
             cell: None,
         };
-        let flow = match runner.environment(&top, &pipeline.environment).await {
+        let prelude = match &pipeline.prelude {
+            Some(script) => runner.prelude(script, &top).await,
+            None => Ok(()),
+        };
+        let environment = match prelude {
+            Ok(()) => runner.environment(&top, &pipeline.environment).await,
+            Err(stop) => Err(stop),
+        };
+        let flow = match environment {
             Ok(env) => {
                 let scope = Scope { env, ..top.clone() };
                 let flow = runner

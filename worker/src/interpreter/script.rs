@@ -103,6 +103,16 @@ impl Runner<'_> {
             .map_err(stop_of)
     }
 
+    /// The Groovy outside `pipeline { }`: defines its methods and variables in the binding
+    /// the `script` blocks share.
+    pub(crate) async fn prelude(&self, script: &Script, scope: &Scope) -> Flow {
+        self.interp()
+            .run(&script.0, scope.clone())
+            .await
+            .map(|_| ())
+            .map_err(stop_of)
+    }
+
     /// `when { expression { … } }`: Groovy truth of its value.
     pub(crate) async fn expression(&self, script: &Script, scope: &Scope) -> Result<bool, Stop> {
         self.interp()

@@ -223,15 +223,56 @@ impl<'a, H: Host> Cx<'a, H> {
                 acc
             }
             "sort" | "max" | "min" | "toSorted" => {
-                // Keys first (a one-parameter closure), then a stable sort by them.
+                // A two-parameter closure is a comparator: a merge sort asking it (stable,
+                // n log n calls, each counted against the budget).
                 if c.def.params.len() == 2 {
-                    return err(
-                        pos,
-                        "groovy.lang.MissingMethodException",
-                        format!(
-                            "{name} with a two-parameter comparator is not supported: use a closure returning the key, e.g. {name} {{ it.size() }}"
-                        ),
-                    );
+                    let mut sorted: Vec<Value> = items;
+                    let mut width = 1;
+                    while width < sorted.len() {
+                        let mut merged = Vec::with_capacity(sorted.len());
+                        for chunk in sorted.chunks(2 * width) {
+                            let (left, right) = chunk.split_at(width.min(chunk.len()));
+                            let (mut i, mut j) = (0, 0);
+                            while i < left.len() && j < right.len() {
+                                self.tick(pos).await?;
+                                let order = self
+                                    .call_closure(
+                                        &c,
+                                        vec![left[i].clone(), right[j].clone()],
+                                        d,
+                                        pos,
+                                    )
+                                    .await?;
+                                let right_first = match order {
+                                    Value::Int(n) => n > 0,
+                                    Value::Float(f) => f > 0.0,
+                                    Value::Bool(b) => b,
+                                    _ => false,
+                                };
+                                if right_first {
+                                    merged.push(right[j].clone());
+                                    j += 1;
+                                } else {
+                                    merged.push(left[i].clone());
+                                    i += 1;
+                                }
+                            }
+                            merged.extend_from_slice(&left[i..]);
+                            merged.extend_from_slice(&right[j..]);
+                        }
+                        sorted = merged;
+                        width *= 2;
+                    }
+                    return Ok(match name {
+                        "max" => sorted.pop().unwrap_or(Value::Null),
+                        "min" => sorted.into_iter().next().unwrap_or(Value::Null),
+                        _ => {
+                            if let (Value::List(l), "sort") = (&recv, name) {
+                                *l.lock() = sorted.clone();
+                            }
+                            Value::list(sorted)
+                        }
+                    });
                 }
                 let mut keyed = Vec::with_capacity(items.len());
                 for item in items {

@@ -120,8 +120,40 @@ impl<'a, H: Host> Cx<'a, H> {
                     safe,
                     spread,
                 } => {
+                    let static_class = match target.as_deref() {
+                        Some(Expr {
+                            kind: ExprKind::Var(class),
+                            ..
+                        }) if methods::statics::CLASSES.contains(&class.as_str())
+                            && frame.get(class).is_none() =>
+                        {
+                            Some(class.as_str())
+                        }
+                        _ => None,
+                    };
                     let v = match target {
                         None => self.call_function(name, args, frame, d, pos).await?,
+                        Some(_) if static_class.is_some() => {
+                            let class = static_class.unwrap_or_default();
+                            let values: Vec<Value> = self
+                                .args(args, frame, d)
+                                .await?
+                                .into_iter()
+                                .map(|(_, v)| v)
+                                .collect();
+                            match methods::statics::call(class, name, &values) {
+                                Some(result) => result.map_err(|m| fail(pos, m))?,
+                                None => {
+                                    return err(
+                                        pos,
+                                        "groovy.lang.MissingMethodException",
+                                        format!(
+                                            "No signature of method: {class}.{name}() (the subset knows String.format/valueOf/join, Integer.parseInt/valueOf, Long.parseLong, Double.parseDouble, Boolean.parseBoolean and Math.max/min/abs/ceil/floor/round/pow)"
+                                        ),
+                                    );
+                                }
+                            }
+                        }
                         Some(t) => {
                             let recv = self.eval(t, frame, d).await?;
                             let args = self.args(args, frame, d).await?;

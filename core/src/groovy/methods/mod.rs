@@ -5,6 +5,7 @@
 
 mod access;
 mod collections;
+pub mod statics;
 mod strings;
 
 use access::obj_method;

@@ -87,6 +87,22 @@ pub fn block(
     p.finish(value)
 }
 
+/// Parses one statement starting at `tokens[at]` (a Jenkinsfile's Groovy outside
+/// `pipeline { }`: method definitions, variables).
+pub fn statement(
+    tokens: &[Token],
+    at: usize,
+    depth: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Parsed<Stmt> {
+    let mut p = Parser::new(tokens, at, depth, diags);
+    let value = p.statement();
+    if value.is_none() {
+        p.recover();
+    }
+    p.finish(value)
+}
+
 /// Parses one expression starting at `tokens[at]`: a newline ends it (outside brackets).
 pub fn expression(
     tokens: &[Token],

@@ -85,6 +85,7 @@ impl Parser<'_, '_> {
                 self.error_here("annotations such as `@Grab` or `@Library` load code from outside the Jenkinsfile, which the Groovy subset does not run");
                 return None;
             }
+            Tok::Word(_) if self.at_method_definition() => self.method_definition()?,
             Tok::Word(w) => {
                 if let Some((_, what)) = REFUSED.iter().find(|(k, _)| *k == w) {
                     self.error_here(format!(
@@ -436,6 +437,173 @@ impl Parser<'_, '_> {
                 self.peek_at(k + 1),
                 Tok::Assign | Tok::Newline | Tok::Semi | Tok::Eof | Tok::RBrace
             )
+    }
+
+    /// `def name(…) {`, `String name(String a, int b) {`, `private static void name() {`:
+    /// two or more words (modifiers, a type, the name), parentheses, then a block.
+    fn at_method_definition(&self) -> bool {
+        let Tok::Word(first) = self.peek_at(0) else {
+            return false;
+        };
+        let starts = matches!(
+            first.as_str(),
+            "def" | "void" | "private" | "public" | "protected" | "static" | "final"
+        ) || TYPES.contains(&first.as_str())
+            || first.starts_with(|c: char| c.is_ascii_uppercase());
+        if !starts {
+            return false;
+        }
+        let mut k = 0;
+        let mut words = 0;
+        loop {
+            match self.peek_at(k) {
+                Tok::Word(_) => words += 1,
+                // Generic types: `List<String> names(…)`.
+                Tok::Other(o) if o == "<" || o == ">" || o == "," => {}
+                Tok::LParen if words >= 2 => break,
+                _ => return false,
+            }
+            k += 1;
+        }
+        let mut depth = 0;
+        loop {
+            match self.peek_at(k) {
+                Tok::LParen => depth += 1,
+                Tok::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Tok::Eof => return false,
+                _ => {}
+            }
+            k += 1;
+        }
+        k += 1;
+        while matches!(self.peek_at(k), Tok::Newline) {
+            k += 1;
+        }
+        matches!(self.peek_at(k), Tok::LBrace)
+    }
+
+    /// A method definition, run as a closure assigned to its name in the script's binding,
+    /// so `script` blocks and other methods can call it.
+    fn method_definition(&mut self) -> Option<StmtKind> {
+        let pos = self.pos();
+        let mut name = String::new();
+        while !self.at(&Tok::LParen) {
+            if let Tok::Word(w) = self.advance().tok {
+                name = w;
+            }
+        }
+        self.advance(); // `(`
+        let mut params = Vec::new();
+        let mut defaults = Vec::new();
+        let mut last_word = None;
+        loop {
+            match self.advance().tok {
+                Tok::Word(w) => last_word = Some(w),
+                Tok::Comma | Tok::RParen => {
+                    if let Some(p) = last_word.take() {
+                        params.push(p);
+                    }
+                    if self.tokens[self.i.saturating_sub(1)].tok == Tok::RParen {
+                        break;
+                    }
+                }
+                // `String channel = '#builds'`: a missing argument takes the default.
+                Tok::Assign => {
+                    let Some(param) = last_word.take() else {
+                        self.error_here(format!(
+                            "expected a parameter name before `=` in `{name}`"
+                        ));
+                        return None;
+                    };
+                    let value = self.expr()?;
+                    defaults.push((param.clone(), value));
+                    params.push(param);
+                    if self.at(&Tok::Comma) {
+                        self.advance();
+                    } else if self.at(&Tok::RParen) {
+                        self.advance();
+                        break;
+                    }
+                }
+                Tok::Other(o) if matches!(o.as_str(), "<" | ">" | "[" | "]") => {}
+                Tok::LBracket | Tok::RBracket => {}
+                other => {
+                    self.error_here(format!(
+                        "expected a parameter of `{name}`, found {}",
+                        other.describe()
+                    ));
+                    return None;
+                }
+            }
+        }
+        self.skip_newlines();
+        let mut body = self.braced_block()?;
+        // Defaults fill the parameters left null (an argument not given).
+        let filled = defaults.into_iter().map(|(param, value)| {
+            let var = |p: Pos| Expr {
+                kind: ExprKind::Var(param.clone()),
+                pos: p,
+            };
+            let vpos = value.pos;
+            Stmt {
+                kind: StmtKind::If {
+                    cond: Expr {
+                        kind: ExprKind::Binary {
+                            op: BinOp::Eq,
+                            left: Box::new(var(vpos)),
+                            right: Box::new(Expr {
+                                kind: ExprKind::Null,
+                                pos: vpos,
+                            }),
+                        },
+                        pos: vpos,
+                    },
+                    then: vec![Stmt {
+                        kind: StmtKind::Expr(Expr {
+                            kind: ExprKind::Assign {
+                                target: Box::new(var(vpos)),
+                                op: None,
+                                value: Box::new(value),
+                            },
+                            pos: vpos,
+                        }),
+                        pos: vpos,
+                    }],
+                    other: None,
+                },
+                pos: vpos,
+            }
+        });
+        body.splice(0..0, filled);
+        let closure = ClosureDef {
+            // No parameters would mean the implicit `it`; a method without any takes none.
+            params: if params.is_empty() {
+                vec!["_".to_owned()]
+            } else {
+                params
+            },
+            body,
+            pos,
+        };
+        Some(StmtKind::Expr(Expr {
+            kind: ExprKind::Assign {
+                target: Box::new(Expr {
+                    kind: ExprKind::Var(name),
+                    pos,
+                }),
+                op: None,
+                value: Box::new(Expr {
+                    kind: ExprKind::Closure(std::sync::Arc::new(closure)),
+                    pos,
+                }),
+            },
+            pos,
+        }))
     }
 
     pub(super) fn declaration(&mut self) -> Option<StmtKind> {

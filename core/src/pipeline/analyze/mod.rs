@@ -183,7 +183,24 @@ impl<'d> Analyzer<'d> {
     /// The top level: exactly one `pipeline { }` and nothing else.
     pub fn file(&mut self, nodes: &[Node]) -> Option<Pipeline> {
         let mut pipeline = None;
-        for node in nodes {
+        let mut prelude = Vec::new();
+        // Methods first, wherever they are in the file: Groovy defines them before it runs
+        // the script, so the pipeline and other methods may call them.
+        for node in nodes
+            .iter()
+            .filter(|n| n.name == super::syntax::GROOVY_NODE)
+        {
+            for stmt in node.script.iter().flat_map(|s| s.iter()) {
+                prelude.push(global(stmt.clone()));
+            }
+        }
+        if !prelude.is_empty() {
+            self.check_script(&prelude);
+        }
+        for node in nodes
+            .iter()
+            .filter(|n| n.name != super::syntax::GROOVY_NODE)
+        {
             if node.name == "pipeline" && node.block.is_some() && pipeline.is_none() {
                 pipeline = Some(node);
             } else if node.name == "pipeline" {
@@ -192,7 +209,7 @@ impl<'d> Analyzer<'d> {
                 self.error(
                     node.pos,
                     format!(
-                        "`{}` outside `pipeline {{ … }}` is Groovy, which Sluice does not run",
+                        "`{}` outside `pipeline {{ … }}`: only method definitions and `def` variables may sit beside the pipeline (scripted pipelines are not run)",
                         node.name
                     ),
                 );
@@ -206,7 +223,9 @@ impl<'d> Analyzer<'d> {
             );
             return None;
         };
-        self.pipeline(node)
+        let mut p = self.pipeline(node)?;
+        p.prelude = (!prelude.is_empty()).then(|| Script(std::sync::Arc::new(prelude)));
+        Some(p)
     }
 
     pub(super) fn pipeline(&mut self, node: &Node) -> Option<Pipeline> {
@@ -219,6 +238,7 @@ impl<'d> Analyzer<'d> {
             triggers: Vec::new(),
             stages: Vec::new(),
             post: Post::default(),
+            prelude: None,
         };
         let mut seen_stages = false;
         let mut seen = HashSet::new();
@@ -422,5 +442,34 @@ impl<'d> Analyzer<'d> {
             stage.body = body;
         }
         Some(stage)
+    }
+}
+
+/// A top-level `def NAME = value` is the script's variable, which the pipeline's closures (and
+/// so its `script` blocks) see: it goes into the shared binding.
+fn global(stmt: crate::groovy::ast::Stmt) -> crate::groovy::ast::Stmt {
+    use crate::groovy::ast::{Expr, ExprKind, Stmt, StmtKind};
+    match stmt.kind {
+        StmtKind::Def {
+            names,
+            value: Some(value),
+        } if names.len() == 1 => Stmt {
+            kind: StmtKind::Expr(Expr {
+                kind: ExprKind::Assign {
+                    target: Box::new(Expr {
+                        kind: ExprKind::Var(names[0].clone()),
+                        pos: stmt.pos,
+                    }),
+                    op: None,
+                    value: Box::new(value),
+                },
+                pos: stmt.pos,
+            }),
+            pos: stmt.pos,
+        },
+        kind => Stmt {
+            kind,
+            pos: stmt.pos,
+        },
     }
 }
