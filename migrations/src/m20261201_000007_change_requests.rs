@@ -1,7 +1,7 @@
 //! Multibranch projects and change requests: a project's `branches` filter (JSON list of
 //! globs, every branch when null) and whether a fork's change request sees its secrets; each
 //! run's ref type (branch, tag or change request), the change request it builds (JSON), and
-//! its commit's message and author. And `lock('resource')`: which run of an org holds which
+//! its commit's message and author, and the display name and description its Groovy set. And `lock('resource')`: which run of an org holds which
 //! resource, one row per held resource.
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -45,6 +45,8 @@ enum Runs {
     Change,
     CommitMessage,
     CommitAuthor,
+    DisplayName,
+    Description,
 }
 
 #[async_trait::async_trait]
@@ -75,6 +77,14 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(Runs::Table)
                 .add_column(text_null(Runs::CommitAuthor))
+                .take(),
+            Table::alter()
+                .table(Runs::Table)
+                .add_column(text_null(Runs::DisplayName))
+                .take(),
+            Table::alter()
+                .table(Runs::Table)
+                .add_column(text_null(Runs::Description))
                 .take(),
         ];
         for column in columns {
@@ -123,6 +133,8 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(ResourceLocks::Table).take())
             .await?;
         let columns = [
+            (Runs::Table.into_iden(), Runs::Description.into_iden()),
+            (Runs::Table.into_iden(), Runs::DisplayName.into_iden()),
             (Runs::Table.into_iden(), Runs::CommitAuthor.into_iden()),
             (Runs::Table.into_iden(), Runs::CommitMessage.into_iden()),
             (Runs::Table.into_iden(), Runs::Change.into_iden()),

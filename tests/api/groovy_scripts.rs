@@ -378,7 +378,7 @@ async fn fail_fast_parallel_stages_stop_the_other_branches() {
 #[tokio::test]
 async fn methods_and_variables_outside_the_pipeline_are_callable_from_scripts() {
     let b = built(
-        r#"#!/usr/bin/env groovy
+        r##"#!/usr/bin/env groovy
 def appName = 'shop'
 
 def notify(String status, String channel = '#builds') {
@@ -401,6 +401,8 @@ pipeline {
                 script {
                     notify('started')
                     notify('paged', '#ops')
+                    currentBuild.displayName = "#${env.BUILD_NUMBER} ${versionOf('2.0')}"
+                    currentBuild.description = "Built ${appName}"
                     echo "version=${versionOf(' 1.2 ')} fact=${fact(5)}"
                 }
             }
@@ -411,10 +413,14 @@ pipeline {
         }
     }
 }
-"#,
+"##,
     )
     .await;
     b.assert_status("succeeded");
+    // What the script set is kept with the run, for the API, the page and the Jenkins API.
+    let name = format!("#{n} 2.0-{n}", n = b.number);
+    assert_eq!(b.run["display_name"], name.as_str(), "{}", b.run);
+    assert_eq!(b.run["description"], "Built shop", "{}", b.run);
     b.assert_logged(&[
         "shop started to #builds",
         "shop paged to #ops",

@@ -79,6 +79,16 @@ impl RunEvents for DbEvents {
             .map_err(|e| e.to_string())
     }
 
+    async fn shown(&self, display_name: Option<&str>, description: Option<&str>) {
+        let name = display_name.map(|n| self.mask(n));
+        let text = description.map(|d| self.mask(d));
+        if let Err(err) =
+            execution::set_shown(&self.db, self.run_id, name.as_deref(), text.as_deref()).await
+        {
+            tracing::warn!(run = self.run_id, error = %err, "recording the display name failed");
+        }
+    }
+
     fn also_mask(&self, values: Vec<String>) {
         self.sink.also_mask(values);
     }

@@ -94,6 +94,8 @@ pub trait RunEvents: Send + Sync {
     ) -> Result<Result<(), Option<sluice_core::store::locks::Holder>>, String>;
     /// Gives `resource` back.
     async fn unlock(&self, resource: &str);
+    /// What the run's Groovy set as `currentBuild.displayName` and `.description`.
+    async fn shown(&self, display_name: Option<&str>, description: Option<&str>);
     /// Masks these values in the log from now on (password parameters).
     fn also_mask(&self, values: Vec<String>);
     /// The checkout found the run's commit: recorded with its message, author and ref type.

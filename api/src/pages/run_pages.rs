@@ -32,6 +32,9 @@ pub struct RunRow {
     pub subject: String,
     pub author: String,
     pub change: Option<ChangeRequest>,
+    /// What the run's Groovy set as `currentBuild.displayName` and `.description`.
+    pub display_name: Option<String>,
+    pub description: Option<String>,
     pub trigger: String,
     pub duration: String,
     pub queued: String,
@@ -78,6 +81,8 @@ fn row(r: &run::Model) -> RunRow {
             .to_owned(),
         author: r.commit_author.clone().unwrap_or_default(),
         change,
+        display_name: r.display_name.clone(),
+        description: r.description.clone(),
         commit: r
             .commit_sha
             .as_deref()

@@ -49,6 +49,8 @@ fn build_json(base: &str, org: &str, project: &str, r: &run::Model) -> Value {
         "inProgress": matches!(status, RunStatus::Queued | RunStatus::Running | RunStatus::Waiting),
         "duration": duration,
         "timestamp": r.started_at.unwrap_or(r.queued_at).timestamp_millis(),
+        "displayName": r.display_name.clone().unwrap_or_else(|| format!("#{}", r.number)),
+        "description": r.description,
         "url": format!("{}{}/", job_url(base, org, project), r.number),
     })
 }

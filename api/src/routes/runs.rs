@@ -75,6 +75,11 @@ pub struct RunView {
     /// The pull or merge request a change-request run builds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeRequest>,
+    /// What the run's Groovy set as `currentBuild.displayName` and `.description`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub trigger: String,
     pub params: BTreeMap<String, String>,
     pub queued_at: DateTime<Utc>,
@@ -173,6 +178,8 @@ impl RunView {
             commit_message: r.commit_message,
             commit_author: r.commit_author,
             change: r.change.as_deref().and_then(ChangeRequest::from_json),
+            display_name: r.display_name,
+            description: r.description,
             trigger: r.trigger,
             params: serde_json::from_str(&r.params).unwrap_or_default(),
             queued_at: r.queued_at,

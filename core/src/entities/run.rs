@@ -44,6 +44,9 @@ pub struct Model {
     /// The commit's message and author, from the webhook or the checkout.
     pub commit_message: Option<String>,
     pub commit_author: Option<String>,
+    /// `currentBuild.displayName` and `.description` as the run's Groovy set them.
+    pub display_name: Option<String>,
+    pub description: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

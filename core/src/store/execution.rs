@@ -270,6 +270,27 @@ pub async fn set_commit(
     Ok(())
 }
 
+/// What the run's Groovy set as `currentBuild.displayName` and `.description`.
+pub async fn set_shown(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    display_name: Option<&str>,
+    description: Option<&str>,
+) -> Result<()> {
+    use crate::store::runs::clip;
+    let mut update = run::Entity::update_many().filter(run::Column::Id.eq(run_id));
+    if let Some(name) = display_name {
+        update = update.col_expr(run::Column::DisplayName, Expr::value(clip(name, 255)));
+    }
+    if let Some(text) = description {
+        update = update.col_expr(run::Column::Description, Expr::value(clip(text, 4096)));
+    }
+    if display_name.is_some() || description.is_some() {
+        update.exec(db).await?;
+    }
+    Ok(())
+}
+
 /// The stages of several runs, by run id, each in start order.
 pub async fn stages_of(
     db: &impl ConnectionTrait,

@@ -478,6 +478,10 @@ impl JenkinsExecutor {
                 .and_then(|n| n.first().cloned())
                 .unwrap_or_default(),
         };
+        let shown = runner.shown.lock().map(|s| s.clone()).unwrap_or_default();
+        events
+            .shown(shown.display_name.as_deref(), shown.description.as_deref())
+            .await;
         match runner.result() {
             Res::Success => Outcome::Succeeded,
             Res::Unstable => Outcome::Unstable(reason),
