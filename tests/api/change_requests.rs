@@ -185,10 +185,20 @@ async fn a_forks_pull_request_runs_as_a_change_request_without_secrets() {
     );
 
     // A branch of the project's own repository, pushed: a branch build with the secrets.
+    // Its Jenkinsfile adds a schedule, which a branch other than the default does not apply.
     git(repo.dir.path(), &["checkout", "--quiet", "-b", "fix-login"]);
+    std::fs::write(
+        repo.dir.path().join("Jenkinsfile"),
+        PIPELINE.replacen(
+            "agent any",
+            "agent any\n    triggers { cron('H 5 * * *') }",
+            1,
+        ),
+    )
+    .unwrap();
     git(
         repo.dir.path(),
-        &["commit", "--quiet", "--allow-empty", "-m", "on a branch"],
+        &["commit", "--quiet", "-am", "on a branch"],
     );
     let sha = head(&repo);
     let (status, answer) =
@@ -204,6 +214,13 @@ async fn a_forks_pull_request_runs_as_a_change_request_without_secrets() {
         (Some("fix-login"), Some("branch"))
     );
     assert!(log.contains("branch build of fix-login"), "{log}");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM projects WHERE pipeline_cron IS NOT NULL")
+            .await
+            .as_deref(),
+        Some("0"),
+        "a branch's Jenkinsfile rescheduled the project"
+    );
     assert!(log.contains("published"), "{log}");
     assert!(!log.contains("review "), "{log}");
     assert!(!log.contains(SECRET), "{log}");

@@ -1,7 +1,8 @@
 //! The declarative forms of older and plugin-heavy Jenkinsfiles, run end to end on a real
 //! worker: `agent { node { … } }`, block steps as options, computed option values, the
 //! `password` parameter, `when { changelog, changeset }`, `step([$class: …])`, `publishHTML`,
-//! `lock` across runs, and matrix `excludes` with `notValues`.
+//! `lock` across runs, matrix `excludes` with `notValues`, and a cron trigger and build
+//! discarder computed from the run's environment.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ const ENDED: [&str; 4] = ["succeeded", "unstable", "failed", "cancelled"];
 
 const PIPELINE: &str = r#"pipeline {
     agent { node { label 'any'; customWorkspace 'ignored' } }
+    environment { KEEP = '3' }
+    triggers { cron(env.BRANCH_NAME == 'main' ? 'H 4 * * *' : '') }
     options {
+        buildDiscarder(logRotator(numToKeepStr: "${env.KEEP}"))
         timeout(time: "${params.MINUTES}", unit: 'MINUTES')
         withCredentials([string(credentialsId: 'DEPLOY_TOKEN', variable: 'TOKEN')])
         ansiColor('xterm')
@@ -94,6 +98,19 @@ async fn plugin_forms_run_as_jenkins_runs_them() {
     assert!(
         log.contains("DOCS CHANGED") && log.contains("DEPLOY ASKED"),
         "{log}"
+    );
+    // The computed cron and count, evaluated with the run's environment (on main).
+    assert_eq!(
+        app.scalar("SELECT pipeline_cron FROM projects WHERE slug = 'web'")
+            .await
+            .as_deref(),
+        Some("H 4 * * *")
+    );
+    assert_eq!(
+        app.scalar("SELECT build_keep FROM projects WHERE slug = 'web'")
+            .await
+            .as_deref(),
+        Some("3")
     );
     assert!(!log.contains("CODE CHANGED"), "{log}");
     // notValues: the arm64 cells of every OS but linux are left out.

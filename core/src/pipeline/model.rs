@@ -105,6 +105,10 @@ pub enum PipelineOption {
     BuildDiscarder {
         keep: u32,
     },
+    /// `logRotator(numToKeepStr: "${env.KEEP}")`: the count is computed when the run starts.
+    ComputedBuildDiscarder {
+        keep: Computed,
+    },
     /// Every `parallel` stage stops its other branches at the first failure.
     ParallelsAlwaysFailFast,
     /// Block steps used as options (`withCredentials([…])`, `ansiColor('xterm')`): they wrap
@@ -348,6 +352,9 @@ pub struct Pipeline {
     pub parameters: Vec<Parameter>,
     /// Cron specs with Jenkins' `H`.
     pub triggers: Vec<String>,
+    /// A cron spec computed when the run starts (`cron(env.BRANCH_NAME == 'main' ? 'H 4 * * *'
+    /// : '')`, `cron("${SCHEDULE}")`); an empty result means no schedule.
+    pub computed_cron: Option<Computed>,
     pub stages: Vec<Stage>,
     pub post: Post,
     /// The Groovy outside `pipeline { }` (method definitions, variables), run before the

@@ -1,7 +1,9 @@
 // The declarative forms older and plugin-heavy Jenkinsfiles use, written for this corpus.
 pipeline {
     agent { node { label 'linux'; customWorkspace 'workspace/app' } }
+    triggers { cron(env.BRANCH_NAME == 'main' ? 'H 4 * * 1-5' : '') }
     options {
+        buildDiscarder(logRotator(numToKeepStr: "${env.KEEP_RUNS}"))
         rateLimitBuilds(throttle: [count: 2, durationName: 'hour', userBoost: true])
         disableRestartFromStage()
         disableResume()

@@ -128,6 +128,8 @@ pub(crate) struct Runner<'a> {
     /// The built commit's message and the files it changed (`when { changelog, changeset }`).
     pub commit_message: String,
     pub changed_files: Vec<String>,
+    /// The run builds the project's default branch: its Jenkinsfile's declarations count.
+    pub on_default_branch: bool,
     pub params: values::Params,
     /// The build result so far (`catchError`, `unstable`, failing tests raise it).
     pub build: Mutex<Res>,
@@ -160,6 +162,72 @@ pub(crate) struct Shown {
 }
 
 impl Runner<'_> {
+    /// A computed `cron(…)` or `numToKeepStr`, evaluated now that the run's environment is
+    /// known, as Jenkins evaluates them when the Jenkinsfile runs; recorded with the rest of
+    /// what the Jenkinsfile declares. A value that does not work is logged and left out.
+    async fn declare_computed(&self, pipeline: &Pipeline, scope: &Scope) {
+        let keep = pipeline.options.iter().find_map(|o| match o {
+            PipelineOption::ComputedBuildDiscarder { keep } => Some(keep),
+            _ => None,
+        });
+        if (pipeline.computed_cron.is_none() && keep.is_none()) || !self.on_default_branch {
+            return;
+        }
+        let here = Origin::default();
+        let mut declared = declared(pipeline);
+        if let Some(expr) = &pipeline.computed_cron {
+            match self.computed(&expr.0, scope).await {
+                Ok(spec) if spec.trim().is_empty() => {
+                    self.events.log(
+                        &here,
+                        "[sluice] cron trigger: empty for this run, no schedule",
+                    );
+                }
+                Ok(spec) => {
+                    match sluice_core::pipeline::cron::Schedule::parse(spec.trim(), "check") {
+                        Ok(_) => {
+                            self.events
+                                .log(&here, &format!("[sluice] cron trigger: {}", spec.trim()));
+                            let mut lines: Vec<String> = pipeline.triggers.clone();
+                            lines.push(spec.trim().to_owned());
+                            declared.cron = Some(lines.join("\n"));
+                        }
+                        Err(err) => self.events.log_error(
+                            &here,
+                            &format!("[sluice] cron('{spec}') is left out: {err}"),
+                        ),
+                    }
+                }
+                Err(stop) => self.events.log_error(
+                    &here,
+                    &format!("[sluice] the cron trigger is left out: {}", stop.reason),
+                ),
+            }
+        }
+        if let Some(keep) = keep {
+            match self
+                .computed(&keep.0, scope)
+                .await
+                .map(|k| k.trim().parse::<i32>())
+            {
+                Ok(Ok(n)) if n >= 0 => {
+                    self.events
+                        .log(&here, &format!("[sluice] buildDiscarder keeps {n} runs"));
+                    declared.build_keep = Some(n);
+                }
+                Ok(_) => self.events.log_error(
+                    &here,
+                    "[sluice] numToKeepStr is not a whole number: no build discarder",
+                ),
+                Err(stop) => self.events.log_error(
+                    &here,
+                    &format!("[sluice] numToKeepStr is left out: {}", stop.reason),
+                ),
+            }
+        }
+        self.events.declared(declared).await;
+    }
+
     pub(crate) fn raise(&self, res: Res, note: &str) {
         if let Ok(mut build) = self.build.lock() {
             *build = (*build).max(res);
@@ -289,7 +357,15 @@ impl Executor for JenkinsExecutor {
                 .collect();
             return fail(events, errors.join("\n"));
         };
-        events.declared(declared(pipeline)).await;
+        // What the Jenkinsfile declares for the project (parameters, cron, concurrency,
+        // retention) comes from its default branch, as each branch of a Jenkins multibranch
+        // project has its own: another branch's, a tag's or a change request's Jenkinsfile
+        // runs, but does not reschedule the project.
+        let on_default_branch =
+            !is_tag && ctx.run.change.is_none() && git_ref == ctx.project.default_branch;
+        if on_default_branch {
+            events.declared(declared(pipeline)).await;
+        }
         if let Some(reason) = self.agents.refuse(pipeline, file) {
             return fail(events, reason);
         }
@@ -315,6 +391,7 @@ impl Executor for JenkinsExecutor {
         let outcome = match outcome {
             Ok(()) => {
                 let checked_out = CheckedOut {
+                    on_default_branch,
                     pipeline,
                     git_ref,
                     is_tag,
@@ -335,6 +412,7 @@ impl Executor for JenkinsExecutor {
 
 /// What the attempt has before its first step: the checked-out ref and its Jenkinsfile.
 struct CheckedOut<'a> {
+    on_default_branch: bool,
     pipeline: &'a Pipeline,
     git_ref: String,
     is_tag: bool,
@@ -353,6 +431,7 @@ impl JenkinsExecutor {
         checked_out: CheckedOut<'_>,
     ) -> Outcome {
         let CheckedOut {
+            on_default_branch,
             pipeline,
             git_ref,
             is_tag,
@@ -414,6 +493,7 @@ impl JenkinsExecutor {
             change,
             commit_message,
             changed_files,
+            on_default_branch,
             params: values::Params::new(run_params),
             build: Mutex::new(Res::Success),
             notes: Mutex::new(Vec::new()),
@@ -455,6 +535,7 @@ impl JenkinsExecutor {
         let flow = match environment {
             Ok(env) => {
                 let scope = Scope { env, ..top.clone() };
+                runner.declare_computed(pipeline, &scope).await;
                 let flow = runner
                     .guarded(
                         &pipeline.options,

@@ -239,6 +239,7 @@ impl<'d> Analyzer<'d> {
             stages: Vec::new(),
             post: Post::default(),
             prelude: None,
+            computed_cron: None,
         };
         let mut seen_stages = false;
         let mut seen = HashSet::new();
@@ -255,7 +256,11 @@ impl<'d> Analyzer<'d> {
                 "environment" => p.environment = self.environment(section),
                 "options" => p.options = self.options(section, false),
                 "parameters" => p.parameters = self.parameters(section),
-                "triggers" => p.triggers = self.triggers(section),
+                "triggers" => {
+                    let (crons, computed) = self.triggers(section);
+                    p.triggers = crons;
+                    p.computed_cron = computed;
+                }
                 "tools" => self.diags.push(Diagnostic::warning(
                     section.pos,
                     "`tools` is ignored: install tools in the agent image",

@@ -264,7 +264,7 @@ impl Analyzer<'_> {
                     Some(Value::GStr(..) | Value::Expr(..))
                 )
             };
-            if (opt.name == "timeout" && computed("time"))
+            if (opt.name == "timeout" && (computed("time") || computed("unit")))
                 || (opt.name == "retry" && computed("count"))
             {
                 self.check_signature(opt);
@@ -305,8 +305,22 @@ impl Analyzer<'_> {
                 "buildDiscarder" => match opt.args.positional.first() {
                     Some(Value::Call { name, args, pos }) if name == "logRotator" => {
                         let keep = args.named("numToKeepStr").or(args.named("numToKeep"));
-                        self.number(keep, "numToKeepStr", *pos)
-                            .map(|k| PipelineOption::BuildDiscarder { keep: k as u32 })
+                        match keep {
+                            Some(v @ (Value::Expr(..) | Value::GStr(..)))
+                                if matches!(v, Value::Expr(..))
+                                    || text_of(v).is_some_and(|s| s.contains("${")) =>
+                            {
+                                self.check_value(v);
+                                super::stage_parts::groovy_of(v).map(|e| {
+                                    PipelineOption::ComputedBuildDiscarder {
+                                        keep: Computed(std::sync::Arc::new(e)),
+                                    }
+                                })
+                            }
+                            _ => self
+                                .number(keep, "numToKeepStr", *pos)
+                                .map(|k| PipelineOption::BuildDiscarder { keep: k as u32 }),
+                        }
                     }
                     _ => {
                         self.error(opt.pos, "use buildDiscarder(logRotator(numToKeepStr: 'N'))");
@@ -482,8 +496,9 @@ impl Analyzer<'_> {
         params
     }
 
-    pub(super) fn triggers(&mut self, node: &Node) -> Vec<String> {
+    pub(super) fn triggers(&mut self, node: &Node) -> (Vec<String>, Option<Computed>) {
         let mut crons = Vec::new();
+        let mut computed = None;
         self.empty_section(
             node,
             "add a trigger such as cron('H 4 * * 1-5'), or remove the section",
@@ -504,7 +519,18 @@ impl Analyzer<'_> {
                 self.error(t.pos, format!("trigger `{}` appears twice", t.name));
                 continue;
             }
-            match (t.name.as_str(), t.args.positional.first().and_then(text_of)) {
+            let spec_value = t.args.positional.first().or(t.args.named("spec"));
+            if t.name == "cron"
+                && let Some(value @ (Value::Expr(..) | Value::GStr(..))) = spec_value
+                && (matches!(value, Value::Expr(..))
+                    || text_of(value).is_some_and(|s| s.contains("${")))
+            {
+                self.check_value(value);
+                computed =
+                    super::stage_parts::groovy_of(value).map(|e| Computed(std::sync::Arc::new(e)));
+                continue;
+            }
+            match (t.name.as_str(), spec_value.and_then(text_of)) {
                 ("cron", Some(spec)) => match super::super::cron::Schedule::parse(&spec, "lint") {
                     Ok(_) => crons.push(spec),
                     Err(e) => {
@@ -521,6 +547,6 @@ impl Analyzer<'_> {
                 ),
             }
         }
-        crons
+        (crons, computed)
     }
 }

@@ -606,7 +606,7 @@ impl Analyzer<'_> {
 }
 
 /// A declarative value as a Groovy expression.
-fn groovy_of(v: &super::super::syntax::Value) -> Option<crate::groovy::ast::Expr> {
+pub(super) fn groovy_of(v: &super::super::syntax::Value) -> Option<crate::groovy::ast::Expr> {
     use super::super::syntax::Value;
     use crate::groovy::ast::{Expr, ExprKind};
     let pos = v.pos();
