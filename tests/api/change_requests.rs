@@ -553,6 +553,19 @@ async fn runs_from_the_api_the_ui_and_the_jenkins_api_record_their_commit() {
         (Some("pipeline"), Some("tag"))
     );
 
+    // The Jenkins API shows it where the git plugin does.
+    let (_, build) = app.get_as("/jenkins/acme/job/web/1/api/json", &owner).await;
+    assert_eq!(
+        build["actions"][0]["lastBuiltRevision"]["SHA1"],
+        second.as_str(),
+        "{build}"
+    );
+    assert_eq!(build["changeSets"][0]["items"][0]["msg"], "Second commit");
+    assert_eq!(
+        build["changeSets"][0]["items"][0]["author"]["fullName"],
+        "Test <test@example.com>"
+    );
+
     // The run page shows what was built.
     let (_, page) = app.page("/orgs/acme/projects/web/runs/1", &owner).await;
     assert!(

@@ -147,3 +147,75 @@ async fn a_gate_asks_for_its_parameters_and_the_stage_sees_the_answers() {
     let log = text_log(&app, &owner, second).await;
     assert!(log.contains("target=eu-west-1 size=large"), "{log}");
 }
+
+/// An `input` in matrix cells (or parallel branches): the cells ask one at a time, each gate
+/// naming its cell, and each cell goes on once its own gate is answered.
+#[tokio::test]
+async fn matrix_cells_with_an_input_ask_one_at_a_time() {
+    let app = spawn_app().await;
+    let jenkinsfile = r#"pipeline {
+    agent any
+    stages {
+        stage('Platforms') {
+            matrix {
+                axes { axis { name 'OS'; values 'linux', 'mac' } }
+                stages {
+                    stage('Ship') {
+                        input { message "Ship ${OS}?" }
+                        steps { sh 'echo "shipped $OS"' }
+                    }
+                }
+            }
+        }
+    }
+}
+"#;
+    let (owner, repo, secret) = setup(&app, jenkinsfile).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let number = push(&app, &secret, &repo).await;
+    let path = format!("/api/v1/orgs/acme/projects/web/runs/{number}");
+    let mut asked = Vec::new();
+    for _ in 0..2 {
+        // The next gate (a new id) once the previous one was answered.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let run = loop {
+            let run = wait_for_run(&app, &owner, &path, &["waiting", "failed", "succeeded"]).await;
+            let id = run["waiting_for"]["id"].clone();
+            if run["status"] != "waiting" || !asked.iter().any(|(seen, _)| *seen == id) {
+                break run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no second gate: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(run["status"], "waiting", "{run}");
+        let gate = &run["waiting_for"];
+        let stage = gate["stage"].as_str().unwrap().to_owned();
+        assert!(stage.starts_with("Ship in Platforms (OS="), "{gate}");
+        let (status, body) = app
+            .post_as(
+                &format!("{path}/approve"),
+                &owner,
+                json!({"id": gate["id"], "approve": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        asked.push((
+            gate["id"].clone(),
+            gate["message"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let mut messages: Vec<&str> = asked.iter().map(|(_, m)| m.as_str()).collect();
+    messages.sort();
+    assert_eq!(messages, ["Ship linux?", "Ship mac?"]);
+    let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed", "cancelled"]).await;
+    let log = text_log(&app, &owner, number).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    assert!(
+        log.contains("shipped linux") && log.contains("shipped mac"),
+        "{log}"
+    );
+}

@@ -52,6 +52,25 @@ fn build_json(base: &str, org: &str, project: &str, r: &run::Model) -> Value {
         "displayName": r.display_name.clone().unwrap_or_else(|| format!("#{}", r.number)),
         "description": r.description,
         "url": format!("{}{}/", job_url(base, org, project), r.number),
+        // The git plugin's view of the commit built, and its change set, where scripts
+        // read them (`actions[].lastBuiltRevision.SHA1`, `changeSets[].items[]`).
+        "actions": r.commit_sha.as_ref().map(|sha| vec![json!({
+            "_class": "hudson.plugins.git.util.BuildData",
+            "lastBuiltRevision": {
+                "SHA1": sha,
+                "branch": [{"SHA1": sha, "name": format!("refs/remotes/origin/{}", r.git_ref.as_deref().unwrap_or_default())}],
+            },
+        })]).unwrap_or_default(),
+        "changeSets": r.commit_sha.as_ref().map(|sha| vec![json!({
+            "_class": "hudson.plugins.git.GitChangeSetList",
+            "kind": "git",
+            "items": [{
+                "commitId": sha,
+                "msg": r.commit_message.as_deref().and_then(|m| m.lines().next()).unwrap_or_default(),
+                "comment": r.commit_message.as_deref().unwrap_or_default(),
+                "author": {"fullName": r.commit_author.as_deref().unwrap_or_default()},
+            }],
+        })]).unwrap_or_default(),
     })
 }
 

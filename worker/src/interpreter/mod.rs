@@ -151,6 +151,8 @@ pub(crate) struct Runner<'a> {
     pub started: std::time::Instant,
     /// What Groovy set as `currentBuild.displayName` and `.description`.
     pub shown: Mutex<Shown>,
+    /// Held while the run waits at a gate: one gate at a time.
+    pub gate_turn: tokio::sync::Mutex<()>,
     /// `options { parallelsAlwaysFailFast() }`.
     pub fail_fast_all: bool,
 }
@@ -512,6 +514,7 @@ impl JenkinsExecutor {
                 .collect(),
             started: std::time::Instant::now(),
             shown: Mutex::new(Shown::default()),
+            gate_turn: tokio::sync::Mutex::new(()),
             fail_fast_all: pipeline
                 .options
                 .contains(&PipelineOption::ParallelsAlwaysFailFast),

@@ -521,12 +521,25 @@ impl Runner<'_> {
         stage: Option<&str>,
         scope: &Scope,
     ) -> Result<Env, Stop> {
+        // A run waits at one gate at a time: parallel branches and matrix cells with an
+        // `input` ask in turn.
+        let _turn = tokio::select! {
+            turn = self.gate_turn.lock() => turn,
+            _ = scope.cancel.cancelled() => {
+                return Err(Stop::aborted("cancelled while waiting for approval"));
+            }
+        };
         let n = self.gates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // In a matrix cell the gate names the cell (`Test in Platforms (OS=linux)`).
+        let stage = match (stage, &scope.cell) {
+            (Some(stage), Some(cell)) => Some(format!("{stage} in {cell}")),
+            (stage, _) => stage.map(str::to_owned),
+        };
         let gate = WaitingFor {
             id: format!("{}-{}", self.ctx.run.attempt, n + 1),
             message: render_text(&input.message, &scope.env, &self.params),
             ok: input.ok.clone().unwrap_or_else(|| "Proceed".into()),
-            stage: stage.map(str::to_owned),
+            stage,
             submitter: input.submitter.clone(),
             since: chrono::Utc::now(),
             parameters: input
