@@ -12,6 +12,7 @@
 
 mod deploy;
 pub mod junit;
+mod plugin_steps;
 mod script;
 mod steps;
 mod values;

@@ -112,6 +112,7 @@ pub(super) fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+mod plugin_steps;
 mod sections;
 mod signatures;
 mod stage_parts;
