@@ -107,7 +107,7 @@ async fn plugin_forms_run_as_jenkins_runs_them() {
         Some("H 4 * * *")
     );
     assert_eq!(
-        app.scalar("SELECT build_keep FROM projects WHERE slug = 'web'")
+        app.scalar("SELECT CAST(build_keep AS BIGINT) FROM projects WHERE slug = 'web'")
             .await
             .as_deref(),
         Some("3")
