@@ -355,6 +355,10 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
             every: Duration::from_millis(250),
             backlog: settings.dispatch_backlog,
             lease: settings.queue_settings().lease,
+            repo_access: Some(sluice_core::git::RepoAccess {
+                allow_local: settings.allow_local_repos.unwrap_or(role == Role::Serve),
+                deny: settings.repo_deny(),
+            }),
         },
         shutdown.clone(),
     );

@@ -18,10 +18,14 @@ pub fn seed(project: &project::Model) -> String {
 
 /// Queues a run for every cron slot in `(after, until]` of every project with a cron trigger,
 /// unless another process fired that slot; returns how many this call fired.
+/// With `access`, each fired run's ref is then looked up in the background (as a run from the
+/// API is when created, without holding up the dispatcher): its commit is recorded while it
+/// is still queued.
 pub async fn fire_due(
     db: &DatabaseConnection,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
+    access: Option<&crate::git::RepoAccess>,
 ) -> crate::Result<usize> {
     let projects = project::Entity::find()
         .filter(project::Column::PipelineCron.is_not_null())
@@ -48,20 +52,27 @@ pub async fn fire_due(
         slots.sort();
         slots.dedup();
         for slot in slots {
-            if fire(db, &project, slot).await? {
+            if let Some(run_id) = fire(db, &project, slot).await? {
                 fired += 1;
+                if let Some(access) = access {
+                    let (db, project, access) = (db.clone(), project.clone(), access.clone());
+                    tokio::spawn(async move {
+                        crate::store::changes::resolve_queued(&db, &project, run_id, &access).await;
+                    });
+                }
             }
         }
     }
     Ok(fired)
 }
 
-/// Fires one slot: the slot's row and the run in one transaction; false when already fired.
+/// Fires one slot: the slot's row and the run in one transaction; the run's id, None when
+/// already fired.
 async fn fire(
     db: &DatabaseConnection,
     project: &project::Model,
     slot: DateTime<Utc>,
-) -> crate::Result<bool> {
+) -> crate::Result<Option<i64>> {
     let txn = crate::db::begin_write(db).await?;
     let inserted = cron_fire::ActiveModel {
         project_id: Set(project.id),
@@ -79,7 +90,7 @@ async fn fire(
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            return Ok(false);
+            return Ok(None);
         }
         Err(err) => return Err(err.into()),
     };
@@ -88,7 +99,7 @@ async fn fire(
         Ok(run) => run,
         Err(err) => {
             tracing::warn!(project = project.id, error = %err, "cron run could not be queued");
-            return Ok(false);
+            return Ok(None);
         }
     };
     let mut active: cron_fire::ActiveModel = row.into();
@@ -96,5 +107,5 @@ async fn fire(
     active.update(&txn).await?;
     txn.commit().await?;
     tracing::info!(project = project.id, run = run.number, %slot, "cron trigger fired");
-    Ok(true)
+    Ok(Some(run.id))
 }

@@ -133,7 +133,7 @@ pub async fn reconcile(
 }
 
 /// How the dispatcher paces itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DispatchSettings {
     /// A pass at least this often (and whenever `wake` is called).
     pub every: Duration,
@@ -141,6 +141,8 @@ pub struct DispatchSettings {
     pub backlog: u32,
     /// The queue's lease: a run without a heartbeat for two leases is abandoned.
     pub lease: Duration,
+    /// Where cron runs' refs are looked up (None: their checkout resolves them).
+    pub repo_access: Option<crate::git::RepoAccess>,
 }
 
 /// Admits and publishes every `every` (or when woken), reconciles every tenth pass and
@@ -158,7 +160,9 @@ pub async fn run(
     loop {
         let now = Utc::now();
         if now - cron_after >= chrono::Duration::seconds(5) {
-            match crate::cron_runs::fire_due(&db, cron_after, now).await {
+            match crate::cron_runs::fire_due(&db, cron_after, now, settings.repo_access.as_ref())
+                .await
+            {
                 Ok(_) => cron_after = now,
                 Err(err) => tracing::error!(error = %err, "firing cron triggers failed"),
             }

@@ -573,3 +573,48 @@ async fn runs_from_the_api_the_ui_and_the_jenkins_api_record_their_commit() {
         "{page}"
     );
 }
+
+/// A cron run's ref is looked up as soon as it is queued (in the background, so the
+/// dispatcher is not held up), before any worker takes it.
+#[tokio::test]
+async fn a_cron_run_records_its_commit_while_queued() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let (owner, repo, _hook) = setup(
+        &app,
+        "pipeline { agent any\n stages { stage('A') { steps { echo 'hi' } } } }\n",
+    )
+    .await;
+    app.db
+        .execute_unprepared("UPDATE projects SET pipeline_cron = '* * * * *'")
+        .await
+        .unwrap();
+    let from = chrono::Utc::now();
+    let fired = sluice_core::cron_runs::fire_due(
+        &app.db,
+        from,
+        from + chrono::Duration::minutes(1),
+        Some(&app.state.repo_access),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fired, 1);
+    let path = "/api/v1/orgs/acme/projects/web/runs/1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, run) = app.get_as(path, &owner).await;
+        assert_eq!(run["status"], "queued", "no worker runs here: {run}");
+        if run["commit"] == head(&repo).as_str() {
+            assert_eq!(
+                (run["trigger"].as_str(), run["ref_type"].as_str()),
+                (Some("cron"), Some("branch"))
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cron run's commit was never recorded: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -149,6 +149,7 @@ pub fn start_fleet_on(
             every: Duration::from_millis(50),
             backlog: 8,
             lease,
+            repo_access: Some(app.state.repo_access.clone()),
         },
         shutdown.clone(),
     ));

@@ -201,7 +201,7 @@ async fn each_cron_slot_fires_once_across_schedulers() {
     for _ in 0..4 {
         let db = app.db.clone();
         tasks.push(tokio::spawn(async move {
-            sluice_core::cron_runs::fire_due(&db, from, until)
+            sluice_core::cron_runs::fire_due(&db, from, until, None)
                 .await
                 .unwrap()
         }));
@@ -222,7 +222,7 @@ async fn each_cron_slot_fires_once_across_schedulers() {
         .collect();
     assert_eq!(triggers, ["cron", "cron", "cron"]);
     assert_eq!(
-        sluice_core::cron_runs::fire_due(&app.db, from, until)
+        sluice_core::cron_runs::fire_due(&app.db, from, until, None)
             .await
             .unwrap(),
         0,
@@ -234,7 +234,7 @@ async fn each_cron_slot_fires_once_across_schedulers() {
         .await
         .unwrap();
     let hours =
-        sluice_core::cron_runs::fire_due(&app.db, until, until + chrono::Duration::hours(3))
+        sluice_core::cron_runs::fire_due(&app.db, until, until + chrono::Duration::hours(3), None)
             .await
             .unwrap();
     assert_eq!(hours, 3);

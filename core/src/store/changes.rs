@@ -155,6 +155,40 @@ pub async fn resolve(
     }
 }
 
+/// Looks the ref of a run already queued (a cron run) up and records its commit, unless a
+/// worker got to the run first (its checkout records the commit then).
+pub async fn resolve_queued(
+    db: &sea_orm::DatabaseConnection,
+    project: &project::Model,
+    run_id: i64,
+    access: &RepoAccess,
+) {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mut new = NewRun::of(crate::store::runs::Trigger::Cron, None, None);
+    if let Err(err) = resolve(project, &mut new, access).await {
+        tracing::info!(run = run_id, error = %err, "a cron run's ref is left to its checkout");
+        return;
+    }
+    let (Some(sha), Some(ref_type)) = (new.commit, new.ref_type) else {
+        return;
+    };
+    let updated = crate::entities::run::Entity::update_many()
+        .col_expr(crate::entities::run::Column::CommitSha, Expr::value(sha))
+        .col_expr(
+            crate::entities::run::Column::RefType,
+            Expr::value(ref_type.as_str()),
+        )
+        .filter(crate::entities::run::Column::Id.eq(run_id))
+        .filter(crate::entities::run::Column::CommitSha.is_null())
+        .filter(crate::entities::run::Column::Status.eq("queued"))
+        .exec(db)
+        .await;
+    if let Err(err) = updated {
+        tracing::warn!(run = run_id, error = %err, "recording a cron run's commit failed");
+    }
+}
+
 /// Most patterns in a `branches` filter.
 const MAX_PATTERNS: usize = 50;
 
