@@ -289,15 +289,9 @@ impl Worker {
                 return;
             }
         };
-        // Password parameters (as the project's last parsed Jenkinsfile declares them) are
-        // secrets too.
-        let given: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&run.params).unwrap_or_default();
-        let specs = sluice_core::store::params::from_json(
-            project.pipeline_params.as_deref().unwrap_or("[]"),
-        );
-        let passwords = sluice_core::store::params::password_values(&specs, &given);
-        let masker = Masker::new(secrets.values().cloned().chain(passwords));
+        // Password parameters join the masker once the run's Jenkinsfile is parsed, before any
+        // step runs (`RunEvents::also_mask`).
+        let masker = Masker::new(secrets.values().cloned());
         let sink = match LogSink::open(
             self.db.clone(),
             self.objects.clone(),

@@ -10,6 +10,7 @@
 //! `retry` at pipeline, stage and step level, `catchError`/`warnError`/`unstable`, and `post`
 //! conditions against the build (or stage) result.
 
+mod conditions;
 mod deploy;
 pub mod junit;
 mod plugin_steps;

@@ -6,6 +6,7 @@
 //! binary expressions), so an error names the line and column at fault. Statements are
 //! in `stmt`, expressions in `expr`, literals and closures in `literal`.
 
+mod decl;
 mod expr;
 mod literal;
 mod stmt;

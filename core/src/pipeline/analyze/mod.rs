@@ -76,6 +76,18 @@ pub fn groovy_step(name: &str) -> bool {
     STEPS.iter().any(|(n, _)| *n == name) || matches!(name, "parallel" | "readFile" | "fileExists")
 }
 
+/// A step as `node` calls it, with no nested steps: a wrapper option, or a plugin step's
+/// reshaped call.
+pub(super) fn call_step(node: &Node) -> Step {
+    Step {
+        name: node.name.clone(),
+        pos: node.pos,
+        args: node.args.clone(),
+        steps: Vec::new(),
+        script: None,
+    }
+}
+
 pub(super) fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::Str(s, _) => Some(s.clone()),

@@ -3,7 +3,7 @@
 
 use super::super::model::*;
 use super::super::syntax::{Node, Value};
-use super::{Analyzer, text_of};
+use super::{Analyzer, call_step, text_of};
 
 impl Analyzer<'_> {
     /// `step([$class: 'ArtifactArchiver', artifacts: '…'])` and `JUnitResultArchiver`: the
@@ -60,13 +60,7 @@ impl Analyzer<'_> {
             );
             return None;
         }
-        Some(Step {
-            name: call.name,
-            pos: call.pos,
-            args: call.args,
-            steps: Vec::new(),
-            script: None,
-        })
+        Some(call_step(&call))
     }
 
     /// `publishHTML(target: [reportDir: 'coverage', reportFiles: 'index.html', reportName:
@@ -100,12 +94,6 @@ impl Analyzer<'_> {
         for (_, v) in &call.args.named {
             self.check_value(v);
         }
-        Some(Step {
-            name: call.name,
-            pos: call.pos,
-            args: call.args,
-            steps: Vec::new(),
-            script: None,
-        })
+        Some(call_step(&call))
     }
 }

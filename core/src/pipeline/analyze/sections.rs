@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use super::super::diagnostics::{Diagnostic, Pos};
 use super::super::model::*;
 use super::super::syntax::{Node, Value};
-use super::{Analyzer, HARMLESS_OPTIONS, env_name_ok, template_of, text_of};
+use super::{Analyzer, HARMLESS_OPTIONS, call_step, env_name_ok, template_of, text_of};
 
 /// Jenkins' numbers are Java `int`s.
 const MAX_INT: f64 = i32::MAX as f64;
@@ -276,13 +276,7 @@ impl Analyzer<'_> {
                 {
                     self.check_value(v);
                 }
-                wrappers.push(Step {
-                    name: opt.name.clone(),
-                    pos: opt.pos,
-                    args: opt.args.clone(),
-                    steps: Vec::new(),
-                    script: None,
-                });
+                wrappers.push(call_step(opt));
                 continue;
             }
             let parsed = match opt.name.as_str() {
@@ -342,13 +336,7 @@ impl Analyzer<'_> {
                             ),
                         );
                     }
-                    wrappers.push(Step {
-                        name: opt.name.clone(),
-                        pos: opt.pos,
-                        args: opt.args.clone(),
-                        steps: Vec::new(),
-                        script: None,
-                    });
+                    wrappers.push(call_step(opt));
                     None
                 }
                 name if HARMLESS_OPTIONS.contains(&name) => {
