@@ -4,21 +4,23 @@
 //! backlog waits in the job queue. Each pass fills that backlog one run at a time, always from
 //! the org using the smallest share of its weight (running runs plus runs already handed to
 //! the queue, divided by `fair_share_weight`), never past an org's `max_concurrent_runs`, and
-//! never a second run of a project whose Jenkinsfile said `disableConcurrentBuilds()`. So one
+//! never a second run of a project whose Jenkinsfile said `disableConcurrentBuilds()`, never a
+//! run still in its project's `quietPeriod`, and runs of a project with `rateLimitBuilds` spaced
+//! out as its throttle says. So one
 //! org's flood of 500 runs takes its turn beside another org's 5 instead of ahead of them.
 //! Passes are serialised across processes (an advisory lock on PostgreSQL, the write lock on
 //! SQLite), so limits hold however many dispatchers run.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    QueryFilter, QuerySelect, Statement,
 };
 
-use crate::entities::{org, project, run_outbox};
+use crate::entities::{org, project, run, run_outbox};
 use crate::queue::Job;
 
 /// Any number unique to this lock in the installation's PostgreSQL database.
@@ -38,6 +40,8 @@ struct Candidate {
     run_id: i64,
     org_id: i64,
     project_id: i64,
+    /// Started by a person (not a push or a schedule).
+    person: bool,
 }
 
 /// What one org may still take in this pass.
@@ -102,26 +106,37 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
 
     // Each org's oldest waiting runs, in one query: enough to fill the whole budget from any
     // one org even past runs of serial projects.
+    // Runs still in their project's quiet period are not candidates yet.
     let mut waiting_by_org: HashMap<i64, Vec<Candidate>> = HashMap::new();
-    for row in rows(
-        &txn,
-        &format!(
-            "SELECT id, run_id, org_id, project_id FROM ( \
+    let backend = txn.get_database_backend();
+    let now_param = match backend {
+        DatabaseBackend::Postgres => "$1",
+        _ => "?",
+    };
+    for row in txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT id, run_id, org_id, project_id, person FROM ( \
                SELECT o.id, r.id AS run_id, r.org_id, r.project_id, \
+                 CASE WHEN r.created_by IS NULL THEN 0 ELSE 1 END AS person, \
                  ROW_NUMBER() OVER (PARTITION BY r.org_id ORDER BY o.id) AS place \
                FROM run_outbox o JOIN runs r ON r.id = o.run_id \
-               WHERE o.published_at IS NULL) waiting \
+               WHERE o.published_at IS NULL \
+                 AND (o.not_before IS NULL OR o.not_before <= {now_param})) waiting \
              WHERE place <= {} ORDER BY id",
-            budget + 64
-        ),
-    )
-    .await?
+                budget + 64
+            ),
+            [now.into()],
+        ))
+        .await?
     {
         let candidate = Candidate {
             outbox_id: row.try_get_by_index(0)?,
             run_id: row.try_get_by_index(1)?,
             org_id: row.try_get_by_index(2)?,
             project_id: row.try_get_by_index(3)?,
+            person: row.try_get_by_index::<i32>(4)? == 1,
         };
         waiting_by_org
             .entry(candidate.org_id)
@@ -175,14 +190,26 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
             },
         );
     }
-    let serial: HashSet<i64> = project::Entity::find()
+    let limited = project::Entity::find()
         .filter(project::Column::Id.is_in(project_ids))
-        .filter(project::Column::ConcurrentBuilds.eq(false))
+        .filter(
+            Condition::any()
+                .add(project::Column::ConcurrentBuilds.eq(false))
+                .add(project::Column::RateLimitCount.is_not_null()),
+        )
         .all(&txn)
-        .await?
-        .into_iter()
+        .await?;
+    let serial: HashSet<i64> = limited
+        .iter()
+        .filter(|p| !p.concurrent_builds)
         .map(|p| p.id)
         .collect();
+    let mut throttles: HashMap<i64, Throttle> = HashMap::new();
+    for p in &limited {
+        if let Some(throttle) = Throttle::of(&txn, p, now).await? {
+            throttles.insert(p.id, throttle);
+        }
+    }
 
     let mut chosen = Vec::new();
     while budget > 0 {
@@ -193,8 +220,9 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
             break;
         };
         let pick = state.waiting.iter().position(|c| {
-            !serial.contains(&c.project_id)
-                || active_by_project.get(&c.project_id).copied().unwrap_or(0) == 0
+            (!serial.contains(&c.project_id)
+                || active_by_project.get(&c.project_id).copied().unwrap_or(0) == 0)
+                && throttles.get(&c.project_id).is_none_or(|t| t.admits(c))
         });
         let Some(pick) = pick else {
             // Everything it has waiting is behind a run of a serial project.
@@ -204,6 +232,9 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
         let candidate = state.waiting.remove(pick);
         state.active += 1;
         *active_by_project.entry(candidate.project_id).or_default() += 1;
+        if let Some(throttle) = throttles.get_mut(&candidate.project_id) {
+            throttle.next_at = now + throttle.spacing;
+        }
         if state.active >= state.limit || state.waiting.is_empty() {
             states.remove(&org_id);
         }
@@ -225,6 +256,62 @@ pub async fn admit(db: &DatabaseConnection, backlog: u32) -> crate::Result<Vec<A
     }
     txn.commit().await?;
     Ok(chosen)
+}
+
+/// `rateLimitBuilds`: as in Jenkins, runs of the project start at least `period / count`
+/// apart (admission to the queue counts as the start).
+struct Throttle {
+    spacing: chrono::Duration,
+    user_boost: bool,
+    /// When the next run may be admitted.
+    next_at: DateTime<Utc>,
+}
+
+impl Throttle {
+    async fn of(
+        db: &impl ConnectionTrait,
+        p: &project::Model,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Option<Throttle>> {
+        let (Some(count), Some(period)) = (p.rate_limit_count, p.rate_limit_period) else {
+            return Ok(None);
+        };
+        let spacing = chrono::Duration::milliseconds(
+            i64::from(period.max(1)) * 1000 / i64::from(count.max(1)),
+        );
+        // The last admitted run that started or still waits to (not one cancelled unstarted).
+        let last: Option<DateTime<Utc>> = run_outbox::Entity::find()
+            .select_only()
+            .column_as(run_outbox::Column::PublishedAt.max(), "last")
+            .filter(run_outbox::Column::PublishedAt.gt(now - spacing))
+            .filter(
+                run_outbox::Column::RunId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(run::Column::Id)
+                        .from(run::Entity)
+                        .and_where(run::Column::ProjectId.eq(p.id))
+                        .cond_where(
+                            Condition::any()
+                                .add(run::Column::StartedAt.is_not_null())
+                                .add(run::Column::Status.eq("queued")),
+                        )
+                        .take(),
+                ),
+            )
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(db)
+            .await?
+            .flatten();
+        Ok(Some(Throttle {
+            spacing,
+            user_boost: p.rate_limit_user_boost,
+            next_at: last.map_or(now, |t| t + spacing),
+        }))
+    }
+
+    fn admits(&self, c: &Candidate) -> bool {
+        (self.user_boost && c.person) || self.next_at <= Utc::now()
+    }
 }
 
 /// The org with the smallest weighted share in use; ties go to the one waiting longest.
@@ -258,6 +345,7 @@ mod tests {
                 run_id: oldest,
                 org_id: 0,
                 project_id: 0,
+                person: false,
             }],
         }
     }

@@ -118,6 +118,33 @@ fn the_full_example_becomes_the_expected_model() {
 }
 
 #[test]
+fn scheduling_and_checkout_options_become_the_model_without_warnings() {
+    use sluice_core::pipeline::model::PipelineOption;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/jenkinsfiles/valid/plugin-forms.groovy");
+    let result = sluice_core::pipeline::lint(&std::fs::read_to_string(path).unwrap());
+    let options = &result.pipeline.as_ref().unwrap().options;
+    for want in [
+        PipelineOption::QuietPeriod { seconds: 5 },
+        PipelineOption::RateLimit {
+            count: 2,
+            period_seconds: 3600,
+            user_boost: true,
+        },
+        PipelineOption::CheckoutToSubdirectory { dir: "app".into() },
+    ] {
+        assert!(options.contains(&want), "{want:?} not in {options:?}");
+    }
+    for name in ["quietPeriod", "rateLimitBuilds", "checkoutToSubdirectory"] {
+        assert!(
+            !result.diagnostics.iter().any(|d| d.message.contains(name)),
+            "{name}: {:#?}",
+            result.diagnostics
+        );
+    }
+}
+
+#[test]
 fn sluice_lint_exits_0_or_1_with_file_line_col_diagnostics() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/jenkinsfiles");
     let ok = Command::new(env!("CARGO_BIN_EXE_sluice"))

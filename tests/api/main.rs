@@ -39,6 +39,7 @@ mod plugin_forms;
 mod process_isolation;
 mod projects;
 mod queue;
+mod quiet_and_throttle;
 mod release_api;
 mod release_kube;
 mod release_rollbacks;

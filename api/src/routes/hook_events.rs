@@ -265,6 +265,10 @@ mod tests {
             build_keep: None,
             branches: branches.map(str::to_owned),
             fork_secrets: false,
+            quiet_period: None,
+            rate_limit_count: None,
+            rate_limit_period: None,
+            rate_limit_user_boost: false,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

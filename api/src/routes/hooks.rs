@@ -11,7 +11,7 @@ use sluice_core::crypto::{constant_time_eq, hmac_sha256_hex};
 use sluice_core::db::begin_write;
 use sluice_core::entities::project;
 use sluice_core::store::projects;
-use sluice_core::store::runs;
+use sluice_core::store::runs::{self, Delivered};
 
 use crate::error::ApiError;
 use crate::routes::hook_events::{self, Decision};
@@ -98,13 +98,18 @@ async fn receive(
     };
     let txn = begin_write(&state.db).await?;
     match runs::create_from_webhook(&txn, &project, provider, delivery_id, new).await? {
-        Some(run) => {
+        Delivered::Queued(run) => {
             txn.commit().await?;
             sluice_core::dispatch::wake();
             count("queued");
             Ok(HttpResponse::Accepted().json(json!({ "run": run.number })))
         }
-        None => {
+        Delivered::Folded(run) => {
+            txn.commit().await?;
+            count("folded");
+            Ok(HttpResponse::Accepted().json(json!({ "run": run.number, "folded": true })))
+        }
+        Delivered::Duplicate => {
             txn.rollback().await?;
             count("duplicate");
             Ok(HttpResponse::Ok().json(json!({ "ignored": "duplicate delivery" })))

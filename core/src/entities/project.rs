@@ -27,6 +27,13 @@ pub struct Model {
     pub branches: Option<String>,
     /// Whether a change request from a fork gets the project's secrets.
     pub fork_secrets: bool,
+    /// `quietPeriod(n)`: seconds a run started by a push or a schedule waits.
+    pub quiet_period: Option<i32>,
+    /// `rateLimitBuilds`: at most this many runs start per `rate_limit_period` seconds.
+    pub rate_limit_count: Option<i32>,
+    pub rate_limit_period: Option<i32>,
+    /// Runs a person started are not held back by the rate limit.
+    pub rate_limit_user_boost: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -10,6 +10,8 @@ pub struct Model {
     pub run_id: i64,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// Not admitted before this time (the project's quiet period).
+    pub not_before: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -111,6 +111,22 @@ pub enum PipelineOption {
     },
     /// Every `parallel` stage stops its other branches at the first failure.
     ParallelsAlwaysFailFast,
+    /// `quietPeriod(n)`: a run started by a push or a schedule waits `seconds` before it may
+    /// start, and pushes to the same ref meanwhile fold into it.
+    QuietPeriod {
+        seconds: u32,
+    },
+    /// `rateLimitBuilds(throttle: …)`: at most `count` runs start per period; with
+    /// `user_boost`, runs a person started skip the line.
+    RateLimit {
+        count: u32,
+        period_seconds: u64,
+        user_boost: bool,
+    },
+    /// `checkoutToSubdirectory('dir')`: the checkout lands in that directory of the workspace.
+    CheckoutToSubdirectory {
+        dir: String,
+    },
     /// Block steps used as options (`withCredentials([…])`, `ansiColor('xterm')`): they wrap
     /// the pipeline's or the stage's body, outermost first.
     Wrappers {

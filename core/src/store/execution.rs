@@ -204,6 +204,19 @@ pub struct Declared {
     pub concurrent_builds: bool,
     /// `buildDiscarder(logRotator(numToKeepStr))`.
     pub build_keep: Option<i32>,
+    /// `quietPeriod(n)`, in seconds.
+    pub quiet_period: Option<i32>,
+    /// `rateLimitBuilds(throttle: …)`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// At most `count` runs of a project start per `period` seconds; with `user_boost`, runs a
+/// person started are not held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: i32,
+    pub period: i32,
+    pub user_boost: bool,
 }
 
 pub async fn remember_declared(
@@ -218,6 +231,10 @@ pub async fn remember_declared(
         && found.pipeline_cron == declared.cron
         && found.concurrent_builds == declared.concurrent_builds
         && found.build_keep == declared.build_keep
+        && found.quiet_period == declared.quiet_period
+        && found.rate_limit_count == declared.rate_limit.map(|r| r.count)
+        && found.rate_limit_period == declared.rate_limit.map(|r| r.period)
+        && found.rate_limit_user_boost == declared.rate_limit.is_some_and(|r| r.user_boost)
     {
         return Ok(());
     }
@@ -226,6 +243,10 @@ pub async fn remember_declared(
     active.pipeline_cron = Set(declared.cron);
     active.concurrent_builds = Set(declared.concurrent_builds);
     active.build_keep = Set(declared.build_keep);
+    active.quiet_period = Set(declared.quiet_period);
+    active.rate_limit_count = Set(declared.rate_limit.map(|r| r.count));
+    active.rate_limit_period = Set(declared.rate_limit.map(|r| r.period));
+    active.rate_limit_user_boost = Set(declared.rate_limit.is_some_and(|r| r.user_boost));
     active.update(db).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, Statement,
@@ -131,6 +132,26 @@ pub fn clip(text: &str, max: usize) -> String {
     text[..end].to_owned()
 }
 
+fn check_commit(commit: Option<&str>) -> Result<()> {
+    match commit {
+        Some(c) if !(4..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(Error::invalid(
+                "commit",
+                "must be a commit id (4 to 64 hex characters)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// When a run started this way waits out the project's `quietPeriod`: runs a push or a
+/// schedule started (a person's run starts at once).
+fn quiet_until(project: &project::Model, trigger: Trigger) -> Option<chrono::DateTime<Utc>> {
+    let seconds = project.quiet_period.filter(|s| *s > 0)?;
+    matches!(trigger, Trigger::Github | Trigger::Gitlab | Trigger::Cron)
+        .then(|| Utc::now() + chrono::Duration::seconds(i64::from(seconds)))
+}
+
 /// Takes the project's next run number atomically: concurrent triggers get distinct,
 /// consecutive numbers on SQLite and PostgreSQL alike.
 async fn next_number(db: &impl ConnectionTrait, project_id: i64) -> Result<i64> {
@@ -178,22 +199,7 @@ pub async fn create_for_project(
         .git_ref
         .unwrap_or_else(|| project.default_branch.clone());
     validate::path_like("ref", &git_ref, 255)?;
-    if let Some(commit) = &new.commit
-        && !(4..=64).contains(&commit.len())
-    {
-        return Err(Error::invalid(
-            "commit",
-            "must be a commit id (4 to 64 hex characters)",
-        ));
-    }
-    if let Some(commit) = &new.commit
-        && !commit.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return Err(Error::invalid(
-            "commit",
-            "must be a commit id (4 to 64 hex characters)",
-        ));
-    }
+    check_commit(new.commit.as_deref())?;
     for (name, value) in &new.params {
         validate::env_name(name).map_err(|_| {
             Error::invalid(
@@ -216,6 +222,7 @@ pub async fn create_for_project(
     }
     let params = new.params;
     let number = next_number(db, project.id).await?;
+    let not_before = quiet_until(project, new.trigger);
     let now = Utc::now();
     let run = run::ActiveModel {
         org_id: Set(project.org_id),
@@ -242,6 +249,7 @@ pub async fn create_for_project(
         run_id: Set(run.id),
         created_at: Set(now),
         published_at: Set(None),
+        not_before: Set(not_before),
         ..Default::default()
     }
     .insert(db)
@@ -288,15 +296,25 @@ pub async fn get(
         .ok_or(Error::NotFound)
 }
 
-/// Queues a run for a webhook delivery, once per delivery id: `None` when this delivery was
-/// seen before (the provider retried it).
+/// What a webhook delivery did.
+#[derive(Debug)]
+pub enum Delivered {
+    Queued(run::Model),
+    /// A run of the same ref still waits out the project's quiet period: it builds this
+    /// delivery's commit instead, and its wait starts again.
+    Folded(run::Model),
+    /// This delivery was seen before (the provider retried it).
+    Duplicate,
+}
+
+/// Queues a run for a webhook delivery, once per delivery id.
 pub async fn create_from_webhook(
     db: &impl ConnectionTrait,
     project: &project::Model,
     provider: &str,
     delivery_id: Option<&str>,
     new: NewRun,
-) -> Result<Option<run::Model>> {
+) -> Result<Delivered> {
     let delivery = match delivery_id {
         Some(id) => {
             let inserted = webhook_delivery::ActiveModel {
@@ -317,20 +335,82 @@ pub async fn create_from_webhook(
                         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
                     ) =>
                 {
-                    return Ok(None);
+                    return Ok(Delivered::Duplicate);
                 }
                 Err(err) => return Err(err.into()),
             }
         }
         None => None,
     };
-    let run = create_for_project(db, project, new, None).await?;
+    let delivered = match fold_into_waiting(db, project, &new).await? {
+        Some(run) => Delivered::Folded(run),
+        None => Delivered::Queued(create_for_project(db, project, new, None).await?),
+    };
     if let Some(delivery) = delivery {
+        let (Delivered::Queued(run) | Delivered::Folded(run)) = &delivered else {
+            return Ok(delivered);
+        };
         let mut active: webhook_delivery::ActiveModel = delivery.into();
         active.run_id = Set(Some(run.id));
         active.update(db).await?;
     }
-    Ok(Some(run))
+    Ok(delivered)
+}
+
+/// As Jenkins' quiet period does, a push to a ref whose run still waits out the quiet period
+/// folds into that run: it builds the newer commit, and its wait starts again. `None` when
+/// there is no such run (or the dispatcher took it meanwhile).
+async fn fold_into_waiting(
+    db: &impl ConnectionTrait,
+    project: &project::Model,
+    new: &NewRun,
+) -> Result<Option<run::Model>> {
+    let Some(until) = quiet_until(project, new.trigger) else {
+        return Ok(None);
+    };
+    check_commit(new.commit.as_deref())?;
+    let git_ref = new
+        .git_ref
+        .clone()
+        .unwrap_or_else(|| project.default_branch.clone());
+    let waiting_outbox = sea_orm::sea_query::Query::select()
+        .column(run_outbox::Column::RunId)
+        .from(run_outbox::Entity)
+        .and_where(run_outbox::Column::PublishedAt.is_null())
+        .and_where(run_outbox::Column::NotBefore.gt(Utc::now()))
+        .take();
+    let Some(waiting) = run::Entity::find()
+        .filter(run::Column::ProjectId.eq(project.id))
+        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(run::Column::Trigger.eq(new.trigger.as_str()))
+        .filter(run::Column::GitRef.eq(git_ref))
+        .filter(run::Column::Id.in_subquery(waiting_outbox))
+        .order_by_desc(run::Column::Id)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // Only while the dispatcher has not taken it.
+    let extended = run_outbox::Entity::update_many()
+        .col_expr(run_outbox::Column::NotBefore, Expr::value(until))
+        .filter(run_outbox::Column::RunId.eq(waiting.id))
+        .filter(run_outbox::Column::PublishedAt.is_null())
+        .exec(db)
+        .await?;
+    if extended.rows_affected == 0 {
+        return Ok(None);
+    }
+    let mut active: run::ActiveModel = waiting.into();
+    active.commit_sha = Set(new.commit.as_ref().map(|c| c.to_ascii_lowercase()));
+    active.ref_type = Set(new.ref_type.map(|t| t.as_str().to_owned()));
+    active.change = Set(new.change.as_ref().map(ChangeRequest::to_json));
+    active.commit_message = Set(new
+        .commit_message
+        .as_ref()
+        .map(|m| clip(m.trim(), MAX_COMMIT_MESSAGE)));
+    active.commit_author = Set(new.commit_author.as_ref().map(|a| clip(a.trim(), 255)));
+    Ok(Some(active.update(db).await?))
 }
 
 /// A run of the scope's org by its global id (the Jenkins API's queue item id).

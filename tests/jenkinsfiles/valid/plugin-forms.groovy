@@ -8,6 +8,7 @@ pipeline {
         disableRestartFromStage()
         disableResume()
         quietPeriod(5)
+        checkoutToSubdirectory('app')
         ansiColor('xterm')
         timeout(time: "${params.MINUTES}", unit: 'MINUTES')
         withCredentials([string(credentialsId: 'registry-token', variable: 'REGISTRY_TOKEN')])

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use sluice_core::logs::Origin;
 use sluice_core::pipeline::model::{Pipeline, PipelineOption};
 use sluice_core::store::artifacts::TestSummary;
-use sluice_core::store::execution::Declared;
+use sluice_core::store::execution::{Declared, RateLimit};
 use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
@@ -380,10 +380,27 @@ impl Executor for JenkinsExecutor {
             }
             Err(err) => return fail(events, format!("cannot start the build agent: {err}")),
         };
-        let outcome = match host_src {
-            Some(_) => Ok(()),
-            None => agent
-                .put(WORKSPACE, tar_stream::pack_dir(src.clone()))
+        // `checkoutToSubdirectory('dir')`: the checkout lands in that directory of the workspace.
+        let subdirectory = pipeline.options.iter().find_map(|o| match o {
+            PipelineOption::CheckoutToSubdirectory { dir } => Some(dir.as_str()),
+            _ => None,
+        });
+        if let Some(dir) = subdirectory {
+            events.log(&here, &format!("[sluice] checkout in {WORKSPACE}/{dir}"));
+        }
+        let outcome = match (host_src, subdirectory) {
+            (Some(root), Some(dir)) => move_into(&root, dir).await.map_err(|err| {
+                fail(
+                    events,
+                    format!("cannot move the checkout into `{dir}`: {err}"),
+                )
+            }),
+            (Some(_), None) => Ok(()),
+            (None, dir) => agent
+                .put(
+                    &dir.map_or_else(|| WORKSPACE.to_owned(), |d| format!("{WORKSPACE}/{d}")),
+                    tar_stream::pack_dir(src.clone()),
+                )
                 .await
                 .map_err(|err| {
                     fail(
@@ -577,6 +594,17 @@ impl JenkinsExecutor {
     }
 }
 
+/// Moves the checkout at `root` into `root/dir` (a relative path the analyzer checked).
+async fn move_into(root: &std::path::Path, dir: &str) -> std::io::Result<()> {
+    let aside = root.with_extension("moving");
+    tokio::fs::rename(root, &aside).await?;
+    let dest = root.join(dir);
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::rename(&aside, &dest).await
+}
+
 fn fail(events: &dyn RunEvents, reason: String) -> Outcome {
     events.log_error(&Origin::default(), &reason);
     Outcome::Failed(reason)
@@ -592,6 +620,22 @@ pub fn declared(pipeline: &Pipeline) -> Declared {
             .contains(&PipelineOption::DisableConcurrentBuilds),
         build_keep: pipeline.options.iter().find_map(|o| match o {
             PipelineOption::BuildDiscarder { keep } => i32::try_from(*keep).ok(),
+            _ => None,
+        }),
+        quiet_period: pipeline.options.iter().find_map(|o| match o {
+            PipelineOption::QuietPeriod { seconds } => i32::try_from(*seconds).ok(),
+            _ => None,
+        }),
+        rate_limit: pipeline.options.iter().find_map(|o| match o {
+            PipelineOption::RateLimit {
+                count,
+                period_seconds,
+                user_boost,
+            } => Some(RateLimit {
+                count: i32::try_from(*count).ok()?,
+                period: i32::try_from(*period_seconds).ok()?,
+                user_boost: *user_boost,
+            }),
             _ => None,
         }),
     }

@@ -48,18 +48,6 @@ pub(super) const STEPS: &[(&str, bool)] = &[
     ("publishHTML", false),
 ];
 
-/// Jenkins options that change nothing here: accepted with a warning.
-pub(super) const HARMLESS_OPTIONS: &[&str] = &[
-    "quietPeriod",
-    "rateLimitBuilds",
-    "disableRestartFromStage",
-    "disableResume",
-    "preserveStashes",
-    "durabilityHint",
-    "newContainerPerStage",
-    "checkoutToSubdirectory",
-];
-
 pub(crate) struct Analyzer<'d> {
     pub diags: &'d mut Vec<Diagnostic>,
     pub(super) stage_names: HashSet<String>,
@@ -124,6 +112,7 @@ pub(super) fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+mod options;
 mod plugin_steps;
 mod sections;
 mod signatures;
