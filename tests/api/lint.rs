@@ -36,6 +36,21 @@ fn valid_jenkinsfiles_pass() {
 }
 
 #[test]
+fn the_getting_started_jenkinsfile_is_the_corpus_file() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("docs/GETTING_STARTED.md")).unwrap();
+    let block = guide
+        .split("```groovy\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/GETTING_STARTED.md has a ```groovy block");
+    let corpus =
+        std::fs::read_to_string(root.join("tests/jenkinsfiles/valid/getting-started.groovy"))
+            .unwrap();
+    assert_eq!(block.trim(), corpus.trim());
+}
+
+#[test]
 fn invalid_jenkinsfiles_report_the_expected_diagnostics() {
     for file in corpus("invalid") {
         let source = std::fs::read_to_string(&file).unwrap();
