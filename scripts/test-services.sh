@@ -54,6 +54,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   wait_for "Redis" sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 fi
 
+# sshd serves private repositories over SSH to the deploy-key tests; ssh-keygen makes keys.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+  echo "test: installing OpenSSH (Debian packages openssh-server, openssh-client)"
+  apt_install openssh-server openssh-client
+fi
+
 # promtool checks the /metrics output.
 if ! command -v promtool >/dev/null; then
   echo "test: installing promtool (Debian package prometheus)"

@@ -7,8 +7,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::routes::{
-    auth, health, lint, members, orgs, projects, releases, run_actions, run_outputs, runs, secrets,
-    tokens, user,
+    auth, health, lint, members, orgs, projects, releases, repository, run_actions, run_outputs,
+    runs, secrets, tokens, user,
 };
 
 /// The error shape every failing request answers with.
@@ -63,6 +63,8 @@ impl Modify for Security {
         tokens::create, tokens::index, tokens::revoke,
         projects::create, projects::index, projects::show, projects::update, projects::delete,
         secrets::index, secrets::put, secrets::delete,
+        projects::rotate_webhook,
+        repository::show, repository::put_credential, repository::delete_credential, repository::test,
         runs::create, runs::index, runs::show,
         run_outputs::log, run_outputs::artifact_index, run_outputs::artifact_download,
         run_actions::cancel, run_actions::approve, run_actions::rerun,

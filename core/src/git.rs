@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::addresses::DenyList;
+use crate::git_auth::{GitAuth, RepoCredential};
 
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,9 @@ pub enum CheckoutError {
     Git { step: &'static str, stderr: String },
     #[error("checkout cancelled")]
     Cancelled,
+    /// The project's repository credential cannot be used for this URL.
+    #[error("{0}")]
+    Credential(String),
 }
 
 fn is_local(url: &str) -> bool {
@@ -54,6 +58,17 @@ async fn git(
     step: &'static str,
     cancel: &CancellationToken,
 ) -> Result<String, CheckoutError> {
+    git_with(dir, args, step, &GitAuth::default(), cancel).await
+}
+
+/// Runs git authenticating with `auth`; its standard output on success.
+async fn git_with(
+    dir: Option<&Path>,
+    args: &[&str],
+    step: &'static str,
+    auth: &GitAuth,
+    cancel: &CancellationToken,
+) -> Result<String, CheckoutError> {
     let mut cmd = Command::new("git");
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
@@ -63,6 +78,7 @@ async fn git(
         .envs(crate::host_env::base())
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
+        .envs(auth.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -208,28 +224,53 @@ async fn has_ref(dest: &Path, name: &str) -> bool {
 }
 
 /// The `git -c` settings a command reaching `url` needs, after checking that it may: local
-/// repositories only when allowed, and remote hosts only on addresses the deny list allows.
-async fn reach(url: &str, access: &RepoAccess) -> Result<Vec<String>, CheckoutError> {
+/// repositories only when allowed, and remote hosts only on addresses the deny list allows;
+/// and how it authenticates with `credential` (a local repository needs none).
+async fn reach(
+    url: &str,
+    access: &RepoAccess,
+    credential: Option<&RepoCredential>,
+) -> Result<(Vec<String>, GitAuth), CheckoutError> {
     if is_local(url) {
         if !access.allow_local {
             return Err(CheckoutError::LocalNotAllowed(url.to_owned()));
         }
-        return Ok(Vec::new());
+        return Ok((Vec::new(), GitAuth::default()));
     }
     let remote = remote_of(url).ok_or_else(|| CheckoutError::Unsupported(url.to_owned()))?;
+    let auth = GitAuth::new(credential, remote.http)?;
+    // A token in clear over the network only where local repositories are allowed (tests,
+    // a developer's machine).
+    if matches!(credential, Some(RepoCredential::Token { .. }))
+        && url.starts_with("http://")
+        && !access.allow_local
+    {
+        return Err(CheckoutError::Credential(
+            "the project's HTTPS token is not sent over plain http://: use the https:// URL".into(),
+        ));
+    }
     if access.allow_local {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), auth));
     }
     let addrs = resolve_allowed(&remote, &access.deny).await?;
-    Ok(if remote.http {
+    let config = if remote.http {
         pinned(&remote, &addrs)
     } else {
         Vec::new()
-    })
+    };
+    Ok((config, auth))
 }
 
-/// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`; true when
-/// `git_ref` names a tag (a tag build) rather than a branch. A full ref name (`refs/pull/7/head`,
+/// What a checkout found out besides the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedOut {
+    /// `git_ref` names a tag (a tag build) rather than a branch.
+    pub is_tag: bool,
+    /// SSH host keys met for the first time (the credential pinned none), to pin.
+    pub learned_host_keys: Option<String>,
+}
+
+/// Clones `url` into `dest` and checks out `commit`, else the head of `git_ref`. A full ref name (`refs/pull/7/head`,
 /// `refs/merge-requests/3/head`: a change request) is fetched by name, as clones leave it out.
 pub async fn checkout(
     url: &str,
@@ -237,9 +278,10 @@ pub async fn checkout(
     commit: Option<&str>,
     dest: &Path,
     access: &RepoAccess,
+    credential: Option<&RepoCredential>,
     cancel: &CancellationToken,
-) -> Result<bool, CheckoutError> {
-    let config = reach(url, access).await?;
+) -> Result<CheckedOut, CheckoutError> {
+    let (config, auth) = reach(url, access, credential).await?;
     let dest_str = dest.to_string_lossy();
     // A local repository by path, not `file://`: git then clones with hard links, without the
     // pack protocol (about twice as fast).
@@ -249,14 +291,14 @@ pub async fn checkout(
         args.extend(["-c", setting]);
     }
     args.extend(["clone", "--quiet", "--no-checkout", "--", source, &dest_str]);
-    git(None, &args, "clone", cancel).await?;
+    git_with(None, &args, "clone", &auth, cancel).await?;
     if git_ref.starts_with("refs/") {
         let mut args: Vec<&str> = Vec::new();
         for setting in &config {
             args.extend(["-c", setting]);
         }
         args.extend(["fetch", "--quiet", "origin", "--", git_ref]);
-        git(Some(dest), &args, "fetch", cancel).await?;
+        git_with(Some(dest), &args, "fetch", &auth, cancel).await?;
         let target = commit.unwrap_or("FETCH_HEAD");
         git(
             Some(dest),
@@ -265,7 +307,10 @@ pub async fn checkout(
             cancel,
         )
         .await?;
-        return Ok(false);
+        return Ok(CheckedOut {
+            is_tag: false,
+            learned_host_keys: auth.learned_host_keys(),
+        });
     }
     let tag = format!("refs/tags/{git_ref}");
     let is_tag = has_ref(dest, &tag).await;
@@ -281,7 +326,10 @@ pub async fn checkout(
         cancel,
     )
     .await?;
-    Ok(is_tag)
+    Ok(CheckedOut {
+        is_tag,
+        learned_host_keys: auth.learned_host_keys(),
+    })
 }
 
 /// A checked-out commit as the run records it.
@@ -353,15 +401,35 @@ pub struct Resolved {
 }
 
 /// Looks `git_ref` up in the repository at `url` (`git ls-remote`, under the same address
-/// rules as a checkout): the commit of the branch or tag of that name, a tag's commit for an
-/// annotated tag; None when the repository has neither.
+/// rules and with the same credential as a checkout): the commit of the branch or tag of that
+/// name, a tag's commit for an annotated tag; None when the repository has neither.
 pub async fn ls_remote(
     url: &str,
     git_ref: &str,
     access: &RepoAccess,
+    credential: Option<&RepoCredential>,
     cancel: &CancellationToken,
 ) -> Result<Option<Resolved>, CheckoutError> {
-    let config = reach(url, access).await?;
+    Ok(probe(url, git_ref, access, credential, cancel).await?.found)
+}
+
+/// What [`probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub found: Option<Resolved>,
+    /// SSH host keys met for the first time (the credential pinned none), to pin.
+    pub learned_host_keys: Option<String>,
+}
+
+/// [`ls_remote`], also telling which SSH host keys the connection learned.
+pub async fn probe(
+    url: &str,
+    git_ref: &str,
+    access: &RepoAccess,
+    credential: Option<&RepoCredential>,
+    cancel: &CancellationToken,
+) -> Result<Probe, CheckoutError> {
+    let (config, auth) = reach(url, access, credential).await?;
     let source = url.strip_prefix("file://").unwrap_or(url);
     let mut args: Vec<&str> = Vec::new();
     for setting in &config {
@@ -381,8 +449,11 @@ pub async fn ls_remote(
     if !tag.is_empty() {
         args.extend([tag.as_str(), peeled.as_str()]);
     }
-    let out = git(None, &args, "ls-remote", cancel).await?;
-    Ok(pick_resolved(&out, &branch, &tag))
+    let out = git_with(None, &args, "ls-remote", &auth, cancel).await?;
+    Ok(Probe {
+        found: pick_resolved(&out, &branch, &tag),
+        learned_host_keys: auth.learned_host_keys(),
+    })
 }
 
 /// From `ls-remote` output: the branch first, then the peeled tag, then the tag itself.
@@ -550,7 +621,7 @@ mod tests {
         let get = |r: &'static str| {
             let url = url.clone();
             let cancel = cancel.clone();
-            async move { ls_remote(&url, r, &local(), &cancel).await.unwrap() }
+            async move { ls_remote(&url, r, &local(), None, &cancel).await.unwrap() }
         };
         assert_eq!(
             get("main").await,
@@ -583,7 +654,7 @@ mod tests {
         );
         assert_eq!(get("x").await, None);
         // The same address rules as a checkout.
-        let refused = ls_remote(&url, "main", &RepoAccess::default(), &cancel).await;
+        let refused = ls_remote(&url, "main", &RepoAccess::default(), None, &cancel).await;
         assert!(
             matches!(refused, Err(CheckoutError::LocalNotAllowed(_))),
             "{refused:?}"
@@ -597,10 +668,18 @@ mod tests {
         let cancel = CancellationToken::new();
         let dest = tempfile::tempdir().unwrap();
         let dest = dest.path().join("src");
-        let tag = checkout(&url, "refs/pull/7/head", None, &dest, &local(), &cancel)
-            .await
-            .unwrap();
-        assert!(!tag);
+        let done = checkout(
+            &url,
+            "refs/pull/7/head",
+            None,
+            &dest,
+            &local(),
+            None,
+            &cancel,
+        )
+        .await
+        .unwrap();
+        assert!(!done.is_tag);
         let head = head_commit(&dest, &cancel).await.unwrap();
         assert_eq!(head.sha, shas[2]);
         assert_eq!(head.author, "Ada <ada@example.com>");
@@ -608,9 +687,10 @@ mod tests {
 
         let dest = dest.with_file_name("tag");
         assert!(
-            checkout(&url, "v1", None, &dest, &local(), &cancel)
+            checkout(&url, "v1", None, &dest, &local(), None, &cancel)
                 .await
                 .unwrap()
+                .is_tag
         );
         let head = head_commit(&dest, &cancel).await.unwrap();
         assert_eq!(head.sha, shas[0]);

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod entities;
 pub mod error;
 pub mod git;
+pub mod git_auth;
 pub mod groovy;
 pub mod host_env;
 pub mod logs;

@@ -13,7 +13,7 @@ mod m20261129_000004_run_execution;
 mod m20261129_000005_run_outputs;
 mod m20261201_000006_releases;
 mod m20261201_000007_change_requests;
-mod m20261202_000008_quiet_and_throttle;
+mod m20261202_000008_private_repos_and_throttles;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -29,7 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_run_outputs::Migration),
             Box::new(m20261201_000006_releases::Migration),
             Box::new(m20261201_000007_change_requests::Migration),
-            Box::new(m20261202_000008_quiet_and_throttle::Migration),
+            Box::new(m20261202_000008_private_repos_and_throttles::Migration),
         ]
     }
 }

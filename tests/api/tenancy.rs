@@ -19,6 +19,9 @@ fn body_for(method: &str, path: &str) -> Option<serde_json::Value> {
         }
         ("PATCH", p) if p.ends_with("/projects/{project}") => json!({"name": "Pwned"}),
         ("PUT", p) if p.ends_with("/secrets/{name}") => json!({"value": "overwritten"}),
+        ("PUT", p) if p.ends_with("/repository/credential") => {
+            json!({"kind": "token", "token": "stolen"})
+        }
         ("POST", p) if p.ends_with("/approve") => json!({"id": "1-1", "approve": true}),
         ("POST", p) if p.ends_with("/environments") => json!({"name": "stolen"}),
         ("PATCH", p) if p.ends_with("/environments/{name}") => json!({"protected": false}),

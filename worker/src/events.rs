@@ -54,6 +54,24 @@ impl RunEvents for DbEvents {
         }
     }
 
+    async fn pin_host_keys(&self, known_hosts: &str) {
+        use sea_orm::EntityTrait;
+        let project = sluice_core::entities::project::Entity::find_by_id(self.project_id)
+            .one(&self.db)
+            .await;
+        let pinned = match project {
+            Ok(Some(project)) => {
+                sluice_core::store::repo_credentials::pin_host_keys(&self.db, &project, known_hosts)
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = pinned {
+            tracing::warn!(run = self.run_id, error = %err, "pinning the repository's SSH host keys failed");
+        }
+    }
+
     async fn params(&self, params: &BTreeMap<String, String>) {
         if let Err(err) = execution::set_params(&self.db, self.run_id, params).await {
             tracing::warn!(run = self.run_id, error = %err, "recording parameters failed");

@@ -26,6 +26,8 @@ pub struct RunContext {
     pub workspace: PathBuf,
     /// Which repositories may be checked out (local ones, and hosts on which addresses).
     pub repo_access: crate::checkout::RepoAccess,
+    /// How the checkout authenticates to a private repository (never given to a step).
+    pub repo_credential: Option<sluice_core::git_auth::RepoCredential>,
     /// The project's secrets by name, for `credentials()` and `withCredentials`. Their values
     /// are masked in the log by the worker, whatever the executor prints.
     pub secrets: BTreeMap<String, String>,
@@ -96,6 +98,9 @@ pub trait RunEvents: Send + Sync {
     async fn unlock(&self, resource: &str);
     /// What the run's Groovy set as `currentBuild.displayName` and `.description`.
     async fn shown(&self, display_name: Option<&str>, description: Option<&str>);
+    /// The checkout met the repository's SSH host keys for the first time: they are pinned
+    /// for the project's next connections.
+    async fn pin_host_keys(&self, _known_hosts: &str) {}
     /// Masks these values in the log from now on (password parameters).
     fn also_mask(&self, values: Vec<String>);
     /// The checkout found the run's commit: recorded with its message, author and ref type.

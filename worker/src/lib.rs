@@ -289,6 +289,25 @@ impl Worker {
                 return;
             }
         };
+        // The repository credential is Sluice's own, used by the checkout only: a fork's change
+        // request is cloned with it too.
+        let repo_credential =
+            match sluice_core::store::repo_credentials::for_git(&self.keys, &project) {
+                Ok(credential) => credential,
+                Err(err) => {
+                    let reason =
+                        format!("reading the project's repository credential failed: {err}");
+                    self.end(
+                        &claimed,
+                        &run,
+                        &org_slug,
+                        Some(&project),
+                        Outcome::Failed(reason),
+                    )
+                    .await;
+                    return;
+                }
+            };
         // Password parameters join the masker once the run's Jenkinsfile is parsed, before any
         // step runs (`RunEvents::also_mask`).
         let masker = Masker::new(secrets.values().cloned());
@@ -344,6 +363,7 @@ impl Worker {
                 allow_local: self.config.allow_local_repos,
                 deny: self.config.repo_deny.clone(),
             },
+            repo_credential,
             secrets,
             secrets_withheld,
             previous,

@@ -269,6 +269,11 @@ mod tests {
             rate_limit_count: None,
             rate_limit_period: None,
             rate_limit_user_boost: false,
+            repo_auth: None,
+            repo_username: None,
+            repo_secret_enc: None,
+            ssh_public_key: None,
+            ssh_known_hosts: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

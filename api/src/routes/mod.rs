@@ -24,6 +24,7 @@ pub(crate) mod metrics;
 pub(crate) mod orgs;
 pub(crate) mod projects;
 pub(crate) mod releases;
+pub(crate) mod repository;
 pub(crate) mod run_actions;
 pub(crate) mod run_outputs;
 pub(crate) mod runs;
@@ -236,6 +237,31 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/api/v1/orgs/{org}/projects/{project}/secrets",
             get().to(secrets::index),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/webhook/rotate",
+            post().to(projects::rotate_webhook),
+        ),
+        (
+            Method::GET,
+            "/api/v1/orgs/{org}/projects/{project}/repository",
+            get().to(repository::show),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/orgs/{org}/projects/{project}/repository/credential",
+            put().to(repository::put_credential),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/orgs/{org}/projects/{project}/repository/credential",
+            delete().to(repository::delete_credential),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/{org}/projects/{project}/repository/test",
+            post().to(repository::test),
         ),
         (
             Method::PUT,

@@ -64,6 +64,8 @@ pub struct ProjectView {
     /// The `branches` filter (`["*"]`: every branch).
     pub branches: Vec<String>,
     pub fork_secrets: bool,
+    /// How checkouts authenticate (never the token or private key).
+    pub repo_credential: sluice_core::store::repo_credentials::CredentialView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +84,7 @@ impl ProjectView {
                 .patterns()
                 .to_vec(),
             fork_secrets: p.fork_secrets,
+            repo_credential: sluice_core::store::repo_credentials::view(p),
             created_at: p.created_at,
             updated_at: p.updated_at,
             webhook,
@@ -173,6 +176,24 @@ pub async fn show(
     let project = projects::get(&state.db, &scope, &slug).await?;
     let webhook = webhook_view(&state, &req, &scope, &project)?;
     Ok(HttpResponse::Ok().json(ProjectView::new(&project, Some(webhook))))
+}
+
+/// `POST /api/v1/orgs/{org}/projects/{project}/webhook/rotate` (developer): a new webhook
+/// secret; deliveries signed with the old one are refused from then on.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/webhook/rotate", tag = "projects", security(("bearer" = []), ("session" = [])), params(("org" = String, Path, description = "Org slug", example = "acme"), ("project" = String, Path, description = "Project slug", example = "web")), responses((status = 200, description = "The webhook URLs and the new secret", body = WebhookView), (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Not allowed for this role, scope or CSRF token", body = crate::openapi::ErrorBody), (status = 404, description = "Absent, or another org's", body = crate::openapi::ErrorBody)))]
+pub async fn rotate_webhook(
+    state: web::Data<AppState>,
+    authn: Authn,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, slug) = path.into_inner();
+    let scope = authn.scope(&state, &org).await?;
+    let txn = begin_write(&state.db).await?;
+    projects::rotate_webhook_secret(&txn, &scope, &state.keys, &slug).await?;
+    let project = projects::get(&txn, &scope, &slug).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(webhook_view(&state, &req, &scope, &project)?))
 }
 
 /// `PATCH /api/v1/orgs/{org}/projects/{project}` (developer).

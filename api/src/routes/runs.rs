@@ -213,7 +213,8 @@ pub(crate) async fn resolve(
 ) -> Result<(), sluice_core::Error> {
     scope.require(sluice_core::tenancy::Role::Developer)?;
     let project = sluice_core::store::projects::get(&state.db, scope, project).await?;
-    changes::resolve(&project, new, &state.repo_access).await
+    let credential = sluice_core::store::repo_credentials::for_git(&state.keys, &project)?;
+    changes::resolve(&project, new, &state.repo_access, credential.as_ref()).await
 }
 
 /// `POST .../runs` (developer): queues a run.

@@ -34,6 +34,16 @@ pub struct Model {
     pub rate_limit_period: Option<i32>,
     /// Runs a person started are not held back by the rate limit.
     pub rate_limit_user_boost: bool,
+    /// How checkouts authenticate: `token`, `ssh_key`, or None (anonymously).
+    pub repo_auth: Option<String>,
+    /// The user name sent with a token.
+    pub repo_username: Option<String>,
+    /// The token or the SSH private key, sealed (see `store::repo_credentials`).
+    pub repo_secret_enc: Option<Vec<u8>>,
+    /// The generated deploy key's public half, to add to the repository.
+    pub ssh_public_key: Option<String>,
+    /// The SSH host keys pinned at the first connection (`known_hosts` lines).
+    pub ssh_known_hosts: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -112,6 +112,7 @@ pub async fn resolve(
     project: &project::Model,
     new: &mut NewRun,
     access: &RepoAccess,
+    credential: Option<&crate::git_auth::RepoCredential>,
 ) -> Result<()> {
     if new.commit.is_some() || new.change.is_some() {
         return Ok(());
@@ -124,7 +125,7 @@ pub async fn resolve(
     let cancel = CancellationToken::new();
     let looked_up = tokio::time::timeout(
         RESOLVE_TIMEOUT,
-        ls_remote(&project.repo_url, &git_ref, access, &cancel),
+        ls_remote(&project.repo_url, &git_ref, access, credential, &cancel),
     )
     .await;
     match looked_up {
@@ -156,7 +157,8 @@ pub async fn resolve(
 }
 
 /// Looks the ref of a run already queued (a cron run) up and records its commit, unless a
-/// worker got to the run first (its checkout records the commit then).
+/// worker got to the run first (its checkout records the commit then). A private repository's
+/// is left to the checkout, which has its credential.
 pub async fn resolve_queued(
     db: &sea_orm::DatabaseConnection,
     project: &project::Model,
@@ -165,8 +167,11 @@ pub async fn resolve_queued(
 ) {
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    if project.repo_auth.is_some() {
+        return;
+    }
     let mut new = NewRun::of(crate::store::runs::Trigger::Cron, None, None);
-    if let Err(err) = resolve(project, &mut new, access).await {
+    if let Err(err) = resolve(project, &mut new, access, None).await {
         tracing::info!(run = run_id, error = %err, "a cron run's ref is left to its checkout");
         return;
     }

@@ -14,6 +14,7 @@ pub mod orgs;
 pub mod params;
 pub mod projects;
 pub mod releases;
+pub mod repo_credentials;
 pub mod runs;
 pub mod sessions;
 pub mod tokens;

@@ -202,6 +202,7 @@ pub async fn update(
 ) -> Result<project::Model> {
     scope.require(Role::Developer)?;
     let current = get(db, scope, slug).await?;
+    let current_url = current.repo_url.clone();
     let mut active: project::ActiveModel = current.into();
     let mut changed = serde_json::Map::new();
     if let Some(name) = changes.name {
@@ -212,6 +213,10 @@ pub async fn update(
     if let Some(url) = changes.repo_url {
         validate::repo_url(&url)?;
         changed.insert("repo_url".into(), json!(url.trim()));
+        // Another address may be another host: its SSH host keys are learned again.
+        if url.trim() != current_url {
+            active.ssh_known_hosts = Set(None);
+        }
         active.repo_url = Set(url.trim().to_owned());
     }
     if let Some(branch) = changes.default_branch {
@@ -238,6 +243,29 @@ pub async fn update(
     let updated = active.update(db).await?;
     audit::record(db, scope, "project.update", "project", slug, changed.into()).await?;
     Ok(updated)
+}
+
+/// Gives the project a new webhook secret (developer); returns it in clear. Deliveries signed
+/// with the old one are refused from then on.
+pub async fn rotate_webhook_secret(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+    keys: &Keyring,
+    slug: &str,
+) -> Result<String> {
+    scope.require(Role::Developer)?;
+    let project = get(db, scope, slug).await?;
+    let secret = random_base62(32);
+    let sealed = keys.encrypt(
+        secret.as_bytes(),
+        &webhook_context(project.org_id, &project.slug),
+    )?;
+    let mut active: project::ActiveModel = project.into();
+    active.webhook_secret_enc = Set(sealed);
+    active.updated_at = Set(Utc::now());
+    active.update(db).await?;
+    audit::record(db, scope, "webhook.rotate", "project", slug, json!({})).await?;
+    Ok(secret)
 }
 
 /// Deletes a project and its secrets (admin).

@@ -306,11 +306,17 @@ impl Executor for JenkinsExecutor {
             ctx.run.commit_sha.as_deref(),
             &src,
             &ctx.repo_access,
+            ctx.repo_credential.as_ref(),
             &cancel,
         )
         .await
         {
-            Ok(is_tag) => is_tag,
+            Ok(done) => {
+                if let Some(keys) = &done.learned_host_keys {
+                    events.pin_host_keys(keys).await;
+                }
+                done.is_tag
+            }
             Err(CheckoutError::Cancelled) => {
                 return Outcome::Cancelled("cancelled during checkout".into());
             }
