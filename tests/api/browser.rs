@@ -176,3 +176,65 @@ async fn browser_watches_a_release_go_through_its_steps_and_rolls_it_back() {
         "{project}"
     );
 }
+
+/// The project settings page in Chromium against a real `sshd`: repository and branches
+/// edited (a bad value refused by field), an SSH deploy key generated and tested, a secret
+/// added and deleted, the webhook secret rotated, the project deleted after confirming.
+#[tokio::test]
+async fn browser_edits_project_settings_and_connects_a_private_repository() {
+    use crate::fleet::{git_repo, project_for};
+    use crate::git_servers::{Sshd, bare_copy};
+    let app = spawn_app().await;
+    let owner = app.signup("admin@example.com").await;
+    let (status, body) = app
+        .post_as(
+            "/api/v1/orgs",
+            &owner,
+            serde_json::json!({"slug": "acme", "name": "Acme Corp"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let repo = git_repo("pipeline { agent any }");
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/orgs/acme/projects/web",
+            &owner,
+            Some(serde_json::json!({"name": "Web"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_bare_root, bare) = bare_copy(&repo);
+    let sshd = Sshd::start().await;
+    let (_, before) = app.get_as("/api/v1/orgs/acme/projects/web", &owner).await;
+    let result = run_flow(
+        "project-settings.mjs",
+        vec![
+            app.url(""),
+            "admin@example.com".into(),
+            "correct horse battery".into(),
+            "/orgs/acme/projects/web/settings".into(),
+            sshd.url(&bare),
+            sshd.authorized_keys().display().to_string(),
+        ],
+    )
+    .await;
+    assert_ne!(before["webhook"]["secret"], result["after"], "{result}");
+    assert!(
+        result["connected"]
+            .as_str()
+            .unwrap()
+            .contains(&crate::execution::head(&repo)[..12]),
+        "{result}"
+    );
+    let (status, _) = app.get_as("/api/v1/orgs/acme/projects/web", &owner).await;
+    assert_eq!(status, 404, "deleted");
+    let audit = app
+        .scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action IN \
+             ('project.update', 'repository.credential', 'secret.put', 'webhook.rotate', 'project.delete')",
+        )
+        .await;
+    assert_eq!(audit.as_deref(), Some("6"), "each change audited");
+}

@@ -206,6 +206,11 @@ impl Sshd {
         .unwrap();
     }
 
+    /// The file listing the keys let in.
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.path().join("authorized_keys")
+    }
+
     /// The `ssh://` URL of the repository at `path` on this server.
     pub fn url(&self, path: &Path) -> String {
         format!(

@@ -20,10 +20,12 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod api_docs;
+pub mod flash;
 pub mod landing;
 pub mod oauth_pages;
 pub mod org_pages;
 pub mod project_pages;
+pub mod project_settings;
 pub mod release_pages;
 pub mod run_pages;
 pub mod token_pages;
@@ -253,6 +255,8 @@ pub struct Visitor(pub Option<SignedIn>);
 pub struct SignedIn {
     pub user: user::Model,
     pub session: String,
+    /// A notice left by the form that redirected here.
+    pub notice: Option<String>,
 }
 
 impl FromRequest for Visitor {
@@ -261,6 +265,7 @@ impl FromRequest for Visitor {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let notice = flash::notice(req);
         let cookie = req
             .cookie(SESSION_COOKIE)
             .map(|c| c.value().to_owned())
@@ -272,7 +277,11 @@ impl FromRequest for Visitor {
                 return Ok(Visitor(None));
             };
             let user = sessions::authenticate(&state.db, &raw, Utc::now()).await?;
-            Ok(Visitor(user.map(|user| SignedIn { user, session: raw })))
+            Ok(Visitor(user.map(|user| SignedIn {
+                user,
+                session: raw,
+                notice,
+            })))
         })
     }
 }
@@ -342,7 +351,7 @@ impl SignedIn {
                 })
                 .collect(),
             current_org: current_org.map(str::to_owned),
-            notices: Vec::new(),
+            notices: self.notice.iter().cloned().collect(),
         })
     }
 }

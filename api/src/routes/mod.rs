@@ -8,7 +8,8 @@ use sluice_core::store::Page;
 
 use crate::error::ApiError;
 use crate::pages::{
-    account, landing, oauth_pages, org_pages, project_pages, release_pages, run_pages, token_pages,
+    account, landing, oauth_pages, org_pages, project_pages, project_settings, release_pages,
+    run_pages, token_pages,
 };
 use crate::state::AppState;
 
@@ -415,6 +416,51 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/orgs/{org}/projects/{project}/runs/{number}/rerun",
             post().to(run_pages::rerun),
+        ),
+        (
+            Method::GET,
+            "/orgs/{org}/projects/{project}/settings",
+            get().to(project_settings::show),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings",
+            post().to(project_settings::update),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/credential",
+            post().to(project_settings::set_credential),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/credential/remove",
+            post().to(project_settings::remove_credential),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/test",
+            post().to(project_settings::test_connection),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/secrets",
+            post().to(project_settings::put_secret),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/secrets/{name}/delete",
+            post().to(project_settings::delete_secret),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/webhook/rotate",
+            post().to(project_settings::rotate_webhook),
+        ),
+        (
+            Method::POST,
+            "/orgs/{org}/projects/{project}/settings/delete",
+            post().to(project_settings::delete),
         ),
         (
             Method::GET,
