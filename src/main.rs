@@ -303,8 +303,10 @@ fn overrides(bind: Option<std::net::SocketAddr>, dirs: &DataDirArgs) -> Override
 
 fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not in files, pipes or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder
@@ -324,10 +326,10 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         notes,
         secret_key,
     } = prepare(&settings, role).await?;
-    for note in &notes {
-        tracing::info!("{note}");
-    }
     if role == Role::Migrate {
+        for note in &notes {
+            tracing::info!("{note}");
+        }
         let applied = sluice_core::db::applied_migrations(&db).await?;
         println!(
             "database is up to date (migrations applied: {})",
@@ -342,6 +344,28 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     tokio::spawn(signals.stop_on_signal(shutdown.clone()));
 
     let metrics = Metrics::new()?;
+    // The API binds first and says where to sign in before the other parts start talking.
+    let api = if matches!(role, Role::Serve | Role::Api) {
+        let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;
+        let mut state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
+        state.repo_access.allow_local = settings.allow_local_repos.unwrap_or(role == Role::Serve);
+        let app = Application::build(&settings, state)?;
+        let url = settings.public_url(app.local_addr());
+        println!("Sluice is listening on {url}");
+        if settings.local_accounts {
+            println!(
+                "Sign in: open {url}/login and create an account with your email and a password."
+            );
+        } else {
+            println!("Sign in: open {url}/login and use one of the configured OAuth providers.");
+        }
+        Some((app, url))
+    } else {
+        None
+    };
+    for note in &notes {
+        tracing::info!("{note}");
+    }
     let queue = sluice_core::queue::from_settings(&settings, &db).await?;
     let objects = sluice_core::objects::open(&settings)?;
     // Every role dispatches: the fair scheduler hands queued runs to the job queue (at once
@@ -445,20 +469,7 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
         None
     };
 
-    if matches!(role, Role::Serve | Role::Api) {
-        let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;
-        let mut state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
-        state.repo_access.allow_local = settings.allow_local_repos.unwrap_or(role == Role::Serve);
-        let app = Application::build(&settings, state)?;
-        let url = settings.public_url(app.local_addr());
-        println!("Sluice is listening on {url}");
-        if settings.local_accounts {
-            println!(
-                "Sign in: open {url}/login and create an account with your email and a password."
-            );
-        } else {
-            println!("Sign in: open {url}/login and use one of the configured OAuth providers.");
-        }
+    if let Some((app, url)) = api {
         tracing::info!(%url, "listening");
         let served = app.run_until_stopped(shutdown.clone()).await;
         shutdown.cancel();

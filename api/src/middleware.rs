@@ -159,3 +159,23 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "same-origin"))
 }
+
+/// A redirect that a page handler returned as an error (`PageError::SignIn`: "sign in first")
+/// is an ordinary 303: the error is dropped from the response, so the request log does not
+/// report it as a failure.
+pub async fn redirects_are_not_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    if !(res.status().is_redirection() && res.response().error().is_some()) {
+        return Ok(res);
+    }
+    let (req, response) = res.into_parts();
+    let mut plain = actix_web::HttpResponse::new(response.status());
+    *plain.headers_mut() = response.headers().clone();
+    Ok(ServiceResponse::new(
+        req,
+        plain.set_body(response.into_body()),
+    ))
+}

@@ -30,6 +30,7 @@ impl Application {
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::middleware::redirects_are_not_errors))
                 .wrap(from_fn(crate::pages::flash::clear_shown_notice))
                 .wrap(from_fn(limit_uri))
                 .wrap(from_fn(json_errors))

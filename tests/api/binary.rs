@@ -159,6 +159,56 @@ fn serve_on_defaults_creates_its_data_dir_prints_how_to_sign_in_and_stops_on_sig
     );
 }
 
+/// What a person sees in the terminal, with the two streams in one file (as a pipe or a log
+/// collector gets them): the sign-in lines first, no migration chatter, no colour codes, and
+/// a redirect to sign in is not reported as an error.
+#[test]
+fn serve_says_where_to_sign_in_first_without_colours_or_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("output.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = sluice(dir.path(), &["serve"], &[("SLUICE_BIND", "127.0.0.1:0")])
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        if let Some(line) = text.lines().find(|l| l.starts_with("Sign in: open ")) {
+            let url = line
+                .trim_start_matches("Sign in: open ")
+                .split("/login")
+                .next()
+                .unwrap()
+                .to_owned();
+            break url;
+        }
+        assert!(Instant::now() < deadline, "no banner: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A page that needs a session answers 303 to the sign-in page.
+    let (status, body) = get(&format!("{url}/orgs"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Sign in"), "{body}");
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Sluice is listening on ") && lines[1].starts_with("Sign in: open "),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "colour codes in a file:\n{text}");
+    assert!(!text.contains("Applying migration"), "{text}");
+    assert!(!text.contains("ERROR"), "{text}");
+    assert!(
+        text.contains("GET") || text.contains("/orgs"),
+        "the request was logged: {text}"
+    );
+}
+
 #[test]
 fn sigint_also_stops_gracefully_on_the_test_database() {
     let db = tokio::runtime::Runtime::new()
@@ -296,7 +346,7 @@ fn migrate_applies_the_schema_and_exits() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("database is up to date (migrations applied: 7)"),
+        stdout.contains("database is up to date (migrations applied: 8)"),
         "{stdout}"
     );
     // Running it again changes nothing and still succeeds.

@@ -65,6 +65,10 @@ pub struct OAuthProviderSettings {
     pub label: Option<String>,
 }
 
+/// The default log filter: Sluice's own information, and only warnings from the libraries
+/// that narrate their work (each migration applied, each HTTP worker started).
+pub const DEFAULT_LOG: &str = "info,sea_orm_migration=warn,actix_server=warn";
+
 /// Everything Sluice can be told at start-up. Secrets are wrapped so `Debug` never shows them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -193,7 +197,7 @@ impl Default for Settings {
             kube_controller: "sluice".to_owned(),
             kube_orphan_scan_secs: 60,
             log_format: LogFormat::Text,
-            log: "info".to_owned(),
+            log: DEFAULT_LOG.to_owned(),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             db_max_connections: 10,
