@@ -118,3 +118,51 @@ async fn scripts_trigger_builds_and_follow_them_like_on_jenkins() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["run"], 3);
 }
+
+/// The `url` of a job or build, opened in a browser, leads to its page.
+#[tokio::test]
+async fn jenkins_build_and_job_urls_open_the_run_and_project_pages() {
+    let app = spawn_app().await;
+    let owner = app.signup("ci@example.com").await;
+    app.create_org(&owner, "acme").await;
+    app.create_project(&owner, "acme", "web").await;
+    let (status, _) = app
+        .post_as("/api/v1/orgs/acme/projects/web/runs", &owner, json!({}))
+        .await;
+    assert_eq!(status, 201);
+    let Auth::Session { cookie, .. } = &owner else {
+        unreachable!()
+    };
+    for (url, page) in [
+        ("/jenkins/acme/job/web/1/", "/orgs/acme/projects/web/runs/1"),
+        ("/jenkins/acme/job/web/", "/orgs/acme/projects/web"),
+    ] {
+        let res = app
+            .client
+            .get(app.url(url))
+            .header("cookie", format!("sluice_session={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{url}");
+        assert_eq!(res.headers()["location"], page, "{url}");
+        // Signed out: to sign in first, then there.
+        let res = app.client.get(app.url(url)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{url}");
+        assert_eq!(
+            res.headers()["location"].to_str().unwrap(),
+            format!("/login?next={page}"),
+            "{url}"
+        );
+    }
+    let (status, page) = app.page("/orgs/acme/projects/web/runs/1", &owner).await;
+    assert_eq!(status, 200, "{page}");
+    let res = app
+        .client
+        .get(app.url("/jenkins/acme/job/web/9/"))
+        .header("cookie", format!("sluice_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "a run that does not exist");
+}

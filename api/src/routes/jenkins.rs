@@ -249,6 +249,39 @@ pub async fn console_text(
     Ok(crate::routes::run_outputs::stream_log(&state, found.id, 0))
 }
 
+/// `GET job/{project}/` and `GET job/{project}/{number}/`: the `url`s the Jenkins API gives,
+/// opened in a browser, lead to the project's or the run's page (to sign in first when there
+/// is no session; another org's answer 404, as everywhere).
+pub async fn browse(
+    state: web::Data<AppState>,
+    authn: Option<Authn>,
+    path: web::Path<(String, String)>,
+    number: Option<web::Path<(String, String, i64)>>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, slug) = path.into_inner();
+    let number = number.map(|p| p.into_inner().2);
+    let page = match number {
+        Some(n) => format!("/orgs/{org}/projects/{slug}/runs/{n}"),
+        None => format!("/orgs/{org}/projects/{slug}"),
+    };
+    let Some(authn) = authn else {
+        return Ok(crate::pages::see_other(&format!(
+            "/login?next={}",
+            crate::pages::urlencode(&page)
+        )));
+    };
+    let scope = authn.scope(&state, &org).await?;
+    match number {
+        Some(n) => {
+            runs::get(&state.db, &scope, &slug, n).await?;
+        }
+        None => {
+            projects::get(&state.db, &scope, &slug).await?;
+        }
+    }
+    Ok(crate::pages::see_other(&page))
+}
+
 /// `GET crumbIssuer/api/json`: scripts fetch a crumb before POSTing; token calls need none.
 pub async fn crumb(
     state: web::Data<AppState>,

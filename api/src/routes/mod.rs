@@ -101,6 +101,16 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             get().to(jenkins::console_text),
         ),
         (
+            Method::GET,
+            "/jenkins/{org}/job/{project}/",
+            get().to(jenkins::browse),
+        ),
+        (
+            Method::GET,
+            "/jenkins/{org}/job/{project}/{number}/",
+            get().to(jenkins::browse),
+        ),
+        (
             Method::POST,
             "/jenkins/{org}/project/{project}",
             post().to(jenkins::gitlab_project),
