@@ -31,6 +31,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::middleware::redirects_are_not_errors))
+                .wrap(from_fn(crate::pages::error_pages::html_errors))
                 .wrap(from_fn(crate::pages::flash::clear_shown_notice))
                 .wrap(from_fn(limit_uri))
                 .wrap(from_fn(json_errors))

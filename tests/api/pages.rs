@@ -198,3 +198,77 @@ async fn a_token_created_on_the_page_is_shown_once() {
         "{html}"
     );
 }
+
+/// Browsers get HTML error pages with their own header; API clients keep JSON.
+#[tokio::test]
+async fn browsers_get_html_error_pages_with_their_header_and_api_clients_json() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let owner = app.signup("ada@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let Auth::Session { cookie, .. } = &owner else {
+        unreachable!()
+    };
+    let get = |path: &str, accept: &str, signed_in: bool| {
+        let mut req = app
+            .client
+            .get(app.url(path))
+            .header("accept", accept.to_owned());
+        if signed_in {
+            req = req.header("cookie", format!("sluice_session={cookie}"));
+        }
+        req.send()
+    };
+    let html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    // An unknown address and another org's page: HTML with the signed-in header.
+    for path in ["/no/such/page", "/orgs/nobody/projects/web"] {
+        let res = get(path, html, true).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let body = res.text().await.unwrap();
+        assert!(body.contains("Page not found"), "{path}: {body}");
+        assert!(
+            body.contains("Sign out") && body.contains(">ada<"),
+            "{path}: {body}"
+        );
+    }
+    // Signed out: the same page without a session's header.
+    let body = get("/no/such/page", html, false)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("Page not found") && !body.contains("Sign out"),
+        "{body}"
+    );
+    // Programs keep JSON.
+    for (path, accept) in [
+        ("/no/such/page", "application/json"),
+        ("/api/v1/no/such/thing", html),
+        ("/jenkins/acme/job/nope/api/json", html),
+    ] {
+        let res = get(path, accept, true).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    }
+    // A page that fails on the server: a 500 page, still with the header.
+    app.db
+        .execute_unprepared("DROP TABLE audit_log")
+        .await
+        .unwrap();
+    let res = get("/orgs/acme/settings", html, true).await.unwrap();
+    assert_eq!(res.status(), 500);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("Something went wrong") && body.contains("Sign out"),
+        "{body}"
+    );
+}

@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod api_docs;
+pub mod error_pages;
 pub mod flash;
 pub mod landing;
 pub mod oauth_pages;
@@ -132,29 +133,49 @@ impl ResponseError for PageError {
         if let PageError::Internal(source) = self {
             tracing::error!(error = %source, "page failed");
         }
-        let title = match self {
+        // The layout is the signed-out one here; `error_pages::html_errors` renders it again
+        // with the visitor's own header when they are signed in.
+        error_page(
+            self.status_code(),
+            self.title(),
+            &self.message(),
+            Nav::anonymous(),
+        )
+    }
+}
+
+impl PageError {
+    pub fn title(&self) -> &'static str {
+        match self {
             PageError::NotFound => "Page not found",
             PageError::Forbidden(_) => "Not allowed",
             PageError::BadRequest(_) => "That did not work",
             _ => "Something went wrong",
-        };
-        let message = match self {
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
             PageError::NotFound => {
                 "There is nothing here, or it belongs to an organisation you are not in.".to_owned()
             }
             PageError::Internal(_) => "The error was logged. Please try again.".to_owned(),
             other => other.to_string(),
-        };
-        let page = ErrorPage {
-            nav: Nav::anonymous(),
-            title,
-            message: &message,
-        };
-        let html = page.render().unwrap_or_else(|_| title.to_owned());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(html)
+        }
     }
+}
+
+/// An HTML error page with `status`.
+pub fn error_page(status: StatusCode, title: &str, message: &str, nav: Nav) -> HttpResponse {
+    let page = ErrorPage {
+        nav,
+        title,
+        message,
+    };
+    let html = page.render().unwrap_or_else(|_| title.to_owned());
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html)
 }
 
 /// Percent-encodes a query value.
