@@ -238,3 +238,62 @@ async fn browser_edits_project_settings_and_connects_a_private_repository() {
         .await;
     assert_eq!(audit.as_deref(), Some("6"), "each change audited");
 }
+
+/// No page scrolls sideways on a phone (360, 390 and 414 px wide).
+#[tokio::test]
+async fn browser_pages_fit_phone_widths() {
+    use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("phone@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        r#"pipeline {
+    agent any
+    stages {
+        stage('A build stage with a rather long name') {
+            steps { sh 'echo a-long-line-without-spaces-$(head -c 300 /dev/zero | tr "\\0" x)' }
+        }
+    }
+}
+"#,
+    );
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    app.create_token(&owner, "acme", &["read"]).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let (status, run) = app
+        .post_as(
+            "/api/v1/orgs/acme/projects/web/runs",
+            &owner,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/web/runs/1",
+        &["succeeded", "failed"],
+    )
+    .await;
+    let pages = [
+        "/orgs",
+        "/orgs/acme/projects",
+        "/orgs/acme/projects/web",
+        "/orgs/acme/projects/web/settings",
+        "/orgs/acme/projects/web/runs/1",
+        "/orgs/acme/projects/web/releases",
+        "/orgs/acme/settings",
+        "/orgs/acme/tokens",
+        "/api/docs",
+    ];
+    let mut args = vec![
+        app.url(""),
+        "phone@example.com".into(),
+        "correct horse battery".into(),
+    ];
+    args.extend(pages.iter().map(|p| p.to_string()));
+    let result = run_flow("phone-layouts.mjs", args).await;
+    assert_eq!(result["checked"], pages.len() * 3, "{result}");
+    assert_eq!(result["overflows"], serde_json::json!([]), "{result:#}");
+}

@@ -49,6 +49,7 @@ struct ProjectsPage {
 struct ProjectPage {
     nav: Nav,
     org: String,
+    org_name: String,
     project: project::Model,
     gitlab_url: String,
     github_url: String,
@@ -182,6 +183,7 @@ pub async fn show(
     let (runs, bars) = crate::pages::run_pages::recent(&state, &scope, &slug).await?;
     let environments = sluice_core::store::environments::list(&state.db, project.id).await?;
     let page = ProjectPage {
+        org_name: scope.org().name.clone(),
         environments,
         runs,
         bars,

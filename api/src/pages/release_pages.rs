@@ -40,6 +40,7 @@ pub struct ColourRow {
 struct ReleasesPage {
     nav: Nav,
     org: String,
+    org_name: String,
     project: project::Model,
     environments: Vec<EnvironmentView>,
     releases: Vec<ReleaseView>,
@@ -50,6 +51,7 @@ struct ReleasesPage {
 struct ReleasePage {
     nav: Nav,
     org: String,
+    org_name: String,
     project: project::Model,
     release: ReleaseView,
     status: &'static str,
@@ -132,6 +134,7 @@ pub async fn index(
     )
     .await?;
     let page = ReleasesPage {
+        org_name: scope.org().name.clone(),
         nav: who.nav(&state, Some(&org)).await?,
         environments: environments::list(&state.db, project.id).await?,
         releases: releases::views(&state.db, page.items).await?,
@@ -173,6 +176,7 @@ pub async fn show(
     let (blue_share, green_share) = shares(&release.traffic);
     let in_progress = release.status == ReleaseStatus::InProgress;
     let page = ReleasePage {
+        org_name: scope.org().name.clone(),
         nav: who.nav(&state, Some(&org)).await?,
         api: format!("/api/v1/orgs/{org}/projects/{slug}/releases/{id}"),
         page: format!("/orgs/{org}/projects/{slug}/releases/{id}"),

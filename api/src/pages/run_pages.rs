@@ -164,6 +164,7 @@ pub struct ArtifactRow {
 struct RunPage {
     nav: Nav,
     org: String,
+    org_name: String,
     project: project::Model,
     run: RunRow,
     reason: Option<String>,
@@ -226,6 +227,7 @@ pub async fn show(
         .collect();
     let active = matches!(found.status.as_str(), "queued" | "running" | "waiting");
     let page = RunPage {
+        org_name: scope.org().name.clone(),
         nav: who.nav(&state, Some(&org)).await?,
         api: format!("/api/v1/orgs/{org}/projects/{slug}/runs/{number}"),
         page: format!("/orgs/{org}/projects/{slug}/runs/{number}"),

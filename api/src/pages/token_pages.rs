@@ -29,6 +29,7 @@ pub struct TokenRow {
 struct TokensPage {
     nav: Nav,
     org: String,
+    org_name: String,
     tokens: Vec<TokenRow>,
     created: Option<String>,
     name: String,
@@ -76,6 +77,7 @@ async fn tokens_page(
     .await?
     .items;
     Ok(TokensPage {
+        org_name: scope.org().name.clone(),
         nav: who.nav(state, Some(&scope.org().slug)).await?,
         org: scope.org().slug.clone(),
         tokens: rows
