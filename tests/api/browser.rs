@@ -286,6 +286,7 @@ async fn browser_pages_fit_phone_widths() {
         "/orgs/acme/settings",
         "/orgs/acme/tokens",
         "/api/docs",
+        "/lint",
     ];
     let mut args = vec![
         app.url(""),
@@ -296,4 +297,21 @@ async fn browser_pages_fit_phone_widths() {
     let result = run_flow("phone-layouts.mjs", args).await;
     assert_eq!(result["checked"], pages.len() * 3, "{result}");
     assert_eq!(result["overflows"], serde_json::json!([]), "{result:#}");
+}
+
+/// The lint page shows each diagnostic with its source line and a caret.
+#[tokio::test]
+async fn browser_lints_a_pasted_jenkinsfile_with_a_caret_under_the_fault() {
+    let app = spawn_app().await;
+    app.signup("lint@example.com").await;
+    let result = run_flow(
+        "lint-page.mjs",
+        vec![
+            app.url(""),
+            "lint@example.com".into(),
+            "correct horse battery".into(),
+        ],
+    )
+    .await;
+    assert_eq!(result["where"], "Jenkinsfile:5:21", "{result}");
 }

@@ -23,6 +23,7 @@ pub mod api_docs;
 pub mod error_pages;
 pub mod flash;
 pub mod landing;
+pub mod lint_page;
 pub mod oauth_pages;
 pub mod org_pages;
 pub mod project_pages;

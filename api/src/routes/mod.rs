@@ -46,6 +46,16 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         ),
         (
             Method::GET,
+            "/lint",
+            get().to(crate::pages::lint_page::show),
+        ),
+        (
+            Method::POST,
+            "/lint",
+            post().to(crate::pages::lint_page::check),
+        ),
+        (
+            Method::GET,
             "/api/docs",
             get().to(crate::pages::api_docs::api_docs),
         ),
