@@ -456,6 +456,44 @@ pub async fn probe(
     })
 }
 
+/// A repository's branches and tags by name (`git ls-remote --heads --tags`, under the same
+/// address rules and with the same credential as a checkout), each sorted, at most `max` of
+/// each.
+pub async fn list_refs(
+    url: &str,
+    access: &RepoAccess,
+    credential: Option<&RepoCredential>,
+    max: usize,
+    cancel: &CancellationToken,
+) -> Result<(Vec<String>, Vec<String>), CheckoutError> {
+    let (config, auth) = reach(url, access, credential).await?;
+    let source = url.strip_prefix("file://").unwrap_or(url);
+    let mut args: Vec<&str> = Vec::new();
+    for setting in &config {
+        args.extend(["-c", setting]);
+    }
+    args.extend(["ls-remote", "--heads", "--tags", "--", source]);
+    let out = git_with(None, &args, "ls-remote", &auth, cancel).await?;
+    let (mut branches, mut tags) = (Vec::new(), Vec::new());
+    for name in out
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(_, n)| n))
+    {
+        if let Some(branch) = name.strip_prefix("refs/heads/") {
+            branches.push(branch.to_owned());
+        } else if let Some(tag) = name.strip_prefix("refs/tags/")
+            && !tag.ends_with("^{}")
+        {
+            tags.push(tag.to_owned());
+        }
+    }
+    branches.sort();
+    tags.sort();
+    branches.truncate(max);
+    tags.truncate(max);
+    Ok((branches, tags))
+}
+
 /// From `ls-remote` output: the branch first, then the peeled tag, then the tag itself.
 fn pick_resolved(out: &str, branch: &str, tag: &str) -> Option<Resolved> {
     let mut found: Option<Resolved> = None;

@@ -315,3 +315,101 @@ async fn browser_lints_a_pasted_jenkinsfile_with_a_caret_under_the_fault() {
     .await;
     assert_eq!(result["where"], "Jenkinsfile:5:21", "{result}");
 }
+
+/// "Run with parameters" in Chromium: the picker lists branches and tags, the form is built
+/// from the declared parameters, and the run gets exactly what was chosen.
+#[tokio::test]
+async fn browser_runs_a_tag_with_parameters() {
+    use crate::fleet::{Backend, git, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("runner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        r#"pipeline {
+    agent any
+    parameters {
+        string(name: 'TARGET', defaultValue: 'staging', description: 'Where to deploy')
+        choice(name: 'REGION', choices: ['eu', 'us'], description: 'Which region')
+        booleanParam(name: 'DRY_RUN', defaultValue: true, description: 'Only print')
+        text(name: 'NOTES', defaultValue: '', description: 'Release notes')
+        password(name: 'TOKEN', defaultValue: 'default-token', description: 'Registry token')
+    }
+    stages {
+        stage('Show') {
+            steps { sh 'echo "target=$TARGET region=$REGION dry=$DRY_RUN token=$TOKEN"' }
+        }
+    }
+}
+"#,
+    );
+    git(repo.dir.path(), &["tag", "v1.0"]);
+    git(repo.dir.path(), &["branch", "feature/x"]);
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    // A run of main records the parameters the form offers.
+    let (status, run) = app
+        .post_as(
+            "/api/v1/orgs/acme/projects/web/runs",
+            &owner,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let ended = ["succeeded", "failed"];
+    wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/web/runs/1",
+        &ended,
+    )
+    .await;
+
+    let result = run_flow(
+        "run-params.mjs",
+        vec![
+            app.url(""),
+            "runner@example.com".into(),
+            "correct horse battery".into(),
+            "/orgs/acme/projects/web".into(),
+        ],
+    )
+    .await;
+    assert_eq!(result["run"], "/orgs/acme/projects/web/runs/2", "{result}");
+    let run = wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/web/runs/2",
+        &ended,
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["ref"], "v1.0", "{run}");
+    assert_eq!(run["ref_type"], "tag", "{run}");
+    assert_eq!(run["params"]["TARGET"], "production", "{run}");
+    assert_eq!(run["params"]["REGION"], "us", "{run}");
+    assert_eq!(run["params"]["DRY_RUN"], "false", "{run}");
+    assert_eq!(run["params"]["NOTES"], "first line\nsecond line", "{run}");
+    assert_eq!(run["params"]["TOKEN"], "****", "{run}");
+    let log = crate::execution::text_log(&app, &owner, 2).await;
+    assert!(
+        log.contains("target=production region=us dry=false token=****"),
+        "{log}"
+    );
+    assert!(!log.contains("typed-secret-4711"), "{log}");
+
+    // A ref the repository lacks: the form again, saying why, with the values kept.
+    let (status, _, html) = app
+        .submit(
+            "/orgs/acme/projects/web/runs",
+            &owner,
+            &[("ref", "nope"), ("param_TARGET", "kept-value")],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert!(
+        html.contains("Not started (ref): the repository has no branch or tag `nope`"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"kept-value\""), "{html}");
+}

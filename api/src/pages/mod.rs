@@ -29,6 +29,7 @@ pub mod org_pages;
 pub mod project_pages;
 pub mod project_settings;
 pub mod release_pages;
+pub mod run_form;
 pub mod run_pages;
 pub mod token_pages;
 

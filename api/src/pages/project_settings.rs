@@ -373,8 +373,10 @@ pub async fn put_secret(
     let form = form.into_inner();
     let scope = developer_scope(&state, &who, &org, Some(&form.csrf_token)).await?;
     let name = form.name.trim().to_owned();
+    // Browsers send a textarea's line breaks as CRLF; a pasted key file keeps its LFs.
+    let value = form.value.replace("\r\n", "\n");
     let txn = begin_write(&state.db).await?;
-    match projects::put_secret(&txn, &scope, &state.keys, &slug, &name, &form.value).await {
+    match projects::put_secret(&txn, &scope, &state.keys, &slug, &name, &value).await {
         Ok(created) => {
             txn.commit().await?;
             let what = if created { "added" } else { "replaced" };

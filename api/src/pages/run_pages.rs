@@ -35,7 +35,8 @@ pub struct RunRow {
     /// What the run's Groovy set as `currentBuild.displayName` and `.description`.
     pub display_name: Option<String>,
     pub description: Option<String>,
-    pub trigger: String,
+    /// Who or what started it, in words: "Started by Ada", "Push by Ada", "PR #12 by bob".
+    pub started_by: String,
     pub duration: String,
     pub queued: String,
 }
@@ -61,8 +62,68 @@ pub fn human_duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) ->
     }
 }
 
-fn row(r: &run::Model) -> RunRow {
+/// The name part of `Name <email>`.
+fn person_name(author: &str) -> &str {
+    author.split(" <").next().unwrap_or(author).trim()
+}
+
+/// Who or what started `r`, in words; `person` is the name of the user who did, if any.
+pub fn started_by(r: &run::Model, change: Option<&ChangeRequest>, person: Option<&str>) -> String {
+    let author = r.commit_author.as_deref().map(person_name);
+    if let Some(change) = change {
+        let (kind, mark) = if change.provider == "gitlab" {
+            ("MR", "!")
+        } else {
+            ("PR", "#")
+        };
+        return format!("{kind} {mark}{} by {}", change.id, change.author);
+    }
+    match (Trigger::parse(&r.trigger), person) {
+        (Some(Trigger::Github | Trigger::Gitlab), _) => {
+            let what = if r.ref_type.as_deref() == Some("tag") {
+                "Tag push"
+            } else {
+                "Push"
+            };
+            match author {
+                Some(name) if !name.is_empty() => format!("{what} by {name}"),
+                _ => what.to_owned(),
+            }
+        }
+        (Some(Trigger::Cron), _) => "Started by the schedule".to_owned(),
+        (Some(Trigger::Rerun), Some(name)) => format!("Rerun by {name}"),
+        (Some(Trigger::Jenkins), Some(name)) => format!("Started by {name} (Jenkins API)"),
+        (_, Some(name)) => format!("Started by {name}"),
+        _ => "Started through the API".to_owned(),
+    }
+}
+
+/// The names of the users who started `runs`, by user id.
+pub async fn starters(
+    state: &AppState,
+    runs: &[run::Model],
+) -> Result<std::collections::HashMap<i64, String>, PageError> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let ids: std::collections::HashSet<i64> = runs.iter().filter_map(|r| r.created_by).collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(sluice_core::entities::user::Entity::find()
+        .filter(sluice_core::entities::user::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect())
+}
+
+fn row(r: &run::Model, people: &std::collections::HashMap<i64, String>) -> RunRow {
     let change = r.change.as_deref().and_then(ChangeRequest::from_json);
+    let person = r
+        .created_by
+        .and_then(|id| people.get(&id))
+        .map(String::as_str);
+    let started = started_by(r, change.as_ref(), person);
     let git_ref = r.git_ref.clone().unwrap_or_default();
     let git_ref = match (&change, r.ref_type.as_deref()) {
         (Some(change), _) => change.name(),
@@ -88,7 +149,7 @@ fn row(r: &run::Model) -> RunRow {
             .as_deref()
             .map(|c| c.chars().take(10).collect())
             .unwrap_or_default(),
-        trigger: r.trigger.clone(),
+        started_by: started,
         duration: human_duration(r.started_at, r.finished_at),
         queued: r.queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     }
@@ -111,7 +172,8 @@ pub async fn recent(
         },
     )
     .await?;
-    let rows = page.items.iter().map(row).collect();
+    let people = starters(state, &page.items).await?;
+    let rows = page.items.iter().map(|r| row(r, &people)).collect();
     let ended: Vec<&run::Model> = page
         .items
         .iter()
@@ -232,7 +294,10 @@ pub async fn show(
         api: format!("/api/v1/orgs/{org}/projects/{slug}/runs/{number}"),
         page: format!("/orgs/{org}/projects/{slug}/runs/{number}"),
         org,
-        run: row(&found),
+        run: row(
+            &found,
+            &starters(&state, std::slice::from_ref(&found)).await?,
+        ),
         reason: found.reason.clone(),
         attempt: found.attempt,
         active,
@@ -270,24 +335,71 @@ fn run_url(org: &str, slug: &str, number: i64) -> String {
     format!("/orgs/{org}/projects/{slug}/runs/{number}")
 }
 
-/// `POST /orgs/{org}/projects/{project}/runs`: runs the default branch now.
+/// `POST /orgs/{org}/projects/{project}/runs`: runs the default branch now, or the `ref` and
+/// `param_NAME` values of the "Run with parameters" form (a refused value shows the form again
+/// with the reason).
 pub async fn trigger(
     state: web::Data<AppState>,
     req: HttpRequest,
     visitor: Visitor,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let who = visitor.require(&req)?;
     let (org, slug) = path.into_inner();
-    let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
-    let mut new = NewRun::of(Trigger::Api, None, None);
-    crate::routes::runs::resolve(&state, &scope, &slug, &mut new).await?;
-    let txn = begin_write(&state.db).await?;
-    let created = runs::create(&txn, &scope, &slug, new).await?;
-    txn.commit().await?;
-    sluice_core::dispatch::wake();
-    Ok(see_other(&run_url(&org, &slug, created.number)))
+    let field = |name: &str| {
+        form.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let scope = who
+        .form_scope(&state, &org, &field("csrf_token").unwrap_or_default())
+        .await?;
+    let project = sluice_core::store::projects::get(&state.db, &scope, &slug).await?;
+    let specs = project
+        .pipeline_params
+        .as_deref()
+        .map(sluice_core::store::params::from_json)
+        .unwrap_or_default();
+    // The last value of a field wins: a checkbox follows its hidden `false`.
+    let mut given = std::collections::BTreeMap::new();
+    for (key, value) in form.iter() {
+        let Some(name) = key.strip_prefix("param_") else {
+            continue;
+        };
+        let blank_password =
+            value.is_empty() && specs.iter().any(|s| s.name == name && s.kind == "password");
+        if !blank_password {
+            // Browsers send a textarea's line breaks as CRLF.
+            given.insert(name.to_owned(), value.replace("\r\n", "\n"));
+        }
+    }
+    let git_ref = field("ref").filter(|r| !r.is_empty());
+    let mut new = NewRun::of(Trigger::Api, git_ref.clone(), None);
+    new.params = given.clone();
+    let created = async {
+        crate::routes::runs::resolve(&state, &scope, &slug, &mut new).await?;
+        let txn = begin_write(&state.db).await?;
+        let created = runs::create(&txn, &scope, &slug, new).await?;
+        txn.commit().await?;
+        Ok::<_, sluice_core::Error>(created)
+    }
+    .await;
+    match created {
+        Ok(created) => {
+            sluice_core::dispatch::wake();
+            Ok(see_other(&run_url(&org, &slug, created.number)))
+        }
+        Err(sluice_core::Error::Invalid { field, message }) => {
+            let error = Some(format!("Not started ({field}): {message}"));
+            let form =
+                crate::pages::run_form::page(&state, &who, &scope, project, git_ref, &given, error)
+                    .await?;
+            render(StatusCode::BAD_REQUEST, &form)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// `POST .../runs/{number}/cancel`.

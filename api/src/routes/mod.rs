@@ -413,6 +413,11 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             post().to(release_pages::abort),
         ),
         (
+            Method::GET,
+            "/orgs/{org}/projects/{project}/run",
+            get().to(crate::pages::run_form::show),
+        ),
+        (
             Method::POST,
             "/orgs/{org}/projects/{project}/runs",
             post().to(run_pages::trigger),

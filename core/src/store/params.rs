@@ -19,6 +19,9 @@ pub struct ParamSpec {
     pub default: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// What the Jenkinsfile says the parameter is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 impl From<&Parameter> for ParamSpec {
@@ -34,11 +37,19 @@ impl From<&Parameter> for ParamSpec {
                 choices.clone(),
             ),
         };
+        let description = match p {
+            Parameter::String { description, .. }
+            | Parameter::Text { description, .. }
+            | Parameter::Password { description, .. }
+            | Parameter::Boolean { description, .. }
+            | Parameter::Choice { description, .. } => description.clone(),
+        };
         ParamSpec {
             name: p.name().to_owned(),
             kind: kind.to_owned(),
             default,
             choices,
+            description,
         }
     }
 }

@@ -75,6 +75,20 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The trigger stored as `value`; None for one this version does not know.
+    pub fn parse(value: &str) -> Option<Trigger> {
+        [
+            Trigger::Api,
+            Trigger::Github,
+            Trigger::Gitlab,
+            Trigger::Jenkins,
+            Trigger::Cron,
+            Trigger::Rerun,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == value)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Api => "api",
