@@ -413,3 +413,54 @@ async fn browser_runs_a_tag_with_parameters() {
     );
     assert!(html.contains("value=\"kept-value\""), "{html}");
 }
+
+/// The project page's stage view: runs × stages, waiting runs standing out, live updates.
+#[tokio::test]
+async fn browser_shows_a_live_stage_view_of_recent_runs() {
+    use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("stages@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        r#"pipeline {
+    agent any
+    stages {
+        stage('Build') { steps { sh 'sleep 1; echo built' } }
+        stage('Test') { steps { echo 'tested' } }
+        stage('Approve') {
+            input { message 'Ship it?' }
+            steps { echo 'shipped' }
+        }
+    }
+}
+"#,
+    );
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 2);
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    let (status, run) = app.post_as(runs, &owner, serde_json::json!({})).await;
+    assert_eq!(status, 201, "{run}");
+    wait_for_run(&app, &owner, &format!("{runs}/1"), &["waiting"]).await;
+    let (status, body) = app
+        .post_as(&format!("{runs}/1/cancel"), &owner, serde_json::json!({}))
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+    wait_for_run(&app, &owner, &format!("{runs}/1"), &["cancelled"]).await;
+    let (status, run) = app.post_as(runs, &owner, serde_json::json!({})).await;
+    assert_eq!(status, 201, "{run}");
+    wait_for_run(&app, &owner, &format!("{runs}/2"), &["waiting"]).await;
+    let result = run_flow(
+        "project-live.mjs",
+        vec![
+            app.url(""),
+            "stages@example.com".into(),
+            "correct horse battery".into(),
+            "/orgs/acme/projects/web".into(),
+            runs.into(),
+        ],
+    )
+    .await;
+    assert_eq!(result["columns"][1], "Build", "{result}");
+    wait_for_run(&app, &owner, &format!("{runs}/3"), &["waiting"]).await;
+}

@@ -27,6 +27,7 @@ pub mod lint_page;
 pub mod oauth_pages;
 pub mod org_pages;
 pub mod project_pages;
+pub mod project_runs;
 pub mod project_settings;
 pub mod release_pages;
 pub mod run_form;

@@ -55,8 +55,8 @@ struct ProjectPage {
     github_url: String,
     webhook_secret: Option<String>,
     secrets: Vec<String>,
-    runs: Vec<crate::pages::run_pages::RunRow>,
-    bars: Vec<crate::pages::run_pages::Bar>,
+    part: crate::pages::project_runs::RunsPart,
+    slug: String,
     can_run: bool,
     environments: Vec<sluice_core::store::environments::EnvironmentView>,
 }
@@ -180,13 +180,13 @@ pub async fn show(
         .map(|s| s.name)
         .collect();
     let base = base_url(&state, &req);
-    let (runs, bars) = crate::pages::run_pages::recent(&state, &scope, &slug).await?;
+    let part = crate::pages::project_runs::runs_part(&state, &scope, &slug).await?;
     let environments = sluice_core::store::environments::list(&state.db, project.id).await?;
     let page = ProjectPage {
         org_name: scope.org().name.clone(),
         environments,
-        runs,
-        bars,
+        part,
+        slug: slug.clone(),
         can_run: scope.role() >= Role::Developer,
         nav: who.nav(&state, Some(&org)).await?,
         gitlab_url: format!("{base}/hooks/gitlab/{org}/{slug}"),

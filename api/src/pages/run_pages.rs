@@ -48,6 +48,9 @@ pub struct Bar {
     pub height: u32,
     pub status: String,
     pub label: String,
+    pub number: i64,
+    pub seconds: i64,
+    pub duration: String,
 }
 
 pub fn human_duration(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> String {
@@ -155,12 +158,13 @@ fn row(r: &run::Model, people: &std::collections::HashMap<i64, String>) -> RunRo
     }
 }
 
-/// The project page's runs (newest first) and the chart of the ended ones (oldest left).
+/// The project page's runs (newest first), the chart of the ended ones (oldest left), and
+/// the runs' ids (in the rows' order).
 pub async fn recent(
     state: &AppState,
     scope: &sluice_core::tenancy::TenantScope,
     slug: &str,
-) -> Result<(Vec<RunRow>, Vec<Bar>), PageError> {
+) -> Result<(Vec<RunRow>, Vec<Bar>, Vec<i64>), PageError> {
     let page = runs::list(
         &state.db,
         scope,
@@ -195,6 +199,9 @@ pub async fn recent(
                 x: i as u32 * 10,
                 y: 60 - height,
                 height,
+                number: r.number,
+                seconds: secs(r),
+                duration: human_duration(r.started_at, r.finished_at),
                 status: r.status.clone(),
                 label: format!(
                     "#{} {} in {}",
@@ -205,7 +212,8 @@ pub async fn recent(
             }
         })
         .collect();
-    Ok((rows, bars))
+    let ids = page.items.iter().map(|r| r.id).collect();
+    Ok((rows, bars, ids))
 }
 
 pub struct StageRow {

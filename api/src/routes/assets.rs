@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../frontend/static/run.js"),
     ),
     (
+        "project.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../frontend/static/project.js"),
+    ),
+    (
         "release.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../frontend/static/release.js"),

@@ -414,6 +414,11 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         ),
         (
             Method::GET,
+            "/orgs/{org}/projects/{project}/runs-part",
+            get().to(crate::pages::project_runs::fragment),
+        ),
+        (
+            Method::GET,
             "/orgs/{org}/projects/{project}/run",
             get().to(crate::pages::run_form::show),
         ),
