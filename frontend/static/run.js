@@ -1,6 +1,8 @@
 // The run page, live: the log streams over server-sent events (resuming where it left off if
-// the connection drops), grouped into a section per stage, with ANSI colours; the status,
-// stage graph and approval gate follow the run through its JSON.
+// the connection drops), one section per stage (parallel branches each their own, however
+// their lines interleave; `post` output under "Post"), with ANSI colours; the status, stage
+// graph (with durations; a click scrolls to the stage's log), approval gate, duration,
+// reason, artifacts and test results follow the run through its JSON.
 
 const root = document.getElementById("run");
 if (root) start(root);
@@ -14,10 +16,13 @@ function start(root) {
   const log = document.getElementById("log");
   const follow = document.getElementById("follow");
   const jump = document.getElementById("jump-error");
-  let section = null;
-  let sectionStage = null;
+  // Named stages keep one section each; Sluice's own lines (stage "") get a new section
+  // whenever they follow another stage's, so the final lines stay at the end.
+  const sections = new Map();
+  let last = null;
   let firstError = null;
   let count = 0;
+  let refreshes = 0;
 
   const source = new EventSource(`${api}/log`);
   source.onmessage = (event) => append(JSON.parse(event.data));
@@ -35,18 +40,32 @@ function start(root) {
     firstError.classList.add("highlight");
   });
 
+  function sectionFor(stage) {
+    if (stage && sections.has(stage)) return sections.get(stage);
+    if (!stage && last && last.dataset.stage === "") return last;
+    const section = document.createElement("details");
+    section.open = true;
+    section.className = "log-section";
+    section.dataset.stage = stage;
+    const summary = document.createElement("summary");
+    summary.textContent = stage || "Sluice";
+    section.append(summary);
+    log.append(section);
+    if (stage) sections.set(stage, section);
+    return section;
+  }
+
+  // The log section of a stage of the graph (a matrix cell's or nested branch's by suffix).
+  function sectionOf(name) {
+    if (sections.has(name)) return sections.get(name);
+    for (const [stage, section] of sections) if (stage.endsWith(` / ${name}`)) return section;
+    return null;
+  }
+
   function append(line) {
     const stage = line.stage || "";
-    if (section === null || stage !== sectionStage) {
-      section = document.createElement("details");
-      section.open = true;
-      section.className = "log-section";
-      const summary = document.createElement("summary");
-      summary.textContent = stage || "Sluice";
-      section.append(summary);
-      log.append(section);
-      sectionStage = stage;
-    }
+    const section = sectionFor(stage);
+    last = section;
     const row = document.createElement("div");
     row.className = line.error ? "log-line log-error" : "log-line";
     row.id = `L${line.n}`;
@@ -83,6 +102,9 @@ function start(root) {
     status.className = `badge status-${run.status}`;
     graph(run.stages);
     gate(run);
+    facts(run);
+    tests(run.tests);
+    if (refreshes++ % 3 === 0 || ENDED.includes(run.status)) artifacts();
     if (ENDED.includes(run.status)) {
       document.getElementById("cancel-form")?.remove();
       if (log.dataset.done !== "true") setTimeout(refresh, 1000);
@@ -110,7 +132,25 @@ function start(root) {
       const state = document.createElement("span");
       state.className = "stage-status";
       state.textContent = s.status;
-      node.append(name, state);
+      const took = document.createElement("span");
+      took.className = "stage-duration";
+      took.textContent = duration(s.started_at, s.finished_at);
+      node.append(name, state, took);
+      node.tabIndex = 0;
+      node.setAttribute("role", "button");
+      node.title = `Show the log of ${s.name}`;
+      const show = (event) => {
+        event.stopPropagation();
+        const target = sectionOf(s.name);
+        if (!target) return;
+        follow.checked = false;
+        target.open = true;
+        target.scrollIntoView({ block: "start" });
+        target.classList.add("flash");
+        setTimeout(() => target.classList.remove("flash"), 1500);
+      };
+      node.addEventListener("click", show);
+      node.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") show(event); });
       const kids = children.get(s.seq) || [];
       if (kids.length) {
         const row = document.createElement("div");
@@ -124,6 +164,94 @@ function start(root) {
     row.className = "stage-row";
     for (const s of children.get("top") || []) row.append(build(s));
     box.replaceChildren(row);
+  }
+
+  function facts(run) {
+    const took = document.getElementById("run-duration");
+    if (took) took.textContent = duration(run.started_at, run.finished_at);
+    const reason = document.getElementById("run-reason");
+    if (reason && run.reason) {
+      reason.textContent = run.reason;
+      reason.hidden = false;
+      document.getElementById("run-reason-label").hidden = false;
+    }
+  }
+
+  function tests(summary) {
+    const body = document.getElementById("tests-body");
+    if (!body || !summary) return;
+    const key = JSON.stringify(summary);
+    if (body.dataset.key === key) return;
+    body.dataset.key = key;
+    const line = document.createElement("p");
+    line.id = "test-summary";
+    for (const [n, label] of [[summary.passed, " passed, "], [summary.failed, " failed, "], [summary.skipped, " skipped"]]) {
+      const strong = document.createElement("strong");
+      strong.textContent = String(n);
+      line.append(strong, label);
+    }
+    const parts = [line];
+    if (summary.failures?.length) {
+      const title = document.createElement("h3");
+      title.textContent = "Failing tests";
+      const list = document.createElement("ul");
+      list.className = "failures";
+      for (const f of summary.failures) {
+        const item = document.createElement("li");
+        const name = document.createElement("code");
+        name.className = "test-name";
+        name.textContent = f.name;
+        item.append(name);
+        if (f.message) {
+          const message = document.createElement("pre");
+          message.className = "test-message";
+          message.textContent = f.message;
+          item.append(message);
+        }
+        list.append(item);
+      }
+      parts.push(title, list);
+    }
+    body.replaceChildren(...parts);
+  }
+
+  async function artifacts() {
+    const body = document.getElementById("artifacts-body");
+    if (!body) return;
+    let list;
+    try {
+      const res = await fetch(`${api}/artifacts`, { headers: { accept: "application/json" } });
+      if (!res.ok) return;
+      const answer = await res.json();
+      list = Array.isArray(answer) ? answer : answer.items || [];
+    } catch {
+      return;
+    }
+    if (!list.length) return;
+    const key = list.map((a) => `${a.path}:${a.sha256}`).join("|");
+    if (body.dataset.key === key) return;
+    body.dataset.key = key;
+    const table = document.createElement("table");
+    table.className = "table";
+    table.id = "artifact-table";
+    table.innerHTML = "<thead><tr><th>Path</th><th>Size</th><th>SHA-256</th></tr></thead>";
+    const rows = document.createElement("tbody");
+    for (const a of list) {
+      const tr = document.createElement("tr");
+      const link = document.createElement("a");
+      link.href = `${api}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}`;
+      link.download = "";
+      link.textContent = a.path;
+      const cells = [link, `${a.size} bytes`, Object.assign(document.createElement("code"), { textContent: a.sha256 })];
+      for (const c of cells) {
+        const td = document.createElement("td");
+        td.append(c);
+        tr.append(td);
+      }
+      rows.append(tr);
+    }
+    table.append(rows);
+    body.replaceChildren(table);
   }
 
   function gate(run) {
@@ -196,6 +324,15 @@ function start(root) {
   }
 
   refresh();
+}
+
+// "1m 05s" from two ISO times (the second absent: until now); "" before the start.
+function duration(from, to) {
+  if (!from) return "";
+  const secs = Math.max(0, Math.round(((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000));
+  if (secs < 60) return `${secs}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+  return `${Math.floor(secs / 3600)}h ${String(Math.floor((secs % 3600) / 60)).padStart(2, "0")}m`;
 }
 
 // SGR colour codes to spans: 30–37/90–97 foreground, 40–47 background, 1 bold, 0 reset.

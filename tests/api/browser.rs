@@ -464,3 +464,69 @@ async fn browser_shows_a_live_stage_view_of_recent_runs() {
     assert_eq!(result["columns"][1], "Build", "{result}");
     wait_for_run(&app, &owner, &format!("{runs}/3"), &["waiting"]).await;
 }
+
+/// A run page while the run goes on: sections per parallel branch and for post, a clickable
+/// stage graph with durations, and artifacts, failing tests, duration and reason arriving
+/// without a reload.
+#[tokio::test]
+async fn browser_follows_a_runs_details_live() {
+    use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("details@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let repo = git_repo(
+        r#"pipeline {
+    agent any
+    parameters { string(name: 'NAP', defaultValue: '0', description: 'seconds to wait first') }
+    stages {
+        stage('Slow') { steps { sh 'sleep "$NAP"; echo slow done' } }
+        stage('Both') {
+            parallel {
+                stage('Left') { steps { sh 'for i in 1 2 3; do echo left-$i; sleep 0.3; done' } }
+                stage('Right') { steps { sh 'sleep 0.15; for i in 1 2 3; do echo right-$i; sleep 0.3; done' } }
+            }
+        }
+        stage('Package') {
+            steps {
+                sh 'mkdir -p dist reports && echo app > dist/app.txt'
+                archiveArtifacts artifacts: 'dist/**'
+                sh 'sleep 1'
+                writeFile file: 'reports/unit.xml', text: '<testsuite name="shop" tests="2" failures="1"><testcase classname="shop" name="adds_items"/><testcase classname="shop" name="checkout_total"><failure message="expected 42 but was 41">at shop.rs:10</failure></testcase></testsuite>'
+                junit 'reports/*.xml'
+                sh 'sleep 1'
+                error 'deliberate failure'
+            }
+        }
+    }
+    post { always { echo 'POST-ALWAYS' } }
+}
+"#,
+    );
+    project_for(&app, &owner, "acme", "web", &repo).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let runs = "/api/v1/orgs/acme/projects/web/runs";
+    let ended = ["succeeded", "unstable", "failed", "cancelled"];
+    let (status, run) = app.post_as(runs, &owner, serde_json::json!({})).await;
+    assert_eq!(status, 201, "{run}");
+    wait_for_run(&app, &owner, &format!("{runs}/1"), &ended).await;
+    // The second run waits 3 s first, so the page is open before anything is archived.
+    let (status, run) = app
+        .post_as(runs, &owner, serde_json::json!({"params": {"NAP": "3"}}))
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let result = run_flow(
+        "run-details.mjs",
+        vec![
+            app.url(""),
+            "details@example.com".into(),
+            "correct horse battery".into(),
+            "/orgs/acme/projects/web/runs/2".into(),
+        ],
+    )
+    .await;
+    assert!(
+        result["summaries"].as_array().unwrap().len() >= 5,
+        "{result}"
+    );
+}

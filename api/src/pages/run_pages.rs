@@ -223,6 +223,66 @@ pub struct StageRow {
     pub duration: String,
 }
 
+/// One run's test results in the trend beside the failures (SVG units).
+pub struct TrendBar {
+    pub number: i64,
+    pub x: u32,
+    pub passed_height: u32,
+    pub failed_height: u32,
+    pub passed: u64,
+    pub failed: u64,
+    pub current: bool,
+}
+
+/// Pass/fail counts of the project's last 20 runs with test results up to run `number`,
+/// oldest first.
+async fn test_trend(
+    state: &AppState,
+    project_id: i64,
+    number: i64,
+) -> Result<Vec<TrendBar>, PageError> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let rows: Vec<(i64, Option<String>)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Number)
+        .column(run::Column::Tests)
+        .filter(run::Column::ProjectId.eq(project_id))
+        .filter(run::Column::Number.lte(number))
+        .filter(run::Column::Tests.is_not_null())
+        .order_by_desc(run::Column::Number)
+        .limit(20)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let counts: Vec<(i64, u64, u64)> = rows
+        .into_iter()
+        .rev()
+        .filter_map(|(n, t)| {
+            let t: TestSummary = serde_json::from_str(t.as_deref()?).ok()?;
+            Some((n, t.passed, t.failed))
+        })
+        .collect();
+    let most = counts
+        .iter()
+        .map(|(_, p, f)| p + f)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    Ok(counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, passed, failed))| TrendBar {
+            number: n,
+            x: i as u32 * 12,
+            passed_height: ((passed * 40) / most) as u32,
+            failed_height: ((failed * 40) / most) as u32,
+            passed,
+            failed,
+            current: n == number,
+        })
+        .collect())
+}
+
 pub struct ArtifactRow {
     pub path: String,
     pub size: i64,
@@ -246,6 +306,7 @@ struct RunPage {
     stages: Vec<StageRow>,
     artifacts: Vec<ArtifactRow>,
     tests: Option<TestSummary>,
+    trend: Vec<TrendBar>,
     api: String,
     page: String,
 }
@@ -296,7 +357,9 @@ pub async fn show(
         })
         .collect();
     let active = matches!(found.status.as_str(), "queued" | "running" | "waiting");
+    let trend = test_trend(&state, project.id, found.number).await?;
     let page = RunPage {
+        trend,
         org_name: scope.org().name.clone(),
         nav: who.nav(&state, Some(&org)).await?,
         api: format!("/api/v1/orgs/{org}/projects/{slug}/runs/{number}"),

@@ -393,9 +393,17 @@ impl Runner<'_> {
             current
         };
         let previous = self.ctx.previous.as_deref().and_then(Res::of_status);
-        // Post steps run even when the run is being cancelled, but not forever.
+        // Post steps run even when the run is being cancelled, but not forever. Their output
+        // gets its own log section: "Post" for the pipeline's, "<stage> (post)" for a stage's.
         let post_scope = Scope {
             cancel: tokio_util::sync::CancellationToken::new(),
+            origin: Origin {
+                stage: Some(match &scope.origin.stage {
+                    Some(stage) => format!("{stage} (post)"),
+                    None => "Post".to_owned(),
+                }),
+                step: None,
+            },
             ..scope.clone()
         };
         let mut post_flow = Ok(());
@@ -422,7 +430,7 @@ impl Runner<'_> {
                     continue;
                 }
                 self.events.log(
-                    &scope.origin,
+                    &post_scope.origin,
                     &format!("[sluice] post {{ {} }}", condition_word(wanted)),
                 );
                 let run = self.steps(steps, &post_scope);
