@@ -530,3 +530,80 @@ async fn browser_follows_a_runs_details_live() {
         "{result}"
     );
 }
+
+/// Signed in, `/` is a dashboard: runs waiting for you, your projects' last runs, activity.
+#[tokio::test]
+async fn browser_lands_on_a_dashboard_after_signing_in() {
+    use crate::fleet::{Backend, git_repo, project_for, queue, start_fleet, wait_for_run};
+    let app = spawn_app().await;
+    let owner = app.signup("dash@example.com").await;
+    app.create_org(&owner, "acme").await;
+    // Someone else's org with a project: never on this dashboard.
+    let stranger = app.signup("stranger@example.com").await;
+    let (status, _) = app
+        .post_as(
+            "/api/v1/orgs",
+            &stranger,
+            serde_json::json!({"slug": "secret", "name": "Secret Org"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let gated = git_repo(
+        r#"pipeline {
+    agent any
+    stages {
+        stage('Deploy') {
+            input { message 'Deploy to staging?' }
+            steps { echo 'deployed' }
+        }
+    }
+}
+"#,
+    );
+    let plain =
+        git_repo("pipeline { agent any\n stages { stage('Build') { steps { echo 'ok' } } } }");
+    project_for(&app, &owner, "acme", "web", &gated).await;
+    project_for(&app, &owner, "acme", "api", &plain).await;
+    project_for(&app, &stranger, "secret", "hidden", &plain).await;
+    let q = queue(&app, Backend::Embedded, std::time::Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 2);
+    for project in ["api", "web"] {
+        let runs = format!("/api/v1/orgs/acme/projects/{project}/runs");
+        let (status, run) = app.post_as(&runs, &owner, serde_json::json!({})).await;
+        assert_eq!(status, 201, "{run}");
+    }
+    wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/api/runs/1",
+        &["succeeded"],
+    )
+    .await;
+    wait_for_run(
+        &app,
+        &owner,
+        "/api/v1/orgs/acme/projects/web/runs/1",
+        &["waiting"],
+    )
+    .await;
+    // A viewer may not approve: nothing waits for them, though a run waits.
+    let (viewer, _) = app
+        .join(&owner, "acme", "viewer@example.com", "viewer")
+        .await;
+    let (status, html) = app.page("/", &viewer).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("No run is waiting for your approval."),
+        "{html}"
+    );
+    let result = run_flow(
+        "dashboard.mjs",
+        vec![
+            app.url(""),
+            "dash@example.com".into(),
+            "correct horse battery".into(),
+        ],
+    )
+    .await;
+    assert_eq!(result["activity"], 2, "{result}");
+}

@@ -125,12 +125,12 @@ async fn next_after_sign_in_is_only_ever_a_path_on_this_site() {
             "{query}"
         );
     }
-    // A path here is followed; none goes to the org list.
+    // A path here is followed; none goes to the dashboard.
     let res = get_login("next=/orgs/acme/projects%3Fx%3D1").await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/orgs/acme/projects?x=1");
     let res = get_login("").await.unwrap();
-    assert_eq!(res.headers()["location"], "/orgs");
+    assert_eq!(res.headers()["location"], "/");
 
     // The sign-in form refuses a bad `next` before signing anyone in.
     let res = app

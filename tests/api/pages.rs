@@ -80,7 +80,7 @@ async fn signup_form_shows_errors_next_to_fields_and_signs_in_on_success() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/orgs");
+    assert_eq!(res.headers()["location"], "/");
     assert!(
         res.headers()["set-cookie"]
             .to_str()

@@ -1,4 +1,4 @@
-//! `GET /`: the public landing page.
+//! `GET /`: the public landing page, or a signed-in person's dashboard.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -17,9 +17,13 @@ pub async fn landing(
     state: actix_web::web::Data<AppState>,
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
-    let nav = match &visitor.0 {
-        Some(signed_in) => signed_in.nav(&state, None).await?,
-        None => Nav::anonymous(),
-    };
-    render(StatusCode::OK, &Landing { nav })
+    match &visitor.0 {
+        Some(signed_in) => crate::pages::dashboard::dashboard(&state, signed_in).await,
+        None => render(
+            StatusCode::OK,
+            &Landing {
+                nav: Nav::anonymous(),
+            },
+        ),
+    }
 }

@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod api_docs;
+pub mod dashboard;
 pub mod error_pages;
 pub mod flash;
 pub mod landing;
@@ -209,12 +210,12 @@ pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpRespon
         .body(html))
 }
 
-/// Where to go after signing in: `next` when it is a path on this site, `/orgs` when there is
-/// none. Anything else is refused rather than followed: browsers drop tabs and newlines from
+/// Where to go after signing in: `next` when it is a path on this site, the dashboard (`/`)
+/// when there is none. Anything else is refused rather than followed: browsers drop tabs and newlines from
 /// URLs and read `\\` as `/`, so `/\t/evil.example` would leave the site.
 pub fn safe_next(next: Option<&str>) -> Result<String, PageError> {
     let next = match next {
-        None | Some("") => return Ok("/orgs".to_owned()),
+        None | Some("") => return Ok("/".to_owned()),
         Some(next) => next,
     };
     let path_here = next.starts_with('/')
@@ -401,8 +402,8 @@ mod tests {
 
     #[test]
     fn next_is_only_ever_a_path_on_this_site() {
-        assert_eq!(safe_next(None).ok().as_deref(), Some("/orgs"));
-        assert_eq!(safe_next(Some("")).ok().as_deref(), Some("/orgs"));
+        assert_eq!(safe_next(None).ok().as_deref(), Some("/"));
+        assert_eq!(safe_next(Some("")).ok().as_deref(), Some("/"));
         assert_eq!(
             safe_next(Some("/orgs/acme/projects?x=1")).ok().as_deref(),
             Some("/orgs/acme/projects?x=1")

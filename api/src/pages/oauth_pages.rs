@@ -49,7 +49,7 @@ fn failed(
 ) -> Result<HttpResponse, PageError> {
     let mut res = render(
         status,
-        &login_page(state, String::new(), "/orgs".into(), Some(message)),
+        &login_page(state, String::new(), "/".into(), Some(message)),
     )?;
     res.add_cookie(&flow_cookie(state, None))
         .map_err(|e| PageError::Internal(Box::new(e)))?;
