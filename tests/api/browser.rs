@@ -607,3 +607,50 @@ async fn browser_lands_on_a_dashboard_after_signing_in() {
     .await;
     assert_eq!(result["activity"], 2, "{result}");
 }
+
+/// An invitation link opened signed out: org and role shown, sign up, back, accept.
+#[tokio::test]
+async fn browser_accepts_an_invitation_after_signing_up() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    let (status, _) = app
+        .post_as(
+            "/api/v1/orgs",
+            &owner,
+            serde_json::json!({"slug": "acme", "name": "Acme Corp"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, invitation) = app
+        .post_as(
+            "/api/v1/orgs/acme/invitations",
+            &owner,
+            serde_json::json!({"email": "grace@example.com", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{invitation}");
+    let token = invitation["accept_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let result = run_flow(
+        "invitation.mjs",
+        vec![
+            app.url(""),
+            format!("/invitations/{token}"),
+            "grace@example.com".into(),
+        ],
+    )
+    .await;
+    assert_eq!(result["notice"], "You joined Acme Corp as developer.");
+    let role = app
+        .scalar(
+            "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE u.email = 'grace@example.com'",
+        )
+        .await;
+    assert_eq!(role.as_deref(), Some("developer"));
+}

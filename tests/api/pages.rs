@@ -272,3 +272,64 @@ async fn browsers_get_html_error_pages_with_their_header_and_api_clients_json() 
         "{body}"
     );
 }
+
+/// Admins see pending invitations and revoke them; a revoked link leads nowhere.
+#[tokio::test]
+async fn admins_list_and_revoke_pending_invitations() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner@example.com").await;
+    app.create_org(&owner, "acme").await;
+    let mut links = Vec::new();
+    for email in ["one@example.com", "two@example.com"] {
+        let (status, invitation) = app
+            .post_as(
+                "/api/v1/orgs/acme/invitations",
+                &owner,
+                serde_json::json!({"email": email, "role": "viewer"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{invitation}");
+        let url = invitation["accept_url"].as_str().unwrap();
+        links.push(url[url.find("/invitations/").unwrap()..].to_owned());
+    }
+    let (status, html) = app.page("/orgs/acme/settings", &owner).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("one@example.com") && html.contains("two@example.com"),
+        "{html}"
+    );
+    // Signed out, the link names the org and the role.
+    let res = app.get(&links[0]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("as <strong>viewer</strong>"), "{body}");
+    assert!(body.contains("Sign up to accept"), "{body}");
+    let id: i64 = app
+        .scalar("SELECT CAST(id AS BIGINT) FROM invitations WHERE email = 'one@example.com'")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A developer may not revoke.
+    let (dev, _) = app
+        .join(&owner, "acme", "dev@example.com", "developer")
+        .await;
+    let (status, _, _) = app
+        .submit(&format!("/orgs/acme/invitations/{id}/revoke"), &dev, &[])
+        .await;
+    assert_eq!(status, 403);
+    let (status, location, _) = app
+        .submit(&format!("/orgs/acme/invitations/{id}/revoke"), &owner, &[])
+        .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/orgs/acme/settings#pending"))
+    );
+    let (_, html) = app.page("/orgs/acme/settings", &owner).await;
+    assert!(
+        !html.contains("one@example.com") && html.contains("two@example.com"),
+        "{html}"
+    );
+    assert_eq!(app.get(&links[0]).await.status(), 404);
+    assert_eq!(app.get(&links[1]).await.status(), 200);
+}

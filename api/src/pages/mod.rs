@@ -23,6 +23,7 @@ pub mod api_docs;
 pub mod dashboard;
 pub mod error_pages;
 pub mod flash;
+pub mod invitation_pages;
 pub mod landing;
 pub mod lint_page;
 pub mod oauth_pages;

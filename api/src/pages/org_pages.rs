@@ -61,14 +61,15 @@ struct SettingsPage {
     invitation_link: Option<String>,
     invite_email: String,
     errors: FieldErrors,
+    pending: Vec<PendingRow>,
 }
 
-#[derive(Template)]
-#[template(path = "invitation.html")]
-struct InvitationPage {
-    nav: Nav,
-    token: String,
-    form_error: Option<String>,
+/// An invitation not accepted yet, on the settings page.
+pub struct PendingRow {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub expires: String,
 }
 
 #[derive(Deserialize)]
@@ -218,7 +219,22 @@ async fn settings_page(
     } else {
         Vec::new()
     };
+    let pending = if is_admin {
+        invitations::pending(&state.db, scope)
+            .await?
+            .into_iter()
+            .map(|i| PendingRow {
+                id: i.id,
+                email: i.email,
+                role: i.role,
+                expires: i.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(SettingsPage {
+        pending,
         nav: who.nav(state, Some(&scope.org().slug)).await?,
         org: scope.org().slug.clone(),
         org_name: scope.org().name.clone(),
@@ -336,49 +352,4 @@ pub async fn remove(
     orgs::remove_member(&txn, &scope, user_id).await?;
     txn.commit().await?;
     Ok(see_other(&format!("/orgs/{org}/settings")))
-}
-
-/// `GET /invitations/{token}`: asks to accept (after signing in).
-pub async fn invitation(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    visitor: Visitor,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let who = visitor.require(&req)?;
-    let page = InvitationPage {
-        nav: who.nav(&state, None).await?,
-        token: path.into_inner(),
-        form_error: None,
-    };
-    render(StatusCode::OK, &page)
-}
-
-/// `POST /invitations/{token}`.
-pub async fn accept(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    visitor: Visitor,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    let who = visitor.require(&req)?;
-    who.check_csrf(&state, &form.csrf_token)?;
-    let txn = begin_write(&state.db).await?;
-    match invitations::accept(&txn, &who.user, &path).await {
-        Ok((org, _)) => {
-            txn.commit().await?;
-            Ok(see_other(&format!("/orgs/{}/projects", org.slug)))
-        }
-        Err(sluice_core::Error::NotFound) => Err(PageError::NotFound),
-        Err(err) => {
-            txn.rollback().await?;
-            let page = InvitationPage {
-                nav: who.nav(&state, None).await?,
-                token: path.into_inner(),
-                form_error: Some(err.to_string()),
-            };
-            render(StatusCode::CONFLICT, &page)
-        }
-    }
 }

@@ -368,14 +368,19 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             post().to(org_pages::remove),
         ),
         (
+            Method::POST,
+            "/orgs/{org}/invitations/{id}/revoke",
+            post().to(crate::pages::invitation_pages::revoke),
+        ),
+        (
             Method::GET,
             "/invitations/{token}",
-            get().to(org_pages::invitation),
+            get().to(crate::pages::invitation_pages::show),
         ),
         (
             Method::POST,
             "/invitations/{token}",
-            post().to(org_pages::accept),
+            post().to(crate::pages::invitation_pages::accept),
         ),
         (
             Method::GET,

@@ -101,3 +101,80 @@ pub async fn accept(
     .await?;
     Ok((org, role))
 }
+
+/// What an invitation link shows before anyone signs in: the org, the role and the address it
+/// is for. Holding the link is what entitles one to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub org_name: String,
+    pub org_slug: String,
+    pub role: Role,
+    pub email: String,
+    /// Why it can no longer be accepted, if so.
+    pub closed: Option<String>,
+}
+
+/// The invitation behind raw token `raw` (NotFound for an unknown or revoked one).
+pub async fn preview(db: &impl ConnectionTrait, raw: &str) -> Result<Preview> {
+    let invitation = invitation::Entity::find()
+        .filter(invitation::Column::TokenHash.eq(hash_token(raw)))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let org = org::Entity::find_by_id(invitation.org_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let closed = if invitation.accepted_at.is_some() {
+        Some("This invitation has already been accepted.".to_owned())
+    } else if Utc::now() >= invitation.expires_at {
+        Some("This invitation has expired: ask for a new one.".to_owned())
+    } else {
+        None
+    };
+    Ok(Preview {
+        org_name: org.name,
+        org_slug: org.slug,
+        role: Role::parse(&invitation.role)?,
+        email: invitation.email,
+        closed,
+    })
+}
+
+/// The org's invitations not accepted yet and not expired, newest first (admin).
+pub async fn pending(
+    db: &impl ConnectionTrait,
+    scope: &TenantScope,
+) -> Result<Vec<invitation::Model>> {
+    use sea_orm::QueryOrder;
+    scope.require(Role::Admin)?;
+    Ok(invitation::Entity::find()
+        .filter(invitation::Column::OrgId.eq(scope.org_id()))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_desc(invitation::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Revokes a pending invitation of the org (admin): its link stops working.
+pub async fn revoke(db: &impl ConnectionTrait, scope: &TenantScope, id: i64) -> Result<()> {
+    scope.require(Role::Admin)?;
+    let found = invitation::Entity::find_by_id(id)
+        .filter(invitation::Column::OrgId.eq(scope.org_id()))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    invitation::Entity::delete_by_id(found.id).exec(db).await?;
+    audit::record(
+        db,
+        scope,
+        "invitation.revoke",
+        "invitation",
+        found.id,
+        json!({"email": found.email, "role": found.role}),
+    )
+    .await?;
+    Ok(())
+}
