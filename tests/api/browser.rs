@@ -205,8 +205,10 @@ async fn browser_edits_project_settings_and_connects_a_private_repository() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (_bare_root, bare) = bare_copy(&repo);
+    let (bare_root, bare) = bare_copy(&repo);
     let sshd = Sshd::start().await;
+    let token = "glpat-browser-token-5521";
+    let http = crate::git_servers::start_http(bare_root.path(), "ci-bot", token);
     let (_, before) = app.get_as("/api/v1/orgs/acme/projects/web", &owner).await;
     let result = run_flow(
         "project-settings.mjs",
@@ -217,6 +219,8 @@ async fn browser_edits_project_settings_and_connects_a_private_repository() {
             "/orgs/acme/projects/web/settings".into(),
             sshd.url(&bare),
             sshd.authorized_keys().display().to_string(),
+            format!("{http}/app.git"),
+            token.into(),
         ],
     )
     .await;
@@ -236,7 +240,7 @@ async fn browser_edits_project_settings_and_connects_a_private_repository() {
              ('project.update', 'repository.credential', 'secret.put', 'webhook.rotate', 'project.delete')",
         )
         .await;
-    assert_eq!(audit.as_deref(), Some("6"), "each change audited");
+    assert_eq!(audit.as_deref(), Some("8"), "each change audited");
 }
 
 /// No page scrolls sideways on a phone (360, 390 and 414 px wide).

@@ -592,7 +592,7 @@ async fn build_discarder_drops_older_runs_artifacts_and_rerun_repeats_a_run() {
     for expected in [
         format!("/orgs/acme/projects/web/runs/{first}\">#{first}</a>"),
         format!("/orgs/acme/projects/web/runs/{second}\">#{second}</a>"),
-        "<td>rerun</td>".to_owned(),
+        "<td>Rerun by owner</td>".to_owned(),
         "Run main now".to_owned(),
     ] {
         assert!(html.contains(&expected), "{expected} missing from\n{html}");

@@ -3,11 +3,13 @@
 // flow writes it to sshd's authorized_keys, as a person pastes it into GitLab), test the
 // connection, add / refuse / delete a secret, rotate the webhook secret, and delete the
 // project after a confirmation naming it. The page must not scroll sideways on a phone.
+// An HTTPS token is tried first, against a git server that wants it.
 // Usage: node project-settings.mjs BASE EMAIL PASSWORD SETTINGS_PATH SSH_URL AUTHORIZED_KEYS
+//        HTTP_URL TOKEN
 import { writeFileSync } from "node:fs";
 import { launch, check, shot } from "./lib.mjs";
 
-const [base, email, password, settingsPath, sshUrl, authorizedKeys] = process.argv.slice(2);
+const [base, email, password, settingsPath, sshUrl, authorizedKeys, httpUrl, token] = process.argv.slice(2);
 const context = await launch();
 const page = await context.newPage();
 page.setDefaultTimeout(30000);
@@ -20,8 +22,24 @@ try {
   await page.waitForURL(`${base}${settingsPath}`);
   check((await page.title()).startsWith("Settings · Web · Acme Corp"), `title names the org: ${await page.title()}`);
 
-  // A bad Jenkinsfile path is refused next to its field; the other fields keep their values.
   const general = page.locator("#general-form");
+  // A private repository over HTTPS: the token is saved, never shown, and the test connects.
+  await general.getByLabel("Repository URL").fill(httpUrl);
+  await general.getByRole("button", { name: "Save settings" }).click();
+  await notice().filter({ hasText: "Settings saved." }).waitFor();
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await notice().filter({ hasText: "Connection failed" }).waitFor();
+  const tokenForm = page.locator("#token-form");
+  await tokenForm.getByLabel("User name").fill("ci-bot");
+  await tokenForm.getByLabel("Token").fill(token);
+  await tokenForm.getByRole("button", { name: "Save token" }).click();
+  await notice().filter({ hasText: "The HTTPS token was saved" }).waitFor();
+  check((await page.locator("#credential-state").textContent()).includes("ci-bot"), "the token's user is shown");
+  check(!(await page.content()).includes(token), "the token is never shown");
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await notice().filter({ hasText: "Connected: main is at" }).waitFor();
+
+  // A bad Jenkinsfile path is refused next to its field; the other fields keep their values.
   await general.getByLabel("Repository URL").fill(sshUrl);
   await general.getByLabel("Branches that build on a push").fill("main, release/*");
   await general.getByLabel("Jenkinsfile path").fill("../Jenkinsfile");

@@ -28,6 +28,8 @@ try {
   await page.getByLabel("Slug").fill("analytical");
   await page.getByRole("button", { name: "Create organisation" }).click();
   await page.waitForURL(`${base}/orgs/analytical/projects`);
+  // After the redirect, a notice says what happened, once.
+  check((await page.locator("p.notice").textContent()).includes("Analytical was created"), "a notice after creating");
 
   await page.getByLabel("Name").fill("Engine");
   await page.getByLabel("Slug").fill("engine");
@@ -38,7 +40,10 @@ try {
   await page.getByLabel("Repository URL").fill("https://git.example.com/analytical/engine.git");
   await page.getByRole("button", { name: "Create project" }).click();
   await page.waitForURL(`${base}/orgs/analytical/projects/engine`);
+  check((await page.locator("p.notice").textContent()).includes("Engine was created"), "a notice after creating the project");
   check((await page.locator("#gitlab-url").textContent()).endsWith("/hooks/gitlab/analytical/engine"), "webhook URL shown");
+  await page.reload();
+  check(await page.locator("p.notice").count() === 0, "the notice is gone after a reload");
   await shot(page, "04-project");
 
   await page.getByRole("link", { name: "Tokens" }).click();

@@ -10,9 +10,8 @@ use sluice_core::store::{PageRequest, audit, invitations, orgs};
 use sluice_core::tenancy::{Principal, Role, TenantScope};
 
 use crate::pages::account::CsrfForm;
-use crate::pages::{
-    FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render, see_other,
-};
+use crate::pages::flash::see_other_notice;
+use crate::pages::{FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render};
 use crate::routes::base_url;
 use crate::state::AppState;
 
@@ -165,7 +164,10 @@ pub async fn create(
     match created {
         Ok(org) => {
             txn.commit().await?;
-            Ok(see_other(&format!("/orgs/{}/projects", org.slug)))
+            Ok(see_other_notice(
+                &format!("/orgs/{}/projects", org.slug),
+                &format!("{} was created: you are its owner.", org.name),
+            ))
         }
         Err(err) => {
             txn.rollback().await?;
@@ -334,7 +336,10 @@ pub async fn change_role(
     let txn = begin_write(&state.db).await?;
     orgs::set_role(&txn, &scope, user_id, role).await?;
     txn.commit().await?;
-    Ok(see_other(&format!("/orgs/{org}/settings")))
+    Ok(see_other_notice(
+        &format!("/orgs/{org}/settings"),
+        &format!("The member's role is now {}.", role.as_str()),
+    ))
 }
 
 /// `POST /orgs/{org}/members/{user_id}/remove`.
@@ -351,5 +356,8 @@ pub async fn remove(
     let txn = begin_write(&state.db).await?;
     orgs::remove_member(&txn, &scope, user_id).await?;
     txn.commit().await?;
-    Ok(see_other(&format!("/orgs/{org}/settings")))
+    Ok(see_other_notice(
+        &format!("/orgs/{org}/settings"),
+        "The member was removed from the organisation.",
+    ))
 }

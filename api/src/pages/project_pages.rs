@@ -10,9 +10,8 @@ use sluice_core::store::PageRequest;
 use sluice_core::store::projects::{self, NewProject};
 use sluice_core::tenancy::{Role, TenantScope};
 
-use crate::pages::{
-    FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render, see_other,
-};
+use crate::pages::flash::see_other_notice;
+use crate::pages::{FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render};
 use crate::routes::base_url;
 use crate::state::AppState;
 
@@ -140,11 +139,13 @@ pub async fn create(
     match projects::create(&txn, &scope, &state.keys, new).await {
         Ok((project, _)) => {
             txn.commit().await?;
-            Ok(see_other(&format!(
-                "/orgs/{}/projects/{}",
-                scope.org().slug,
-                project.slug
-            )))
+            Ok(see_other_notice(
+                &format!("/orgs/{}/projects/{}", scope.org().slug, project.slug),
+                &format!(
+                    "{} was created. Point a webhook at it, or run it now.",
+                    project.name
+                ),
+            ))
         }
         Err(err) => {
             txn.rollback().await?;

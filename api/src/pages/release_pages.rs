@@ -12,8 +12,9 @@ use sluice_core::store::releases::{self, ReleaseView, Request};
 use sluice_core::store::{PageRequest, projects};
 use sluice_core::tenancy::Role;
 
+use crate::pages::flash::see_other_notice;
 use crate::pages::run_pages::{CsrfForm, human_duration};
-use crate::pages::{Nav, PageError, Visitor, render, see_other};
+use crate::pages::{Nav, PageError, Visitor, render};
 use crate::state::AppState;
 
 /// A plan step as a row of the release page.
@@ -208,9 +209,10 @@ async fn act(
     let who = visitor.require(req)?;
     let scope = who.form_scope(state, &org, form.token()).await?;
     crate::routes::releases::request_release(state, &scope, &slug, id, what).await?;
-    Ok(see_other(&format!(
-        "/orgs/{org}/projects/{slug}/releases/{id}"
-    )))
+    Ok(see_other_notice(
+        &format!("/orgs/{org}/projects/{slug}/releases/{id}"),
+        "Asked: the release controller acts on it within a moment.",
+    ))
 }
 
 /// `POST .../releases/{id}/rollback` (developer).

@@ -16,6 +16,7 @@ use sluice_core::store::gates::WaitingFor;
 use sluice_core::store::runs::{self, NewRun, Trigger};
 use sluice_core::tenancy::Role;
 
+use crate::pages::flash::see_other_notice;
 use crate::pages::{Nav, PageError, Visitor, render, see_other};
 use crate::routes::run_actions::{self, Approval};
 use crate::state::AppState;
@@ -485,7 +486,10 @@ pub async fn cancel(
     let (org, slug, number) = path.into_inner();
     let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
     run_actions::cancel_run(&state, &scope, &slug, number).await?;
-    Ok(see_other(&run_url(&org, &slug, number)))
+    Ok(see_other_notice(
+        &run_url(&org, &slug, number),
+        &format!("Cancelling run #{number}: its steps are being stopped."),
+    ))
 }
 
 /// `POST .../runs/{number}/approve` with `id`, `approve` (`true` or `false`) and a
@@ -510,13 +514,21 @@ pub async fn approve(
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("param_")?.to_owned(), v.clone())))
         .collect();
+    let approve = field("approve") == "true";
     let approval = Approval {
         id: field("id"),
-        approve: field("approve") == "true",
+        approve,
         params,
     };
     run_actions::answer_gate(&state, &scope, &slug, number, approval).await?;
-    Ok(see_other(&run_url(&org, &slug, number)))
+    Ok(see_other_notice(
+        &run_url(&org, &slug, number),
+        if approve {
+            "Approved: the run goes on."
+        } else {
+            "Rejected: the run stops here."
+        },
+    ))
 }
 
 /// `POST .../runs/{number}/rerun`.
@@ -531,5 +543,83 @@ pub async fn rerun(
     let (org, slug, number) = path.into_inner();
     let scope = who.form_scope(&state, &org, &form.csrf_token).await?;
     let created = run_actions::rerun_run(&state, &scope, &slug, number).await?;
-    Ok(see_other(&run_url(&org, &slug, created.number)))
+    Ok(see_other_notice(
+        &run_url(&org, &slug, created.number),
+        &format!("Run #{} repeats run #{number}.", created.number),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_of(trigger: &str, created_by: Option<i64>, ref_type: &str) -> run::Model {
+        run::Model {
+            id: 1,
+            org_id: 1,
+            project_id: 1,
+            number: 1,
+            status: "succeeded".into(),
+            trigger: trigger.into(),
+            git_ref: Some("main".into()),
+            commit_sha: None,
+            params: "{}".into(),
+            created_by,
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            attempt: 1,
+            worker: None,
+            heartbeat_at: None,
+            reason: None,
+            waiting_for: None,
+            input_answer: None,
+            cancel_requested: false,
+            log_lines: 0,
+            log_bytes: 0,
+            tests: None,
+            ref_type: Some(ref_type.into()),
+            change: None,
+            commit_message: None,
+            commit_author: Some("Ada Lovelace <ada@example.com>".into()),
+            display_name: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn runs_say_who_or_what_started_them() {
+        let said = |trigger, person, ref_type| {
+            started_by(&run_of(trigger, Some(7), ref_type), None, person)
+        };
+        assert_eq!(said("api", Some("Ada"), "branch"), "Started by Ada");
+        assert_eq!(
+            said("jenkins", Some("Ada"), "branch"),
+            "Started by Ada (Jenkins API)"
+        );
+        assert_eq!(said("rerun", Some("Ada"), "branch"), "Rerun by Ada");
+        assert_eq!(said("cron", None, "branch"), "Started by the schedule");
+        assert_eq!(said("github", None, "branch"), "Push by Ada Lovelace");
+        assert_eq!(said("gitlab", None, "tag"), "Tag push by Ada Lovelace");
+        assert_eq!(said("api", None, "branch"), "Started through the API");
+        let change = |provider: &str| ChangeRequest {
+            provider: provider.into(),
+            id: 12,
+            target: "main".into(),
+            branch: "feature".into(),
+            fork: None,
+            url: String::new(),
+            author: "bob".into(),
+            title: "Add it".into(),
+        };
+        let pr = run_of("github", None, "change_request");
+        assert_eq!(
+            started_by(&pr, Some(&change("github")), None),
+            "PR #12 by bob"
+        );
+        assert_eq!(
+            started_by(&pr, Some(&change("gitlab")), None),
+            "MR !12 by bob"
+        );
+    }
 }

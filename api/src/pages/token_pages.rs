@@ -9,9 +9,8 @@ use sluice_core::store::{PageRequest, tokens};
 use sluice_core::tenancy::{Scope, TenantScope};
 
 use crate::pages::account::CsrfForm;
-use crate::pages::{
-    FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render, see_other,
-};
+use crate::pages::flash::see_other_notice;
+use crate::pages::{FieldErrors, Nav, PageError, SignedIn, Visitor, field_error, render};
 use crate::state::AppState;
 
 pub struct TokenRow {
@@ -208,5 +207,8 @@ pub async fn revoke(
     let txn = begin_write(&state.db).await?;
     tokens::revoke(&txn, &scope, id).await?;
     txn.commit().await?;
-    Ok(see_other(&format!("/orgs/{org}/tokens")))
+    Ok(see_other_notice(
+        &format!("/orgs/{org}/tokens"),
+        "The token was revoked: calls made with it are refused from now on.",
+    ))
 }
