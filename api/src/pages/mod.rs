@@ -33,6 +33,7 @@ pub mod project_runs;
 pub mod project_settings;
 pub mod release_pages;
 pub mod run_form;
+pub mod run_forms;
 pub mod run_pages;
 pub mod token_pages;
 

@@ -430,7 +430,7 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (
             Method::POST,
             "/orgs/{org}/projects/{project}/runs",
-            post().to(run_pages::trigger),
+            post().to(crate::pages::run_forms::trigger),
         ),
         (
             Method::GET,
@@ -440,17 +440,17 @@ fn table() -> Vec<(Method, &'static str, Route)> {
         (
             Method::POST,
             "/orgs/{org}/projects/{project}/runs/{number}/cancel",
-            post().to(run_pages::cancel),
+            post().to(crate::pages::run_forms::cancel),
         ),
         (
             Method::POST,
             "/orgs/{org}/projects/{project}/runs/{number}/approve",
-            post().to(run_pages::approve),
+            post().to(crate::pages::run_forms::approve),
         ),
         (
             Method::POST,
             "/orgs/{org}/projects/{project}/runs/{number}/rerun",
-            post().to(run_pages::rerun),
+            post().to(crate::pages::run_forms::rerun),
         ),
         (
             Method::GET,
