@@ -136,7 +136,8 @@ fn main() -> ExitCode {
         Command::Lint { .. } | Command::Kube(_) => return ExitCode::from(2),
     };
     let settings = match Settings::load(cli.config.as_deref(), &overrides) {
-        // Replicas cannot see each other's writes, so only the all-in-one process caches.
+        // Replicas see each other's writes only over a bus: their cache is off until `run`
+        // has one.
         Ok(settings) if role == Role::Api => Settings {
             read_cache: false,
             ..settings
@@ -320,7 +321,7 @@ fn init_tracing(settings: &Settings) {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
+async fn run(role: Role, mut settings: Settings) -> Result<(), BoxError> {
     let Prepared {
         db,
         notes,
@@ -344,10 +345,22 @@ async fn run(role: Role, settings: Settings) -> Result<(), BoxError> {
     tokio::spawn(signals.stop_on_signal(shutdown.clone()));
 
     let metrics = Metrics::new()?;
+    // The other processes: writes, wake-ups and cache invalidations cross it. API replicas
+    // keep their read cache only with one.
+    let bus = sluice_core::bus::Bus::connect(&settings, &db, shutdown.clone()).await?;
+    if let Some(bus) = &bus {
+        sluice_core::dispatch::attach_bus(bus.clone());
+        if role == Role::Api {
+            settings.read_cache = true;
+        }
+    }
     // The API binds first and says where to sign in before the other parts start talking.
     let api = if matches!(role, Role::Serve | Role::Api) {
         let secret_key = secret_key.clone().ok_or("the API needs a secret key")?;
         let mut state = AppState::new(&settings, db.clone(), metrics.clone(), &secret_key)?;
+        if let Some(bus) = &bus {
+            state.attach_bus(bus.clone());
+        }
         state.repo_access.allow_local = settings.allow_local_repos.unwrap_or(role == Role::Serve);
         let app = Application::build(&settings, state)?;
         let url = settings.public_url(app.local_addr());

@@ -43,8 +43,12 @@ pub async fn observe(
     if let Some(state) = &state
         && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS")
     {
-        // Before the response leaves: whoever reads next after this write sees it.
+        // Before the response leaves: whoever reads next after this write sees it, here and
+        // on every other replica.
         state.cache.bump();
+        if let Some(bus) = &state.bus {
+            bus.publish(sluice_core::bus::Event::Written).await;
+        }
     }
     if let Some(state) = state {
         state

@@ -4,8 +4,10 @@
 //! Entries remember the write generation they were read at. Every unsafe request (POST, PUT,
 //! PATCH, DELETE) this process answers bumps the generation before its response leaves, so the
 //! next request after any write reads the database again: a revoked token, a demoted member or
-//! a new project is seen at once. That holds only where every write passes through this
-//! process, so the cache is on in `sluice serve` and off for scaled-out `sluice api` replicas.
+//! a new project is seen at once. Replicas (`sluice api` ×N) keep it too when they share a bus
+//! (Redis or PostgreSQL, `sluice_core::bus`): every write is announced before its response
+//! leaves and bumps every replica's generation, and while the bus is down nothing is served
+//! from the cache. Without a bus, replicas run with the cache off.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -36,6 +38,8 @@ pub type ListKey = (i64, Option<u64>, Option<String>);
 /// The cache; disabled, it stores nothing and every lookup misses.
 pub struct ReadCache {
     enabled: bool,
+    /// The bus whose health the cache depends on (replicas).
+    bus: std::sync::OnceLock<sluice_core::bus::Bus>,
     generation: AtomicU64,
     principals: Mutex<HashMap<String, Entry<Principal>>>,
     scopes: Mutex<HashMap<ScopeKey, Entry<TenantScope>>>,
@@ -46,6 +50,7 @@ impl ReadCache {
     pub fn new(enabled: bool) -> ReadCache {
         ReadCache {
             enabled,
+            bus: std::sync::OnceLock::new(),
             generation: AtomicU64::new(0),
             principals: Mutex::new(HashMap::new()),
             scopes: Mutex::new(HashMap::new()),
@@ -58,13 +63,39 @@ impl ReadCache {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Serves from the cache only while `bus` is connected.
+    pub fn follow(&self, bus: sluice_core::bus::Bus) {
+        let _ = self.bus.set(bus);
+    }
+
+    fn trusted(&self) -> bool {
+        self.enabled && self.bus.get().is_none_or(|b| b.healthy())
+    }
+
+    /// Whether lookups may be answered from the cache now (on, and its bus connected).
+    pub fn trusted_now(&self) -> bool {
+        self.trusted()
+    }
+
+    /// Whether some token's principal is cached and current (for tests and diagnostics).
+    pub fn principal_cached(&self) -> bool {
+        let current = self.generation();
+        self.trusted()
+            && self
+                .principals
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .values()
+                .any(|e| e.generation == current && e.stored.elapsed() < TTL)
+    }
+
     /// Marks everything cached so far as stale (after a write).
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn get<K: Eq + Hash, T: Clone>(&self, map: &Mutex<HashMap<K, Entry<T>>>, key: &K) -> Option<T> {
-        if !self.enabled {
+        if !self.trusted() {
             return None;
         }
         let current = self.generation();
@@ -81,7 +112,7 @@ impl ReadCache {
         generation: u64,
         value: T,
     ) {
-        if !self.enabled || generation != self.generation() {
+        if !self.trusted() || generation != self.generation() {
             return;
         }
         let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics_token: Option<SecretString>,
     /// Which repositories a run's ref may be looked up in (as the checkout would reach them).
     pub repo_access: sluice_core::git::RepoAccess,
+    /// The other processes (replicas, workers), when there can be any.
+    pub bus: Option<sluice_core::bus::Bus>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
                 allow_local: settings.allow_local_repos.unwrap_or(false),
                 deny: settings.repo_deny(),
             },
+            bus: None,
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {
                 sluice_core::Error::InvalidSetting {
                     field: "oauth",
@@ -87,5 +90,29 @@ impl AppState {
                 }
             })?),
         })
+    }
+}
+
+impl AppState {
+    /// Joins the other processes: every write here is announced to them, and what they write
+    /// makes this replica's cache stale; while the connection is down nothing is served from
+    /// the cache. Call before building the application.
+    pub fn attach_bus(&mut self, bus: sluice_core::bus::Bus) {
+        use sluice_core::bus::Event;
+        let cache = self.cache.clone();
+        let mut events = bus.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Written | Event::Resynced) => cache.bump(),
+                    Ok(Event::Queued) => {}
+                    // Missed some: whatever they were, drop what is cached.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.bump(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        self.cache.follow(bus.clone());
+        self.bus = Some(bus);
     }
 }

@@ -29,8 +29,28 @@ pub enum DispatchError {
 /// Wakes this process's dispatcher before its next tick: a run was queued or a slot freed.
 static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
 
-/// Asks the dispatcher to run a pass now (cheap; many calls before a pass make one pass).
+/// The other processes, when there can be any: a wake-up here wakes their dispatchers too.
+static BUS: std::sync::OnceLock<crate::bus::Bus> = std::sync::OnceLock::new();
+
+/// Wakes the dispatchers of every process on `bus`, not only this one's.
+pub fn attach_bus(bus: crate::bus::Bus) {
+    let _ = BUS.set(bus);
+}
+
+/// Asks the dispatcher to run a pass now (cheap; many calls before a pass make one pass), in
+/// every process when they share a bus: a run queued on an API replica is admitted by
+/// whichever dispatcher passes first, without waiting for a tick.
 pub fn wake() {
+    wake_here();
+    if let Some(bus) = BUS.get()
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        let bus = bus.clone();
+        runtime.spawn(async move { bus.publish(crate::bus::Event::Queued).await });
+    }
+}
+
+fn wake_here() {
     WAKE.notify_waiters();
     WAKE.notify_one();
 }
@@ -155,6 +175,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut pass = 0u64;
+    // Wake-ups from other processes (a run queued on another replica).
+    let mut events = BUS.get().map(|bus| bus.subscribe());
     // Cron slots are fired for (cron_after, now]; a fresh process looks two minutes back.
     let mut cron_after = Utc::now() - chrono::Duration::minutes(2);
     loop {
@@ -183,9 +205,25 @@ pub async fn run(
             Err(err) => tracing::warn!(error = %err, "reading the queue depth failed"),
         }
         pass += 1;
+        let remote = async {
+            match events.as_mut() {
+                Some(events) => loop {
+                    match events.recv().await {
+                        Ok(crate::bus::Event::Queued | crate::bus::Event::Resynced)
+                        | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Ok(crate::bus::Event::Written) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                },
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = WAKE.notified() => {}
+            _ = remote => {}
             _ = tokio::time::sleep(settings.every) => {}
         }
     }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addresses;
+pub mod bus;
 pub mod config;
 pub mod cron_runs;
 pub mod crypto;

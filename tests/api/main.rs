@@ -49,6 +49,7 @@ mod release_router;
 mod release_support;
 mod release_workers;
 mod releases;
+mod replicas;
 mod repo_addresses;
 mod run_gates;
 mod run_logs;
