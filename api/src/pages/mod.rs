@@ -32,6 +32,7 @@ pub mod project_pages;
 pub mod project_runs;
 pub mod project_settings;
 pub mod release_pages;
+pub(crate) mod routes;
 pub mod run_form;
 pub mod run_forms;
 pub mod run_pages;

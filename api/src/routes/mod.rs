@@ -7,10 +7,7 @@ use serde::Serialize;
 use sluice_core::store::Page;
 
 use crate::error::ApiError;
-use crate::pages::{
-    account, landing, oauth_pages, org_pages, project_pages, project_settings, release_pages,
-    run_pages, token_pages,
-};
+use crate::pages::{account, landing, oauth_pages};
 use crate::state::AppState;
 
 pub(crate) mod assets;
@@ -35,7 +32,7 @@ pub(crate) mod user;
 
 fn table() -> Vec<(Method, &'static str, Route)> {
     use web::{delete, get, patch, post, put};
-    vec![
+    let mut routes = vec![
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),
         (Method::GET, "/metrics", get().to(metrics::metrics)),
@@ -345,174 +342,9 @@ fn table() -> Vec<(Method, &'static str, Route)> {
             "/auth/oauth/{provider}/callback",
             get().to(oauth_pages::callback),
         ),
-        (Method::GET, "/orgs", get().to(org_pages::index)),
-        (Method::POST, "/orgs", post().to(org_pages::create)),
-        (
-            Method::GET,
-            "/orgs/{org}/settings",
-            get().to(org_pages::settings),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/invitations",
-            post().to(org_pages::invite),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/members/{user_id}/role",
-            post().to(org_pages::change_role),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/members/{user_id}/remove",
-            post().to(org_pages::remove),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/invitations/{id}/revoke",
-            post().to(crate::pages::invitation_pages::revoke),
-        ),
-        (
-            Method::GET,
-            "/invitations/{token}",
-            get().to(crate::pages::invitation_pages::show),
-        ),
-        (
-            Method::POST,
-            "/invitations/{token}",
-            post().to(crate::pages::invitation_pages::accept),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects",
-            get().to(project_pages::index),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects",
-            post().to(project_pages::create),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}",
-            get().to(project_pages::show),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/releases",
-            get().to(release_pages::index),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/releases/{id}",
-            get().to(release_pages::show),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/releases/{id}/rollback",
-            post().to(release_pages::rollback),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/releases/{id}/abort",
-            post().to(release_pages::abort),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/runs-part",
-            get().to(crate::pages::project_runs::fragment),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/run",
-            get().to(crate::pages::run_form::show),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/runs",
-            post().to(crate::pages::run_forms::trigger),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/runs/{number}",
-            get().to(run_pages::show),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/runs/{number}/cancel",
-            post().to(crate::pages::run_forms::cancel),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/runs/{number}/approve",
-            post().to(crate::pages::run_forms::approve),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/runs/{number}/rerun",
-            post().to(crate::pages::run_forms::rerun),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/projects/{project}/settings",
-            get().to(project_settings::show),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings",
-            post().to(project_settings::update),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/credential",
-            post().to(project_settings::set_credential),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/credential/remove",
-            post().to(project_settings::remove_credential),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/test",
-            post().to(project_settings::test_connection),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/secrets",
-            post().to(project_settings::put_secret),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/secrets/{name}/delete",
-            post().to(project_settings::delete_secret),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/webhook/rotate",
-            post().to(project_settings::rotate_webhook),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/projects/{project}/settings/delete",
-            post().to(project_settings::delete),
-        ),
-        (
-            Method::GET,
-            "/orgs/{org}/tokens",
-            get().to(token_pages::index),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/tokens",
-            post().to(token_pages::create),
-        ),
-        (
-            Method::POST,
-            "/orgs/{org}/tokens/{id}/revoke",
-            post().to(token_pages::revoke),
-        ),
-    ]
+    ];
+    routes.extend(crate::pages::routes::org_pages());
+    routes
 }
 
 /// Every (method, path template) the application answers.
