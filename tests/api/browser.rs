@@ -481,9 +481,9 @@ async fn browser_follows_a_runs_details_live() {
     let repo = git_repo(
         r#"pipeline {
     agent any
-    parameters { string(name: 'NAP', defaultValue: '0', description: 'seconds to wait first') }
+    parameters { string(name: 'GO_FILE', defaultValue: '', description: 'a file to wait for first') }
     stages {
-        stage('Slow') { steps { sh 'sleep "$NAP"; echo slow done' } }
+        stage('Slow') { steps { sh 'if [ -n "$GO_FILE" ]; then while [ ! -f "$GO_FILE" ]; do sleep 0.1; done; fi; echo slow done' } }
         stage('Both') {
             parallel {
                 stage('Left') { steps { sh 'for i in 1 2 3; do echo left-$i; sleep 0.3; done' } }
@@ -514,9 +514,16 @@ async fn browser_follows_a_runs_details_live() {
     let (status, run) = app.post_as(runs, &owner, serde_json::json!({})).await;
     assert_eq!(status, 201, "{run}");
     wait_for_run(&app, &owner, &format!("{runs}/1"), &ended).await;
-    // The second run waits 3 s first, so the page is open before anything is archived.
+    // The second run waits for a file the flow writes once the page is open, so the page
+    // sees everything arrive.
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go").display().to_string();
     let (status, run) = app
-        .post_as(runs, &owner, serde_json::json!({"params": {"NAP": "3"}}))
+        .post_as(
+            runs,
+            &owner,
+            serde_json::json!({"params": {"GO_FILE": go_file}}),
+        )
         .await;
     assert_eq!(status, 201, "{run}");
     let result = run_flow(
@@ -526,6 +533,7 @@ async fn browser_follows_a_runs_details_live() {
             "details@example.com".into(),
             "correct horse battery".into(),
             "/orgs/acme/projects/web/runs/2".into(),
+            go_file.clone(),
         ],
     )
     .await;
@@ -600,6 +608,7 @@ async fn browser_lands_on_a_dashboard_after_signing_in() {
         html.contains("No run is waiting for your approval."),
         "{html}"
     );
+    assert!(html.contains("status-waiting"), "yet the run waits: {html}");
     let result = run_flow(
         "dashboard.mjs",
         vec![

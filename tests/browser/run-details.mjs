@@ -2,10 +2,12 @@
 // branch, `post` output under "Post", the stage graph shows durations and a click scrolls to
 // the stage's log, and the artifacts, test results (failing tests with their messages, next
 // to a pass/fail trend), duration and reason appear without a reload.
-// Usage: node run-details.mjs BASE EMAIL PASSWORD RUN_PAGE_PATH
+// The run waits for GO_FILE, written once the page is open.
+// Usage: node run-details.mjs BASE EMAIL PASSWORD RUN_PAGE_PATH GO_FILE
+import { writeFileSync } from "node:fs";
 import { launch, check, shot } from "./lib.mjs";
 
-const [base, email, password, runPath] = process.argv.slice(2);
+const [base, email, password, runPath, goFile] = process.argv.slice(2);
 const context = await launch();
 const page = await context.newPage();
 page.setDefaultTimeout(30000);
@@ -16,6 +18,7 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${base}${runPath}`);
   check(await page.locator("#no-artifacts").count() === 1, "no artifacts when the page opened");
+  writeFileSync(goFile, "go\n");
   const loads = [];
   page.on("load", () => loads.push(page.url()));
 
