@@ -22,6 +22,9 @@ pub struct OidcProvider {
 
 impl OidcProvider {
     /// Starts the provider with one client allowed to return to `redirect`.
+    /// Starts the provider and waits for its readiness line: at most 30 s per attempt, and a
+    /// provider that never gets to listen is started again (twice at most) instead of
+    /// hanging the suite.
     pub fn start(redirect: &str) -> OidcProvider {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/oidc");
         assert!(
@@ -29,27 +32,42 @@ impl OidcProvider {
             "run `npm ci` in {}",
             dir.display()
         );
-        let mut child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
-            .env("PORT", "0")
-            .env("CLIENT_ID", CLIENT_ID)
-            .env("CLIENT_SECRET", CLIENT_SECRET)
-            .env("REDIRECT_URIS", redirect)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node on PATH");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("provider said {line:?}"));
-        OidcProvider {
-            issuer: ready["issuer"].as_str().unwrap().to_owned(),
-            child,
+        for attempt in 1..=3 {
+            let mut child = Command::new("node")
+                .arg("provider.mjs")
+                .current_dir(&dir)
+                .env("PORT", "0")
+                .env("CLIENT_ID", CLIENT_ID)
+                .env("CLIENT_SECRET", CLIENT_SECRET)
+                .env("REDIRECT_URIS", redirect)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node on PATH");
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(line) if !line.trim().is_empty() => {
+                    let ready: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|_| panic!("provider said {line:?}"));
+                    return OidcProvider {
+                        issuer: ready["issuer"].as_str().unwrap().to_owned(),
+                        child,
+                    };
+                }
+                _ => {
+                    eprintln!("the OpenID provider did not start (attempt {attempt}); again");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
         }
+        panic!("the OpenID provider never said it was listening");
     }
 }
 
