@@ -5,6 +5,14 @@
 //!     from sending the webhook to the first `sh` step running (the step writes the time it
 //!     started to a file). Prints p50, p99 and the maximum.
 //!
+//!   run_bench follow-latency API_A API_B REDIS_URL QUEUE_PREFIX LINES
+//!     Across processes (see `scripts/bench-scaleout.sh`): starts a run on replica A that
+//!     prints LINES timestamps 30 ms apart, follows it on replica B, and listens on the bus
+//!     (`<prefix>:events`) for the worker's flush announcements. Prints, per flush, the time
+//!     from its announcement to the follower's next line, and per line the time from the
+//!     step printing it to the follower getting it (which includes the worker's flush
+//!     interval).
+//!
 //!   run_bench followers BASE_URL SERVER_PID FOLLOWERS MEGABYTES
 //!     Starts a run printing MEGABYTES of log, connects FOLLOWERS live SSE followers at once,
 //!     and checks each received every line exactly once, in order, and the end event. Prints
@@ -226,12 +234,14 @@ async fn latency(base: &str, runs: usize) {
     for v in [&mut to_queued, &mut to_started, &mut to_step] {
         v.sort_by(f64::total_cmp);
     }
-    println!(
-        "  p50 of each part: webhook -> run queued {:.1} ms, queued -> worker started it {:.1} ms, started -> first step running {:.1} ms (checkout, parse, records)",
-        percentile(&to_queued, 0.5),
-        percentile(&to_started, 0.5),
-        percentile(&to_step, 0.5)
-    );
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        println!(
+            "  {name} of each part: webhook -> run queued {:.1} ms, queued -> worker started it {:.1} ms, started -> first step running {:.1} ms (checkout, parse, records)",
+            percentile(&to_queued, p),
+            percentile(&to_started, p),
+            percentile(&to_step, p)
+        );
+    }
     millis.sort_by(f64::total_cmp);
     println!(
         "webhook -> first step running over {runs} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, min {:.1} ms",
@@ -353,11 +363,133 @@ async fn followers(base: &str, pid: u32, count: usize, megabytes: u64) {
     );
 }
 
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The p50, p99 and maximum of `values` (milliseconds), for printing.
+fn summary(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {}",
+        percentile(values, 0.5),
+        percentile(values, 0.99),
+        values.last().copied().unwrap_or_default(),
+        values.len()
+    )
+}
+
+async fn follow_latency(a: &str, b: &str, redis_url: &str, prefix: &str, lines: usize) {
+    let api = Api::new(a).await;
+    let (repo_dir, _) = repo(&format!(
+        "pipeline {{\n agent any\n stages {{\n  stage('Tick') {{\n   steps {{\n    sh 'sleep 1; for i in $(seq 1 {lines}); do date +%s%N; sleep 0.03; done'\n   }}\n  }}\n }}\n}}\n"
+    ));
+    api.project("ticks", &format!("file://{}", repo_dir.path().display()))
+        .await;
+    // The worker's flush announcements, timed as they arrive here.
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(format!("{prefix}:events")).await.unwrap();
+    let announcements = tokio::spawn(async move {
+        let mut at = Vec::new();
+        let mut messages = pubsub.on_message();
+        while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+            let text: String = message.get_payload().unwrap_or_default();
+            if text.starts_with('f') {
+                at.push(now_ns());
+            }
+            if text == "stop" {
+                break;
+            }
+        }
+        at
+    });
+    let res = api
+        .client
+        .post(format!("{}/projects/ticks/runs", api.base))
+        .bearer_auth(&api.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let number = res.json::<Value>().await.unwrap()["number"]
+        .as_i64()
+        .unwrap();
+    let on_b = api.base.replacen(a, b, 1);
+    let mut res = api
+        .client
+        .get(format!("{on_b}/projects/ticks/runs/{number}/log"))
+        .bearer_auth(&api.token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    // (arrival, printed) per line; printed is None for Sluice's own lines.
+    let mut arrivals: Vec<(u128, Option<u128>)> = Vec::new();
+    let mut pending = String::new();
+    'stream: while let Some(chunk) = res.chunk().await.unwrap() {
+        let got = now_ns();
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            if event.starts_with("event: end") {
+                break 'stream;
+            }
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let line: Value = serde_json::from_str(data).unwrap();
+                let printed = line["text"].as_str().and_then(|t| t.trim().parse().ok());
+                arrivals.push((got, printed));
+            }
+        }
+    }
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}:events"))
+        .arg("stop")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let announced = announcements.await.unwrap();
+    // Each announcement, to the first line the follower got after it.
+    let mut after_flush: Vec<f64> = announced
+        .iter()
+        .filter_map(|f| {
+            let next = arrivals.iter().map(|(r, _)| *r).find(|r| r >= f)?;
+            Some((next - f) as f64 / 1e6)
+        })
+        .collect();
+    let mut after_print: Vec<f64> = arrivals
+        .iter()
+        .filter_map(|(r, p)| Some(r.saturating_sub((*p)?) as f64 / 1e6))
+        .collect();
+    println!(
+        "flush announced -> follower on the other replica has the lines: {}",
+        summary(&mut after_flush)
+    );
+    println!(
+        "step printed a line -> follower has it (includes the worker's 150 ms flush interval): {}",
+        summary(&mut after_print)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("latency") => latency(&args[2], args.get(3).map_or(100, |n| n.parse().unwrap())).await,
+        Some("follow-latency") => {
+            follow_latency(
+                &args[2],
+                &args[3],
+                &args[4],
+                &args[5],
+                args.get(6).map_or(200, |n| n.parse().unwrap()),
+            )
+            .await
+        }
         Some("followers") => {
             followers(
                 &args[2],
@@ -368,7 +500,7 @@ async fn main() {
             .await
         }
         _ => eprintln!(
-            "usage: run_bench latency BASE_URL [RUNS] | followers BASE_URL SERVER_PID [FOLLOWERS] [MEGABYTES]"
+            "usage: run_bench latency BASE_URL [RUNS] | follow-latency API_A API_B REDIS_URL PREFIX [LINES] | followers BASE_URL SERVER_PID [FOLLOWERS] [MEGABYTES]"
         ),
     }
 }

@@ -349,6 +349,7 @@ async fn run(role: Role, mut settings: Settings) -> Result<(), BoxError> {
     // keep their read cache only with one.
     let bus = sluice_core::bus::Bus::connect(&settings, &db, shutdown.clone()).await?;
     if let Some(bus) = &bus {
+        bus.observe(&metrics);
         sluice_core::dispatch::attach_bus(bus.clone());
         if role == Role::Api {
             settings.read_cache = true;

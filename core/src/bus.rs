@@ -1,5 +1,6 @@
 //! Announcements between Sluice processes, so replicas act as one: a write that makes cached
-//! reads stale, a run queued that a dispatcher should admit now. Over Redis pub/sub when
+//! reads stale, a run queued that a dispatcher should admit now, a run's log flushed by a
+//! worker that followers on an API replica should read now. Over Redis pub/sub when
 //! Redis is configured (channel `<queue prefix>:events`), else PostgreSQL LISTEN/NOTIFY
 //! (channel `sluice_events`); a lone SQLite process needs none.
 //!
@@ -35,20 +36,35 @@ pub enum Event {
     Resynced,
 }
 
-impl Event {
-    fn encode(self) -> &'static str {
+/// What crosses the channel: an [`Event`], or a log flush (`f<run>:<origin>`, which goes to
+/// [`crate::logs`] rather than to subscribers, and which the process that flushed ignores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    Event(Event),
+    Flushed { run: i64, origin: u64 },
+}
+
+impl Message {
+    fn encode(self) -> String {
         match self {
-            Event::Written => "w",
-            Event::Queued => "q",
-            Event::Resynced => "r",
+            Message::Event(Event::Written) => "w".into(),
+            Message::Event(Event::Queued) => "q".into(),
+            Message::Event(Event::Resynced) => "r".into(),
+            Message::Flushed { run, origin } => format!("f{run}:{origin:x}"),
         }
     }
 
-    fn decode(text: &str) -> Option<Event> {
+    fn decode(text: &str) -> Option<Message> {
         match text {
-            "w" => Some(Event::Written),
-            "q" => Some(Event::Queued),
-            _ => None,
+            "w" => Some(Message::Event(Event::Written)),
+            "q" => Some(Message::Event(Event::Queued)),
+            _ => {
+                let (run, origin) = text.strip_prefix('f')?.split_once(':')?;
+                Some(Message::Flushed {
+                    run: run.parse().ok()?,
+                    origin: u64::from_str_radix(origin, 16).ok()?,
+                })
+            }
         }
     }
 }
@@ -69,6 +85,10 @@ struct Inner {
     channel: String,
     events: broadcast::Sender<Event>,
     healthy: AtomicBool,
+    /// This process, in the log flushes it announces.
+    origin: u64,
+    /// Counts what arrives from the other processes, once [`Bus::observe`] is called.
+    received: std::sync::OnceLock<prometheus::IntCounterVec>,
 }
 
 /// The connection to the other processes; cheap to clone.
@@ -99,8 +119,11 @@ impl Bus {
                 channel: channel.clone(),
                 events,
                 healthy: AtomicBool::new(false),
+                origin: rand::random(),
+                received: std::sync::OnceLock::new(),
             }));
-            tokio::spawn(bus.clone().follow_redis(client, channel, shutdown));
+            tokio::spawn(bus.clone().follow_redis(client, channel, shutdown.clone()));
+            tokio::spawn(bus.clone().announce_flushes(shutdown));
             return Ok(Some(bus));
         }
         if db.get_database_backend() == DatabaseBackend::Postgres
@@ -111,14 +134,28 @@ impl Bus {
                 channel: PG_CHANNEL.to_owned(),
                 events,
                 healthy: AtomicBool::new(false),
+                origin: rand::random(),
+                received: std::sync::OnceLock::new(),
             }));
             tokio::spawn(
                 bus.clone()
-                    .follow_postgres(url.expose_secret().to_owned(), shutdown),
+                    .follow_postgres(url.expose_secret().to_owned(), shutdown.clone()),
             );
+            tokio::spawn(bus.clone().announce_flushes(shutdown));
             return Ok(Some(bus));
         }
         Ok(None)
+    }
+
+    /// Counts received announcements in `metrics` (`sluice_bus_messages_received_total`).
+    pub fn observe(&self, metrics: &crate::metrics::Metrics) {
+        let _ = self.0.received.set(metrics.bus_messages.clone());
+    }
+
+    fn count(&self, kind: &str) {
+        if let Some(received) = self.0.received.get() {
+            received.with_label_values(&[kind]).inc();
+        }
     }
 
     /// Whether the subscription is up (what was cached can be trusted).
@@ -133,6 +170,11 @@ impl Bus {
 
     /// Tells every process (waits at most half a second; a failure is logged).
     pub async fn publish(&self, event: Event) {
+        self.send(Message::Event(event)).await;
+    }
+
+    async fn send(&self, message: Message) {
+        let encoded = message.encode();
         let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
             match &self.0.publisher {
                 Publisher::Redis(client, manager) => {
@@ -143,7 +185,7 @@ impl Bus {
                         .clone();
                     redis::cmd("PUBLISH")
                         .arg(&self.0.channel)
-                        .arg(event.encode())
+                        .arg(&encoded)
                         .query_async::<i64>(&mut conn)
                         .await
                         .map(|_| ())
@@ -153,7 +195,7 @@ impl Bus {
                     .execute_raw(Statement::from_sql_and_values(
                         DatabaseBackend::Postgres,
                         "SELECT pg_notify($1, $2)",
-                        [PG_CHANNEL.into(), event.encode().into()],
+                        [PG_CHANNEL.into(), encoded.as_str().into()],
                     ))
                     .await
                     .map(|_| ())
@@ -164,9 +206,9 @@ impl Bus {
         match sent {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::warn!(error = %err, ?event, "announcing to the other processes failed")
+                tracing::warn!(error = %err, ?message, "announcing to the other processes failed")
             }
-            Err(_) => tracing::warn!(?event, "announcing to the other processes timed out"),
+            Err(_) => tracing::warn!(?message, "announcing to the other processes timed out"),
         }
     }
 
@@ -182,8 +224,50 @@ impl Bus {
     }
 
     fn deliver(&self, text: &str) {
-        if let Some(event) = Event::decode(text) {
-            let _ = self.0.events.send(event);
+        match Message::decode(text) {
+            Some(Message::Event(event)) => {
+                self.count(match event {
+                    Event::Written => "written",
+                    Event::Queued => "queued",
+                    Event::Resynced => "resynced",
+                });
+                let _ = self.0.events.send(event);
+            }
+            Some(Message::Flushed { run, origin }) if origin != self.0.origin => {
+                self.count("log_flushed");
+                crate::logs::flushed_elsewhere(run);
+            }
+            _ => {}
+        }
+    }
+
+    /// Announces this process's log flushes, so followers on other processes read the new
+    /// lines at once (their one-second poll is only the fallback). Flushes that pile up while
+    /// one is announced go out once per run.
+    async fn announce_flushes(self, shutdown: CancellationToken) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let mut flushed = crate::logs::subscribe_here();
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = flushed.recv() => got,
+            };
+            let mut runs = match first {
+                Ok(run) => vec![run],
+                Err(RecvError::Lagged(_)) => Vec::new(),
+                Err(RecvError::Closed) => return,
+            };
+            loop {
+                match flushed.try_recv() {
+                    Ok(run) if !runs.contains(&run) => runs.push(run),
+                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            for run in runs {
+                let origin = self.0.origin;
+                self.send(Message::Flushed { run, origin }).await;
+            }
         }
     }
 
@@ -253,6 +337,30 @@ impl Bus {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, Message};
+
+    #[test]
+    fn messages_survive_the_channel_and_garbage_is_ignored() {
+        for message in [
+            Message::Event(Event::Written),
+            Message::Event(Event::Queued),
+            Message::Flushed {
+                run: 42,
+                origin: u64::MAX,
+            },
+        ] {
+            assert_eq!(Message::decode(&message.encode()), Some(message));
+        }
+        // Resynced is local (each process learns it from its own subscription).
+        assert_eq!(Message::decode("r"), None);
+        for garbage in ["", "x", "f", "f12", "f:1", "fx:1", "f1:zz", "f1:"] {
+            assert_eq!(Message::decode(garbage), None, "{garbage:?}");
         }
     }
 }

@@ -138,11 +138,27 @@ impl Masker {
     }
 }
 
-/// Flushes in this process, by run id: followers here wake at once.
+/// Flushes anywhere, by run id: in this process, or announced by another over the bus
+/// ([`flushed_elsewhere`]). Followers here wake at once.
 static FLUSHED: LazyLock<broadcast::Sender<i64>> = LazyLock::new(|| broadcast::channel(1024).0);
 
+/// Flushes in this process only: what the bus tells the other processes.
+static FLUSHED_HERE: LazyLock<broadcast::Sender<i64>> =
+    LazyLock::new(|| broadcast::channel(1024).0);
+
+/// Every flush of a run's log, in this process or another on the bus.
 pub fn subscribe() -> broadcast::Receiver<i64> {
     FLUSHED.subscribe()
+}
+
+/// Flushes made by this process (for the bus to announce).
+pub fn subscribe_here() -> broadcast::Receiver<i64> {
+    FLUSHED_HERE.subscribe()
+}
+
+/// Another process flushed `run_id`'s log: followers here read it now.
+pub fn flushed_elsewhere(run_id: i64) {
+    let _ = FLUSHED.send(run_id);
 }
 
 struct Pending {
@@ -369,6 +385,7 @@ impl LogSink {
             .exec(&self.inner.db)
             .await?;
         let _ = FLUSHED.send(self.inner.run_id);
+        let _ = FLUSHED_HERE.send(self.inner.run_id);
         Ok(())
     }
 

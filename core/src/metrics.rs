@@ -59,6 +59,9 @@ pub struct Metrics {
     pub route_requests: IntCounterVec,
     /// `sluice_route_request_duration_seconds{app,env,color}`.
     pub route_duration: HistogramVec,
+    /// `sluice_bus_messages_received_total{kind}`: announcements from the other processes
+    /// (`written`, `queued`, `log_flushed`).
+    pub bus_messages: IntCounterVec,
 }
 
 /// Routed request buckets, in seconds.
@@ -226,6 +229,14 @@ impl Metrics {
             &["app", "env", "color"],
         )?;
         registry.register(Box::new(route_duration.clone()))?;
+        let bus_messages = IntCounterVec::new(
+            Opts::new(
+                "sluice_bus_messages_received_total",
+                "Announcements received from the other Sluice processes, by kind.",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(bus_messages.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         #[cfg(target_os = "linux")]
@@ -253,6 +264,7 @@ impl Metrics {
             releases,
             route_requests,
             route_duration,
+            bus_messages,
         })
     }
 

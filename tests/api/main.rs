@@ -54,6 +54,7 @@ mod repo_addresses;
 mod run_gates;
 mod run_logs;
 mod runs;
+mod scale_out;
 mod scheduling;
 mod secret_masking;
 mod strings_credentials;
