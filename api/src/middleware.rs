@@ -2,6 +2,8 @@
 //! header, the JSON error shape for errors raised outside our handlers, the longest URL
 //! answered and the security headers of every response.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -21,6 +23,34 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Label used for requests that matched no route, so raw paths never become label values.
 const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Route templates by request path. `match_pattern` walks the whole route table again with
+/// its regexes (a tenth of a cached API request's CPU), and a path always matches the same
+/// template, so each path is looked up once; the map is emptied when it reaches
+/// [`TEMPLATES_KEPT`] paths.
+static TEMPLATES: LazyLock<Mutex<HashMap<String, Arc<str>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const TEMPLATES_KEPT: usize = 4096;
+
+/// The route template `req` matched (`/api/v1/orgs/{org}`), or [`UNMATCHED_ROUTE`].
+fn route_template(req: &actix_web::HttpRequest) -> Arc<str> {
+    let path = req.path();
+    if let Ok(templates) = TEMPLATES.lock()
+        && let Some(template) = templates.get(path)
+    {
+        return template.clone();
+    }
+    let template: Arc<str> = req
+        .match_pattern()
+        .map_or_else(|| Arc::from(UNMATCHED_ROUTE), Arc::from);
+    if let Ok(mut templates) = TEMPLATES.lock() {
+        if templates.len() >= TEMPLATES_KEPT {
+            templates.clear();
+        }
+        templates.insert(path.to_owned(), template.clone());
+    }
+    template
+}
+
 /// Records `sluice_http_requests_total` and `sluice_http_request_duration_seconds` with the
 /// route template, writes one access log line, and returns the request id to the caller.
 pub async fn observe(
@@ -34,10 +64,7 @@ pub async fn observe(
 
     let mut res = next.call(req).await?.map_into_boxed_body();
 
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let route = route_template(res.request());
     let status = res.status();
     let elapsed = started.elapsed();
     if let Some(state) = &state
@@ -54,12 +81,12 @@ pub async fn observe(
         state
             .metrics
             .http_requests
-            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .with_label_values(&[method.as_str(), &*route, status.as_str()])
             .inc();
         state
             .metrics
             .http_request_duration
-            .with_label_values(&[method.as_str(), route.as_str()])
+            .with_label_values(&[method.as_str(), &*route])
             .observe(elapsed.as_secs_f64());
     }
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
