@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::entities::{run, run_outbox};
+use crate::entities::run;
 use crate::queue::{Job, Queue};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,21 +90,30 @@ pub async fn reconcile(
     stale: Duration,
 ) -> Result<Reconciled, DispatchError> {
     let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
-    // Queued runs the scheduler admitted (outbox published) longer ago than `grace`.
-    let admitted = run::Entity::find()
-        .filter(run::Column::Status.eq("queued"))
-        .filter(
-            run::Column::Id.in_subquery(
-                Query::select()
-                    .column(run_outbox::Column::RunId)
-                    .from(run_outbox::Entity)
-                    .and_where(run_outbox::Column::PublishedAt.lt(cutoff))
-                    .take(),
-            ),
-        )
-        .order_by_asc(run::Column::Id)
-        .all(db)
-        .await?;
+    // Queued runs the scheduler admitted (outbox published) longer ago than `grace`: from the
+    // runs in play and the waiting outbox entries (`ix_runs_active`, `ix_run_outbox_waiting`),
+    // so the cost does not grow with ended runs.
+    let backend = db.get_database_backend();
+    let sql = "SELECT r.id, r.org_id FROM runs r WHERE r.status = 'queued' \
+         AND NOT EXISTS (SELECT 1 FROM run_outbox w WHERE w.run_id = r.id AND w.published_at IS NULL) \
+         AND EXISTS (SELECT 1 FROM run_outbox o WHERE o.run_id = r.id AND o.published_at < ?) \
+         ORDER BY r.id";
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => sql.replace('?', "$1"),
+        _ => sql.to_owned(),
+    };
+    let admitted = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [cutoff.into()],
+        ))
+        .await
+        .map_err(crate::Error::from)?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect::<Result<Vec<(i64, i64)>, sea_orm::DbErr>>()
+        .map_err(crate::Error::from)?;
     let stale_cutoff = Utc::now() - chrono::Duration::from_std(stale).unwrap_or_default();
     let stalled = run::Entity::find()
         .filter(run::Column::Status.is_in(["running", "waiting"]))
@@ -116,17 +125,12 @@ pub async fn reconcile(
         return Ok(done);
     }
     let in_queue = queue.run_ids().await?;
-    for r in admitted.iter().filter(|r| !in_queue.contains(&r.id)) {
+    for &(run_id, org_id) in admitted.iter().filter(|(id, _)| !in_queue.contains(id)) {
         tracing::warn!(
-            run = r.id,
+            run = run_id,
             "queued run missing from the queue: republishing"
         );
-        queue
-            .publish(Job {
-                run_id: r.id,
-                org_id: r.org_id,
-            })
-            .await?;
+        queue.publish(Job { run_id, org_id }).await?;
         done.republished += 1;
     }
     for r in stalled.iter().filter(|r| !in_queue.contains(&r.id)) {
@@ -191,6 +195,13 @@ pub async fn run(
         }
         if let Err(err) = publish_outbox(&db, queue.as_ref(), settings.backlog).await {
             tracing::error!(error = %err, "publishing queued runs failed");
+        }
+        // Housekeeping, every hundredth pass (25 s): waiting outbox entries of runs cancelled
+        // before admission (`admit` skips them meanwhile).
+        if pass.is_multiple_of(100)
+            && let Err(err) = crate::schedule::close_cancelled(&db).await
+        {
+            tracing::error!(error = %err, "closing cancelled runs' outbox entries failed");
         }
         if pass.is_multiple_of(10)
             && let Err(err) =

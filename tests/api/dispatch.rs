@@ -101,3 +101,46 @@ async fn queued_runs_survive_redis_losing_every_job() {
         "still queued in the database: republished again"
     );
 }
+
+#[tokio::test]
+async fn a_run_cancelled_before_admission_is_never_published_and_its_entry_is_closed() {
+    use sea_orm::ConnectionTrait;
+    let app = three_runs().await;
+    // Cancel run 2 while it still waits for admission (straight in the database, as a cancel
+    // racing the scheduler would leave it).
+    app.db
+        .execute_unprepared("UPDATE runs SET status = 'cancelled' WHERE number = 2")
+        .await
+        .unwrap();
+    let queue = EmbeddedQueue::new(app.db.clone(), QueueSettings::default());
+    assert_eq!(publish_outbox(&app.db, &queue, 100).await.unwrap(), 2);
+    let published = app
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM queue_jobs j JOIN runs r ON r.id = j.run_id WHERE r.number = 2")
+        .await;
+    assert_eq!(
+        published.as_deref(),
+        Some("0"),
+        "the cancelled run was queued"
+    );
+    // Its outbox entry still waits until the housekeeping closes it; then nothing waits.
+    assert_eq!(
+        app.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM run_outbox WHERE published_at IS NULL")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        sluice_core::schedule::close_cancelled(&app.db)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM run_outbox WHERE published_at IS NULL")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    // The two admitted runs hold the queue: the next pass admits nothing more.
+    assert_eq!(publish_outbox(&app.db, &queue, 2).await.unwrap(), 0);
+}

@@ -189,4 +189,5 @@ async fn schema_is_the_same_on_sqlite_and_postgres() {
     assert_eq!(columns(&pg).await, columns(&sqlite).await);
     assert_eq!(indexes(&pg).await, indexes(&sqlite).await);
     assert!(indexes(&pg).await.contains("uq_projects_org_slug"));
+    assert!(indexes(&sqlite).await.contains("ix_runs_active"));
 }
