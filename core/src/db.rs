@@ -35,6 +35,24 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Databas
     Ok(Database::connect(options).await?)
 }
 
+/// `sql` written with `?` placeholders, numbered `$1`, `$2`… for PostgreSQL.
+pub fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
+    if backend != sea_orm::DatabaseBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Applies every pending migration; each runs in its own transaction.
 #[tracing::instrument(skip_all)]
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {

@@ -102,10 +102,7 @@ pub async fn reconcile(
          SELECT a.id, a.org_id FROM admitted a WHERE EXISTS \
            (SELECT 1 FROM run_outbox o WHERE o.run_id = a.id AND o.published_at < ?) \
          ORDER BY a.id";
-    let sql = match backend {
-        sea_orm::DatabaseBackend::Postgres => sql.replace('?', "$1"),
-        _ => sql.to_owned(),
-    };
+    let sql = crate::db::placeholders(backend, sql);
     let admitted = db
         .query_all_raw(sea_orm::Statement::from_sql_and_values(
             backend,

@@ -62,10 +62,7 @@ pub async fn close_cancelled(db: &impl ConnectionTrait) -> crate::Result<u64> {
          WHERE published_at IS NULL AND NOT EXISTS \
          (SELECT 1 FROM runs r WHERE r.id = run_outbox.run_id AND r.status = 'queued')";
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => sql.replace('?', "$1"),
-        _ => sql.to_owned(),
-    };
+    let sql = crate::db::placeholders(backend, sql);
     Ok(db
         .execute_raw(Statement::from_sql_and_values(
             backend,

@@ -295,15 +295,7 @@ impl TestApp {
         auth: &Auth,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = self.client.request(method, self.url(path));
-        req = match auth {
-            Auth::None => req,
-            Auth::Session { cookie, csrf } => req
-                .header("cookie", format!("sluice_session={cookie}"))
-                .header("x-csrf-token", csrf),
-            Auth::Token(token) => req.bearer_auth(token),
-            Auth::Basic(email, token) => req.basic_auth(email, Some(token)),
-        };
+        let mut req = auth.apply(self.client.request(method, self.url(path)));
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -399,6 +391,20 @@ impl TestApp {
 }
 
 /// The session cookie and CSRF token of a sign-up or sign-in response.
+impl Auth {
+    /// `req` carrying these credentials (and the CSRF token of a session).
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => req,
+            Auth::Session { cookie, csrf } => req
+                .header("cookie", format!("sluice_session={cookie}"))
+                .header("x-csrf-token", csrf),
+            Auth::Token(token) => req.bearer_auth(token),
+            Auth::Basic(email, token) => req.basic_auth(email, Some(token)),
+        }
+    }
+}
+
 pub async fn session_from(res: reqwest::Response) -> Auth {
     let cookie = res
         .headers()

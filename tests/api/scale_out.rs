@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 
 use crate::binary::{signal_pid, sluice};
 use crate::fleet::git_repo;
-use crate::helpers::{TestDb, redis_url, wait_until};
+use crate::helpers::{Auth, TestDb, redis_url, session_from, wait_until};
 
 /// The PostgreSQL server the test databases are made on.
 fn postgres_server() -> String {
@@ -95,51 +95,28 @@ impl Deployment {
     }
 }
 
-/// A signed-in owner on one replica: sends JSON with the session and its CSRF token.
-struct Session {
-    http: reqwest::Client,
-    cookie: String,
-    csrf: String,
+/// The owner, signed up on replica `base`.
+async fn signup(base: &str) -> Auth {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/auth/signup"))
+        .json(&json!({"email": "owner@example.com", "password": "correct horse battery", "name": "Owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    session_from(res).await
 }
 
-impl Session {
-    async fn signup(base: &str) -> Session {
-        let http = reqwest::Client::new();
-        let res = http
-            .post(format!("{base}/auth/signup"))
-            .json(&json!({"email": "owner@example.com", "password": "correct horse battery", "name": "Owner"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let cookie = res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let body: Value = res.json().await.unwrap();
-        Session {
-            http,
-            cookie,
-            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, url: String, body: Value) -> (u16, Value) {
-        let res = self
-            .http
-            .request(method, url)
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
+/// Sends JSON as `auth`: (status, JSON body or Null).
+async fn send(auth: &Auth, method: reqwest::Method, url: String, body: Value) -> (u16, Value) {
+    let res = auth
+        .apply(reqwest::Client::new().request(method, url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn get_with(token: &str, url: String) -> (u16, Value) {
@@ -222,22 +199,22 @@ async fn two_api_replicas_and_two_workers_as_processes_on_postgresql_and_redis()
     let mut children = vec![api_a, api_b, deployment.worker(), deployment.worker()];
 
     // Writes on A, reads with a token on B (which caches them).
-    let owner = Session::signup(&a).await;
-    let (status, _) = owner
-        .send(
-            reqwest::Method::POST,
-            format!("{a}/api/v1/orgs"),
-            json!({"slug": "acme", "name": "Acme"}),
-        )
-        .await;
+    let owner = signup(&a).await;
+    let (status, _) = send(
+        &owner,
+        reqwest::Method::POST,
+        format!("{a}/api/v1/orgs"),
+        json!({"slug": "acme", "name": "Acme"}),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (status, body) = owner
-        .send(
-            reqwest::Method::POST,
-            format!("{a}/api/v1/orgs/acme/tokens"),
-            json!({"name": "reader", "scopes": ["read"]}),
-        )
-        .await;
+    let (status, body) = send(
+        &owner,
+        reqwest::Method::POST,
+        format!("{a}/api/v1/orgs/acme/tokens"),
+        json!({"name": "reader", "scopes": ["read"]}),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let token = body["token"].as_str().unwrap().to_owned();
     let token_id = body["id"].as_i64().unwrap();
@@ -255,13 +232,13 @@ async fn two_api_replicas_and_two_workers_as_processes_on_postgresql_and_redis()
         go = go.display()
     );
     let repo = git_repo(&jenkinsfile);
-    let (status, body) = owner
-        .send(
-            reqwest::Method::POST,
-            format!("{a}/api/v1/orgs/acme/projects"),
-            json!({"slug": "web", "name": "Web", "repo_url": repo.url}),
-        )
-        .await;
+    let (status, body) = send(
+        &owner,
+        reqwest::Method::POST,
+        format!("{a}/api/v1/orgs/acme/projects"),
+        json!({"slug": "web", "name": "Web", "repo_url": repo.url}),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     wait_until(Duration::from_secs(10), || async {
         let (_, list) = get_with(&token, projects_on_b.clone()).await;
@@ -271,13 +248,13 @@ async fn two_api_replicas_and_two_workers_as_processes_on_postgresql_and_redis()
 
     // Two runs queued on A: the two workers take one each and hold them until `go` exists.
     for _ in 0..2 {
-        let (status, body) = owner
-            .send(
-                reqwest::Method::POST,
-                format!("{a}/api/v1/orgs/acme/projects/web/runs"),
-                json!({}),
-            )
-            .await;
+        let (status, body) = send(
+            &owner,
+            reqwest::Method::POST,
+            format!("{a}/api/v1/orgs/acme/projects/web/runs"),
+            json!({}),
+        )
+        .await;
         assert_eq!(status, 201, "{body}");
     }
     let followers = (1..=2).map(|n| {
@@ -346,13 +323,13 @@ async fn two_api_replicas_and_two_workers_as_processes_on_postgresql_and_redis()
     );
 
     // A token revoked on A is refused on B.
-    let (status, _) = owner
-        .send(
-            reqwest::Method::DELETE,
-            format!("{a}/api/v1/orgs/acme/tokens/{token_id}"),
-            Value::Null,
-        )
-        .await;
+    let (status, _) = send(
+        &owner,
+        reqwest::Method::DELETE,
+        format!("{a}/api/v1/orgs/acme/tokens/{token_id}"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 204);
     wait_until(Duration::from_secs(10), || async {
         get_with(&token, projects_on_b.clone()).await.0 == 401

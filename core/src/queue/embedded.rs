@@ -26,22 +26,7 @@ impl EmbeddedQueue {
     }
 
     fn sql(&self, sqlite: &str) -> String {
-        match self.db.get_database_backend() {
-            DatabaseBackend::Postgres => {
-                let mut out = String::new();
-                let mut n = 0;
-                for c in sqlite.chars() {
-                    if c == '?' {
-                        n += 1;
-                        out.push_str(&format!("${n}"));
-                    } else {
-                        out.push(c);
-                    }
-                }
-                out
-            }
-            _ => sqlite.to_owned(),
-        }
+        crate::db::placeholders(self.db.get_database_backend(), sqlite)
     }
 
     async fn exec(&self, sql: &str, values: Vec<Value>) -> QueueResult<u64> {
