@@ -1,7 +1,7 @@
 //! Job queue throughput: jobs per second from publish to ack through the Redis backend (and
 //! the embedded backend on SQLite for reference), with producers and consumers running at once.
 //!
-//!   cargo run --release --example queue_throughput -- [jobs] [consumers]
+//!   cargo run --release --example queue_throughput -- [jobs] [consumers] [producers]
 //!
 //! `scripts/bench-queue.sh` runs it next to `redis-benchmark` on the same Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,12 +14,11 @@ use sluice_core::queue::embedded::EmbeddedQueue;
 use sluice_core::queue::redis::RedisQueue;
 use sluice_core::queue::{Job, Queue, QueueSettings};
 
-/// Publishes `jobs` from 4 producers while `consumers` claim and ack; returns jobs/s.
-async fn enqueue_to_ack(queue: Arc<dyn Queue>, jobs: u64, consumers: usize) -> f64 {
+/// Publishes `jobs` from `producers` while `consumers` claim and ack; returns jobs/s.
+async fn enqueue_to_ack(queue: Arc<dyn Queue>, jobs: u64, consumers: usize, producers: u64) -> f64 {
     let acked = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let producers = 4;
     for p in 0..producers {
         let queue = queue.clone();
         tasks.push(tokio::spawn(async move {
@@ -62,6 +61,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let jobs: u64 = args.next().map_or(20_000, |a| a.parse().expect("jobs"));
     let consumers: usize = args.next().map_or(8, |a| a.parse().expect("consumers"));
+    let producers: u64 = args.next().map_or(4, |a| a.parse().expect("producers"));
     let redis_url =
         std::env::var("SLUICE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let settings = QueueSettings::default();
@@ -72,9 +72,9 @@ async fn main() {
             .await
             .expect("Redis"),
     );
-    let rate = enqueue_to_ack(redis, jobs, consumers).await;
+    let rate = enqueue_to_ack(redis, jobs, consumers, producers).await;
     println!(
-        "redis    enqueue->ack: {rate:>9.0} jobs/s ({jobs} jobs, 4 producers, {consumers} consumers)"
+        "redis    enqueue->ack: {rate:>9.0} jobs/s ({jobs} jobs, {producers} producers, {consumers} consumers)"
     );
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -94,8 +94,8 @@ async fn main() {
     sluice_core::db::migrate(&db).await.unwrap();
     let embedded: Arc<dyn Queue> = Arc::new(EmbeddedQueue::new(db, settings));
     let small = jobs.min(5_000);
-    let rate = enqueue_to_ack(embedded, small, consumers).await;
+    let rate = enqueue_to_ack(embedded, small, consumers, producers).await;
     println!(
-        "embedded enqueue->ack: {rate:>9.0} jobs/s ({small} jobs on SQLite, 4 producers, {consumers} consumers)"
+        "embedded enqueue->ack: {rate:>9.0} jobs/s ({small} jobs on SQLite, {producers} producers, {consumers} consumers)"
     );
 }

@@ -1,9 +1,17 @@
 //! The Redis backend: one stream, one consumer group. Claims read new entries
-//! (`XREADGROUP`) after first taking over entries whose consumer went quiet past the lease
-//! (`XAUTOCLAIM`); heartbeats reset an entry's idle time (`XCLAIM … JUSTID`); acknowledged
-//! entries are deleted; entries delivered too often move to a dead-letter stream.
+//! (`XREADGROUP`), and now and then first take over entries whose consumer went quiet past the
+//! lease (`XAUTOCLAIM`); heartbeats reset an entry's idle time (`XCLAIM … JUSTID`);
+//! acknowledged entries are deleted; entries delivered too often move to a dead-letter stream.
+//!
+//! Redis's own CPU bounds the queue's throughput, so a job costs as few commands as its
+//! semantics allow: `XADD` to publish, `XREADGROUP` to claim, one script (`XACK` and `XDEL`,
+//! atomically) to acknowledge. Looking for abandoned entries is not done on every claim but
+//! at most every quarter lease (and at most every second) per process, and at once after
+//! this process handed an entry back; an entry whose worker died is still taken over within
+//! its lease and that interval.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{Value, cmd};
@@ -22,7 +30,15 @@ pub struct RedisQueue {
     stream: String,
     dead: String,
     settings: QueueSettings,
+    /// When a claim next looks for abandoned or handed-back entries.
+    reclaim_at: Mutex<Instant>,
+    ack_script: redis::Script,
 }
+
+/// Acknowledges and deletes an entry in one step: `KEYS[1]` the stream, `ARGV` the group and
+/// the entry's id.
+const ACK: &str = "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) \
+return redis.call('XDEL', KEYS[1], ARGV[2])";
 
 fn text(v: &Value) -> Option<String> {
     match v {
@@ -82,6 +98,8 @@ impl RedisQueue {
             dead: format!("{prefix}:dead"),
             stream: format!("{prefix}:jobs"),
             settings,
+            reclaim_at: Mutex::new(Instant::now()),
+            ack_script: redis::Script::new(ACK),
         };
         queue.ensure_group().await?;
         Ok(queue)
@@ -231,9 +249,38 @@ impl RedisQueue {
         }
     }
 
+    /// Whether a claim should look for abandoned entries now.
+    fn reclaim_due(&self) -> bool {
+        self.reclaim_at
+            .lock()
+            .map_or(true, |at| Instant::now() >= *at)
+    }
+
+    /// Looks for abandoned entries again after `after`.
+    fn reclaim_after(&self, after: Duration) {
+        if let Ok(mut at) = self.reclaim_at.lock() {
+            *at = Instant::now() + after;
+        }
+    }
+
+    /// How often a process looks for entries whose lease ran out.
+    fn reclaim_every(&self) -> Duration {
+        (self.settings.lease / 4).min(Duration::from_secs(1))
+    }
+
     async fn claim_once(&self, consumer: &str, wait: Duration) -> QueueResult<Option<Claimed>> {
         loop {
-            let (found, fresh) = match self.reclaim(consumer).await? {
+            let reclaimed = if self.reclaim_due() {
+                let found = self.reclaim(consumer).await?;
+                // While there are abandoned entries, look again at the next claim.
+                if found.is_none() {
+                    self.reclaim_after(self.reclaim_every());
+                }
+                found
+            } else {
+                None
+            };
+            let (found, fresh) = match reclaimed {
                 Some(found) => (Some(found), false),
                 None => (self.read_new(consumer, wait).await?, true),
             };
@@ -288,18 +335,12 @@ impl Queue for RedisQueue {
 
     async fn ack(&self, claimed: &Claimed) -> QueueResult<()> {
         let mut conn = self.conn.clone();
-        let _: () = redis::pipe()
-            .atomic()
-            .cmd("XACK")
-            .arg(&self.stream)
+        let _: Value = self
+            .ack_script
+            .key(&self.stream)
             .arg(GROUP)
             .arg(&claimed.handle)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.stream)
-            .arg(&claimed.handle)
-            .ignore()
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -357,6 +398,8 @@ impl Queue for RedisQueue {
             .arg("JUSTID")
             .query_async(&mut conn)
             .await?;
+        // This process's next claim takes it back (others within their reclaim interval).
+        self.reclaim_after(Duration::ZERO);
         Ok(())
     }
 
