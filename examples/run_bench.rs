@@ -356,6 +356,10 @@ async fn followers(base: &str, pid: u32, count: usize, megabytes: u64) {
         rss_kib(pid, "VmRSS:") as f64 / 1024.0
     );
     println!(
+        "server RSS growth with {count} followers: {:.1} MiB (peak with them − peak before them; target < 50 MB)",
+        peak_rss.saturating_sub(peak_before) as f64 / 1024.0
+    );
+    println!(
         "build time: {:.2} s alone, {:.2} s with {count} followers; followers done in {:.2} s",
         took(&alone_run),
         took(&run),

@@ -3,7 +3,9 @@
 //!
 //! A follower reads the log's chunks from storage, never the worker, so any number of them
 //! can follow without slowing the build; a flush in this process wakes them at once, and they
-//! poll every second for workers elsewhere. Each follower holds at most a few batches.
+//! hear of flushes elsewhere through the bus (or poll every second). A live follower's stream
+//! is pulled by its connection, a piece of at most 16 KiB at a time, so it holds next to
+//! nothing of its own; the text log holds at most a few batches.
 
 use std::time::Duration;
 
@@ -175,52 +177,78 @@ fn resume_after(last_event_id: &str) -> Result<Option<i64>, ApiError> {
     }))
 }
 
-/// Writes the stored JSON lines of a chunk from line `from` on as SSE events.
-fn sse_chunk(bytes: &[u8], first_line: i64, from: i64, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    for (i, line) in lines.enumerate() {
-        let n = first_line + i as i64;
-        if n < from {
-            continue;
-        }
-        let _ = write!(out, "id: {n}\ndata: ");
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\n\n");
-    }
+/// Bytes of SSE text a follower's stream makes at a time. The stream is pulled: the next piece
+/// is made only when the connection has taken the last one, so a follower holds about this
+/// much (and the shared chunk it reads from), however fast the log grows or slow the reader.
+const PIECE: usize = 16 * 1024;
+
+/// One live follower: where it is in the run's tail.
+struct Follower {
+    hub: std::sync::Arc<crate::log_hub::LogHub>,
+    tail: tokio::sync::watch::Receiver<crate::log_hub::Tail>,
+    run_id: i64,
+    /// The first line to send.
+    from: i64,
+    /// Chunks of the tail taken so far.
+    taken: usize,
+    /// The chunk being sent: its bytes (shared with the hub's cache), the offset of the next
+    /// line in it, and that line's number.
+    current: Option<(Bytes, usize, i64)>,
+    done: bool,
 }
 
-/// A live SSE stream through the process's log hub.
-fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
-    let (tx, rx) = mpsc::channel::<Bytes>(2);
-    let hub = state.logs.clone();
-    actix_web::rt::spawn(async move {
-        let mut tail = hub.follow(run_id);
-        let mut sent = 0usize;
+impl Follower {
+    /// The next piece of the stream; None once the end event went out or the run is gone.
+    async fn next_piece(&mut self) -> Option<Bytes> {
+        use std::io::Write;
         loop {
-            let snapshot = tail.borrow_and_update().clone();
-            while sent < snapshot.chunks.len() {
-                let meta = snapshot.chunks[sent];
-                sent += 1;
-                if meta.first_line + i64::from(meta.lines) <= from {
+            if self.done {
+                return None;
+            }
+            if let Some((bytes, offset, n)) = &mut self.current {
+                let mut out = Vec::with_capacity(PIECE + 512);
+                while *offset < bytes.len() && out.len() < PIECE {
+                    let rest = &bytes[*offset..];
+                    let len = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+                    let line = &rest[..len];
+                    *offset += len + 1;
+                    if line.is_empty() {
+                        continue;
+                    }
+                    *n += 1;
+                    if *n - 1 < self.from {
+                        continue;
+                    }
+                    let _ = write!(out, "id: {}\ndata: ", *n - 1);
+                    out.extend_from_slice(line);
+                    out.extend_from_slice(b"\n\n");
+                }
+                if *offset >= bytes.len() {
+                    self.current = None;
+                }
+                if !out.is_empty() {
+                    return Some(Bytes::from(out));
+                }
+                continue;
+            }
+            let snapshot = self.tail.borrow_and_update().clone();
+            if let Some(meta) = snapshot.chunks.get(self.taken).copied() {
+                self.taken += 1;
+                if meta.first_line + i64::from(meta.lines) <= self.from {
                     continue;
                 }
-                let bytes = match hub.chunk(run_id, meta.seq).await {
-                    Ok(bytes) => bytes,
+                match self.hub.chunk(self.run_id, meta.seq).await {
+                    Ok(bytes) => self.current = Some((bytes, 0, meta.first_line)),
                     Err(err) => {
-                        tracing::warn!(run = run_id, error = %err, "reading a log chunk failed");
-                        return;
+                        tracing::warn!(run = self.run_id, error = %err, "reading a log chunk failed");
+                        self.done = true;
                     }
-                };
-                let mut out = Vec::with_capacity(bytes.len() + 32 * meta.lines.max(0) as usize);
-                sse_chunk(&bytes, meta.first_line, from, &mut out);
-                if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
-                    return;
                 }
+                continue;
             }
             if let Some((last, status)) = &snapshot.end {
                 let mut out = String::new();
-                if last.n >= from {
+                if last.n >= self.from {
                     sse(last, &mut out);
                 }
                 let end = serde_json::to_string(&EndEvent {
@@ -228,26 +256,40 @@ fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
                 })
                 .unwrap_or_default();
                 out.push_str(&format!("event: end\ndata: {end}\n\n"));
-                let _ = tx.send(Bytes::from(out)).await;
-                return;
+                self.done = true;
+                return Some(Bytes::from(out));
             }
             tokio::select! {
-                changed = tail.changed() => {
-                    if changed.is_err() && tail.borrow().end.is_none() && tail.borrow().chunks.len() == sent {
-                        return;
+                changed = self.tail.changed() => {
+                    if changed.is_err() {
+                        let tail = self.tail.borrow();
+                        if tail.end.is_none() && tail.chunks.len() == self.taken {
+                            self.done = true;
+                        }
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                    if tx.send(Bytes::from_static(b": waiting for output\n\n")).await.is_err() {
-                        return;
-                    }
+                    return Some(Bytes::from_static(b": waiting for output\n\n"));
                 }
             }
         }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        let bytes = rx.recv().await?;
-        Some((Ok::<_, actix_web::Error>(bytes), rx))
+    }
+}
+
+/// A live SSE stream through the process's log hub.
+fn stream_live(state: &AppState, run_id: i64, from: i64) -> HttpResponse {
+    let follower = Follower {
+        hub: state.logs.clone(),
+        tail: state.logs.follow(run_id),
+        run_id,
+        from,
+        taken: 0,
+        current: None,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(follower, |mut follower| async move {
+        let piece = follower.next_piece().await?;
+        Some((Ok::<_, actix_web::Error>(piece), follower))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
