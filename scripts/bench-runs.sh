@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run benchmarks against a release `sluice serve` on a fresh data dir (embedded SQLite and
 # queue, the local executor):
-#   - webhook -> first step running latency over RUNS runs (p50/p99);
+#   - webhook -> first step running latency over RUNS runs (p50/p99), in BATCHES batches
+#     back to back on the same server (default 5);
 #   - FOLLOWERS live SSE followers of a run printing MEGABYTES of log: completeness, server
 #     memory, and the build's time with and without them.
 #
@@ -24,7 +25,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "== webhook -> first step running"
-target/release/examples/run_bench latency "http://127.0.0.1:$port" "$runs"
+for batch in $(seq 1 "${BATCHES:-5}"); do
+  echo "== webhook -> first step running, batch $batch"
+  target/release/examples/run_bench latency "http://127.0.0.1:$port" "$runs"
+done
 echo "== live log followers"
 target/release/examples/run_bench followers "http://127.0.0.1:$port" "$pid" "$followers" "$megabytes"

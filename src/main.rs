@@ -396,6 +396,7 @@ async fn run(role: Role, mut settings: Settings) -> Result<(), BoxError> {
             repo_access: Some(sluice_core::git::RepoAccess {
                 allow_local: settings.allow_local_repos.unwrap_or(role == Role::Serve),
                 deny: settings.repo_deny(),
+                mirror: None,
             }),
         },
         shutdown.clone(),

@@ -81,6 +81,7 @@ impl AppState {
             repo_access: sluice_core::git::RepoAccess {
                 allow_local: settings.allow_local_repos.unwrap_or(false),
                 deny: settings.repo_deny(),
+                mirror: None,
             },
             bus: None,
             oauth: Arc::new(OAuthProviders::new(&settings.oauth).map_err(|message| {

@@ -35,6 +35,18 @@ struct Backend {
     root: PathBuf,
     /// The `Authorization` header every request must carry.
     expected: String,
+    requests: Requests,
+}
+
+/// What the server was asked to send, one entry per `git-upload-pack` request that wanted
+/// objects: whether the client said which objects it already had (`have` lines), as an
+/// incremental fetch does and a full clone does not.
+pub type Requests = std::sync::Arc<std::sync::Mutex<Vec<Fetch>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    Full,
+    Incremental,
 }
 
 async fn cgi(backend: web::Data<Backend>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -51,6 +63,15 @@ async fn cgi(backend: web::Data<Backend>, req: HttpRequest, body: web::Bytes) ->
             .body("credentials required");
     }
     let path_info = req.path().strip_prefix("/git").unwrap_or("").to_owned();
+    let has = |word: &[u8]| body.windows(word.len()).any(|w| w == word);
+    if path_info.ends_with("/git-upload-pack") && has(b"want ") {
+        let fetch = if has(b"have ") {
+            Fetch::Incremental
+        } else {
+            Fetch::Full
+        };
+        backend.requests.lock().unwrap().push(fetch);
+    }
     let mut child = tokio::process::Command::new("git")
         .arg("http-backend")
         .env_clear()
@@ -100,12 +121,19 @@ async fn cgi(backend: web::Data<Backend>, req: HttpRequest, body: web::Bytes) ->
 /// Serves the bare repositories under `root` at `http://127.0.0.1:<port>/git/<name>`, to
 /// requests whose Basic credentials are `user:token`; returns the base URL.
 pub fn start_http(root: &Path, user: &str, token: &str) -> String {
+    start_http_recording(root, user, token).0
+}
+
+/// [`start_http`], also returning what each fetch asked for.
+pub fn start_http_recording(root: &Path, user: &str, token: &str) -> (String, Requests) {
+    let requests = Requests::default();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/git", listener.local_addr().unwrap());
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
     let backend = web::Data::new(Backend {
         root: root.to_owned(),
         expected: format!("Basic {encoded}"),
+        requests: requests.clone(),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -118,7 +146,7 @@ pub fn start_http(root: &Path, user: &str, token: &str) -> String {
     .unwrap()
     .run();
     tokio::spawn(server);
-    url
+    (url, requests)
 }
 
 /// An `sshd` on loopback, as the user running the tests, letting in the keys written with

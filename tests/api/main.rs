@@ -32,6 +32,7 @@ mod kube_standin_exec;
 mod lint;
 mod metrics;
 mod migrations;
+mod mirrors;
 mod oauth;
 mod openapi;
 mod orgs;

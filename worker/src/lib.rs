@@ -362,6 +362,13 @@ impl Worker {
             repo_access: checkout::RepoAccess {
                 allow_local: self.config.allow_local_repos,
                 deny: self.config.repo_deny.clone(),
+                // Beside the workspaces (same filesystem: clones from it are hard links); the
+                // janitor leaves it alone, as it is not named like a workspace.
+                mirror: Some(sluice_core::git::mirror::path(
+                    &self.config.workspace_root.join("mirrors"),
+                    project.id,
+                    &project.repo_url,
+                )),
             },
             repo_credential,
             secrets,

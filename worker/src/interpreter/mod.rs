@@ -32,7 +32,7 @@ use sluice_core::store::params;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Agents, WORKSPACE, tar_stream};
-use crate::checkout::{CheckoutError, changed_files, checkout, head_commit};
+use crate::checkout::{CheckoutError, checkout, head_commit};
 use crate::executor::{Executor, Outcome, RunContext, RunEvents};
 use sluice_core::store::changes::{ChangeRequest, RefType};
 
@@ -328,9 +328,11 @@ impl Executor for JenkinsExecutor {
         // Whatever started the run, it records the commit it built, with its message and
         // author, and what kind of ref that was.
         let mut commit_message = String::new();
+        let mut changed_files = Vec::new();
         match head_commit(&src, &cancel).await {
             Ok(commit) => {
                 commit_message = commit.message.clone();
+                changed_files = commit.files.clone();
                 let ref_type = if ctx.run.change.is_some() {
                     RefType::ChangeRequest
                 } else if is_tag {
@@ -347,10 +349,6 @@ impl Executor for JenkinsExecutor {
                 tracing::warn!(run = ctx.run.id, error = %err, "describing the checked-out commit failed")
             }
         }
-        let changed_files = changed_files(&src, &cancel).await.unwrap_or_else(|err| {
-            tracing::warn!(run = ctx.run.id, error = %err, "listing the commit's changed files failed");
-            Vec::new()
-        });
         let file = &ctx.project.pipeline_path;
         let source = match tokio::fs::read_to_string(src.join(file)).await {
             Ok(source) => source,
