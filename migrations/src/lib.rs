@@ -15,6 +15,7 @@ mod m20261201_000006_releases;
 mod m20261201_000007_change_requests;
 mod m20261202_000008_private_repos_and_throttles;
 mod m20261202_000009_scale_indexes;
+mod m20261202_000010_retention;
 
 /// Applies the schema; used by `sluice migrate` and at the start of `serve`, `api` and `worker`.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_change_requests::Migration),
             Box::new(m20261202_000008_private_repos_and_throttles::Migration),
             Box::new(m20261202_000009_scale_indexes::Migration),
+            Box::new(m20261202_000010_retention::Migration),
         ]
     }
 }

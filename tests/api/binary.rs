@@ -346,7 +346,7 @@ fn migrate_applies_the_schema_and_exits() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("database is up to date (migrations applied: 9)"),
+        stdout.contains("database is up to date (migrations applied: 10)"),
         "{stdout}"
     );
     // Running it again changes nothing and still succeeds.

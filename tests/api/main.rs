@@ -52,6 +52,7 @@ mod release_workers;
 mod releases;
 mod replicas;
 mod repo_addresses;
+mod retention;
 mod run_gates;
 mod run_logs;
 mod runs;

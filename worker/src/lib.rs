@@ -33,6 +33,7 @@ use sluice_core::objects::Objects;
 use sluice_core::queue::{Claimed, Queue};
 use sluice_core::store::execution::{self, Start};
 use sluice_core::store::gates;
+use sluice_core::store::retention;
 use sluice_core::store::runs::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -557,27 +558,27 @@ impl Worker {
             }
         }
         self.ack(claimed).await;
-        // `buildDiscarder`: the project's older runs lose their artifacts.
-        if let Some(keep) = project
-            .and_then(|p| p.build_keep)
-            .and_then(|k| u32::try_from(k).ok())
-        {
-            match sluice_core::store::artifacts::discard_old(
-                &self.db,
-                &self.objects,
-                run.project_id,
-                keep,
-            )
+        // Retention (`buildDiscarder`, else the org's default): the project's older runs lose
+        // their logs and artifacts.
+        let Some(project) = project else {
+            return;
+        };
+        let org_row = sluice_core::entities::org::Entity::find_by_id(run.org_id)
+            .one(&self.db)
             .await
-            {
+            .ok()
+            .flatten();
+        if let Some(keep) = retention::keep_for(project, org_row.as_ref()) {
+            match retention::discard_old(&self.db, &self.objects, run.project_id, keep).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     project = run.project_id,
                     runs = n,
-                    "discarded old runs' artifacts"
+                    keep,
+                    "discarded old runs' logs and artifacts"
                 ),
                 Err(err) => {
-                    tracing::warn!(project = run.project_id, error = %err, "discarding old artifacts failed")
+                    tracing::warn!(project = run.project_id, error = %err, "discarding old runs failed")
                 }
             }
         }

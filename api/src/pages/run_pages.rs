@@ -435,6 +435,7 @@ mod tests {
             commit_author: Some("Ada Lovelace <ada@example.com>".into()),
             display_name: None,
             description: None,
+            discarded_at: None,
         }
     }
 

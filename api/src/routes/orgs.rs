@@ -25,6 +25,10 @@ pub struct CreateOrg {
 pub struct UpdateOrg {
     pub name: Option<String>,
     pub max_concurrent_runs: Option<i32>,
+    /// Runs each project keeps (their logs and artifacts) when its Jenkinsfile declares no
+    /// `buildDiscarder`; 0 keeps every run.
+    #[schema(minimum = 0, maximum = 100000, example = 50)]
+    pub default_keep_runs: Option<i32>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,6 +36,9 @@ pub struct OrgView {
     pub slug: String,
     pub name: String,
     pub max_concurrent_runs: i32,
+    /// Runs each project keeps when its Jenkinsfile declares no `buildDiscarder`; null keeps
+    /// every run.
+    pub default_keep_runs: Option<i32>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
 }
@@ -42,6 +49,7 @@ impl OrgView {
             slug: org.slug.clone(),
             name: org.name.clone(),
             max_concurrent_runs: org.max_concurrent_runs,
+            default_keep_runs: org.default_keep_runs,
             role,
             created_at: org.created_at,
         }
@@ -98,7 +106,14 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let scope = authn.scope(&state, &path).await?;
     let txn = begin_write(&state.db).await?;
-    let org = orgs::update(&txn, &scope, body.name.as_deref(), body.max_concurrent_runs).await?;
+    let org = orgs::update(
+        &txn,
+        &scope,
+        body.name.as_deref(),
+        body.max_concurrent_runs,
+        body.default_keep_runs,
+    )
+    .await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(OrgView::new(&org, scope.role())))
 }

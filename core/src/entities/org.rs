@@ -12,6 +12,9 @@ pub struct Model {
     pub max_concurrent_runs: i32,
     /// This org's share of the workers relative to other orgs with queued runs.
     pub fair_share_weight: i32,
+    /// Runs each project keeps (logs and artifacts) when its pipeline declares no
+    /// `buildDiscarder`; None keeps every run.
+    pub default_keep_runs: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -47,6 +47,8 @@ pub struct Model {
     /// `currentBuild.displayName` and `.description` as the run's Groovy set them.
     pub display_name: Option<String>,
     pub description: Option<String>,
+    /// When retention deleted the run's log and artifacts (`store::retention`).
+    pub discarded_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,17 +2,14 @@
 //! `artifacts/{run}/{path}`; rows hold the path, size and sha256.
 
 use chrono::Utc;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::entities::{artifact, run};
-use crate::objects::Objects;
 use crate::{Error, Result};
 
 /// Checks an artifact path: relative, `/`-separated, no `.`/`..`/empty parts, no NUL or
@@ -84,46 +81,6 @@ pub async fn get(db: &impl ConnectionTrait, run_id: i64, path: &str) -> Result<a
         .one(db)
         .await?
         .ok_or(Error::NotFound)
-}
-
-/// `buildDiscarder`: deletes the artifacts of the project's ended runs past the newest
-/// `keep`; returns how many runs lost theirs.
-pub async fn discard_old(
-    db: &impl ConnectionTrait,
-    objects: &Objects,
-    project_id: i64,
-    keep: u32,
-) -> Result<usize> {
-    let old: Vec<i64> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
-        .filter(run::Column::ProjectId.eq(project_id))
-        .filter(run::Column::FinishedAt.is_not_null())
-        .order_by_desc(run::Column::Number)
-        .offset(u64::from(keep))
-        .limit(1000)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut discarded = 0;
-    for run_id in old {
-        let rows = list(db, run_id).await?;
-        if rows.is_empty() {
-            continue;
-        }
-        for a in &rows {
-            match objects.delete(&object_path(run_id, &a.path)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
-        artifact::Entity::delete_many()
-            .filter(artifact::Column::RunId.eq(run_id))
-            .exec(db)
-            .await?;
-        discarded += 1;
-    }
-    Ok(discarded)
 }
 
 /// A failing test, as JUnit named it.

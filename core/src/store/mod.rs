@@ -15,6 +15,7 @@ pub mod params;
 pub mod projects;
 pub mod releases;
 pub mod repo_credentials;
+pub mod retention;
 pub mod runs;
 pub mod sessions;
 pub mod tokens;

@@ -123,6 +123,7 @@ pub async fn update(
     scope: &TenantScope,
     name: Option<&str>,
     max_concurrent_runs: Option<i32>,
+    default_keep_runs: Option<i32>,
 ) -> Result<org::Model> {
     scope.require(Role::Admin)?;
     let mut active: org::ActiveModel = scope.org().clone().into();
@@ -141,6 +142,16 @@ pub async fn update(
         }
         changes.insert("max_concurrent_runs".into(), json!(limit));
         active.max_concurrent_runs = Set(limit);
+    }
+    if let Some(keep) = default_keep_runs {
+        if !(0..=100_000).contains(&keep) {
+            return Err(Error::invalid(
+                "default_keep_runs",
+                "must be between 0 (keep every run) and 100000",
+            ));
+        }
+        changes.insert("default_keep_runs".into(), json!(keep));
+        active.default_keep_runs = Set((keep > 0).then_some(keep));
     }
     active.updated_at = Set(Utc::now());
     let updated = active.update(db).await?;

@@ -1,0 +1,66 @@
+//! Retention: an org's default number of runs to keep per project when a pipeline declares no
+//! `buildDiscarder` (`default_keep_runs`; null keeps every run), and when a run's log and
+//! artifacts were discarded (`discarded_at`; its record, stages and tests stay).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261202_000010_retention"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Orgs {
+    Table,
+    DefaultKeepRuns,
+}
+
+#[derive(DeriveIden)]
+enum Runs {
+    Table,
+    DiscardedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Orgs::Table)
+                    .add_column(integer_null(Orgs::DefaultKeepRuns))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Runs::Table)
+                    .add_column(timestamp_with_time_zone_null(Runs::DiscardedAt))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Runs::Table)
+                    .drop_column(Runs::DiscardedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Orgs::Table)
+                    .drop_column(Orgs::DefaultKeepRuns)
+                    .to_owned(),
+            )
+            .await
+    }
+}
