@@ -43,8 +43,12 @@ pub struct LogHub {
     cache: Mutex<ChunkCache>,
 }
 
-/// Chunks by (run, seq), and their insertion order for eviction.
-type ChunkCache = (HashMap<(i64, i32), Bytes>, VecDeque<(i64, i32)>);
+/// Chunks by (run, seq), and their insertion order for eviction. A chunk is read once however
+/// many followers ask for it at the same moment: they wait on the same cell.
+type ChunkCache = (
+    HashMap<(i64, i32), Arc<tokio::sync::OnceCell<Bytes>>>,
+    VecDeque<(i64, i32)>,
+);
 
 pub fn ended(r: &run::Model) -> bool {
     matches!(
@@ -69,6 +73,14 @@ pub fn finished_line(r: &run::Model, n: i64) -> LogLine {
             )
         }
         _ => format!("Finished: {word}"),
+    };
+    // Retention deleted the lines before it: say so rather than show an empty log.
+    let text = match r.discarded_at {
+        Some(at) => format!(
+            "{text} (the log was discarded by the retention policy on {})",
+            at.format("%Y-%m-%d")
+        ),
+        None => text,
     };
     LogLine {
         n,
@@ -190,28 +202,37 @@ impl LogHub {
 
     /// A chunk's bytes (NDJSON, one line per log line), from the cache or storage.
     pub async fn chunk(&self, run_id: i64, seq: i32) -> sluice_core::Result<Bytes> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some(bytes) = cache.0.get(&(run_id, seq))
-        {
-            return Ok(bytes.clone());
-        }
-        let bytes = self
-            .objects
-            .get_opts(&logs::chunk_path(run_id, seq), GetOptions::default())
-            .await?
-            .bytes()
-            .await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            let (map, order) = &mut *cache;
-            if map.insert((run_id, seq), bytes.clone()).is_none() {
-                order.push_back((run_id, seq));
-            }
-            while order.len() > CACHE_CHUNKS {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
+        let key = (run_id, seq);
+        let cell = match self.cache.lock() {
+            Ok(mut cache) => {
+                let (map, order) = &mut *cache;
+                let cell = map
+                    .entry(key)
+                    .or_insert_with(|| {
+                        order.push_back(key);
+                        Arc::new(tokio::sync::OnceCell::new())
+                    })
+                    .clone();
+                while order.len() > CACHE_CHUNKS {
+                    if let Some(old) = order.pop_front() {
+                        map.remove(&old);
+                    }
                 }
+                cell
             }
-        }
-        Ok(bytes)
+            Err(_) => Arc::new(tokio::sync::OnceCell::new()),
+        };
+        let bytes = cell
+            .get_or_try_init(|| async {
+                let got = self
+                    .objects
+                    .get_opts(&logs::chunk_path(run_id, seq), GetOptions::default())
+                    .await?
+                    .bytes()
+                    .await?;
+                Ok::<_, sluice_core::Error>(got)
+            })
+            .await?;
+        Ok(bytes.clone())
     }
 }
