@@ -414,6 +414,7 @@ async fn run(role: Role, mut settings: Settings) -> Result<(), BoxError> {
             allow_local_repos: settings.allow_local_repos.unwrap_or(role == Role::Serve),
             repo_deny: settings.repo_deny(),
             keep_workspaces: settings.keep_workspaces,
+            git_mirrors: settings.git_mirrors,
             log_max_bytes: settings.log_max_bytes,
         };
         let agents: Arc<dyn Agents> = match settings.executor {

@@ -163,6 +163,7 @@ pub fn start_fleet_on(
             allow_local_repos: true,
             repo_deny: Default::default(),
             keep_workspaces: false,
+            git_mirrors: true,
             log_max_bytes: 64 * 1024 * 1024,
         };
         customise(&mut config);

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::execution::{head, setup, text_log};
-use crate::fleet::{Backend, git, queue, start_fleet, wait_for_run};
-use crate::git_servers::{Fetch, bare_copy, start_http_recording};
+use crate::fleet::{Backend, Repo, git, queue, start_fleet, start_fleet_with, wait_for_run};
+use crate::git_servers::{Fetch, Requests, bare_copy, start_http_recording};
+use crate::helpers::{Auth, TestApp};
 
 const PROJECT: &str = "/api/v1/orgs/acme/projects/web";
 const TOKEN: &str = "mirror-token-5521";
@@ -26,10 +27,19 @@ const PIPELINE: &str = r#"pipeline {
 }
 "#;
 
-#[tokio::test]
-async fn a_remote_repository_is_mirrored_per_project_and_fetched_incrementally() {
-    let app = crate::helpers::spawn_app().await;
-    let (owner, repo, _hook) = setup(&app, PIPELINE).await;
+/// Project `acme/web` on a private repository served over smart HTTP; returns the owner, the
+/// working repository, its served bare copy (push there to publish), the project's URL and
+/// what each fetch asked for.
+async fn on_http_server(
+    app: &TestApp,
+) -> (
+    Auth,
+    Repo,
+    (tempfile::TempDir, std::path::PathBuf),
+    String,
+    Requests,
+) {
+    let (owner, repo, _hook) = setup(app, PIPELINE).await;
     let (root, bare) = bare_copy(&repo);
     let (base, requests) = start_http_recording(root.path(), "ci-bot", TOKEN);
     let url = format!("{base}/app.git");
@@ -51,22 +61,42 @@ async fn a_remote_repository_is_mirrored_per_project_and_fetched_incrementally()
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    (owner, repo, (root, bare), url, requests)
+}
+
+/// Runs the project to success; returns its log.
+async fn run_once(app: &TestApp, owner: &Auth) -> String {
+    let (status, body) = app
+        .post_as(&format!("{PROJECT}/runs"), owner, json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let number = body["number"].as_i64().unwrap();
+    let path = format!("{PROJECT}/runs/{number}");
+    let run = wait_for_run(app, owner, &path, &["succeeded", "failed"]).await;
+    let log = text_log(app, owner, number).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    log
+}
+
+/// Commits a change in `repo` and publishes it to the served copy.
+fn push_change(repo: &Repo, bare: &std::path::Path) {
+    std::fs::write(repo.dir.path().join("README"), "more\n").unwrap();
+    git(repo.dir.path(), &["add", "README"]);
+    git(repo.dir.path(), &["commit", "--quiet", "-m", "more"]);
+    git(
+        repo.dir.path(),
+        &["push", "--quiet", &bare.display().to_string(), "main"],
+    );
+}
+
+#[tokio::test]
+async fn a_remote_repository_is_mirrored_per_project_and_fetched_incrementally() {
+    let app = crate::helpers::spawn_app().await;
+    let (owner, repo, (_root, bare), url, requests) = on_http_server(&app).await;
     let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
     let fleet = start_fleet(&app, q, 1, 1);
-    let run_once = || async {
-        let (status, body) = app
-            .post_as(&format!("{PROJECT}/runs"), &owner, json!({}))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        let number = body["number"].as_i64().unwrap();
-        let path = format!("{PROJECT}/runs/{number}");
-        let run = wait_for_run(&app, &owner, &path, &["succeeded", "failed"]).await;
-        let log = text_log(&app, &owner, number).await;
-        assert_eq!(run["status"], "succeeded", "{run}\n{log}");
-        log
-    };
 
-    let log = run_once().await;
+    let log = run_once(&app, &owner).await;
     assert!(
         log.contains(&format!("CHECKED {} ORIGIN {url}", head(&repo))),
         "the workspace's origin is the repository, not the mirror: {log}"
@@ -89,14 +119,8 @@ async fn a_remote_repository_is_mirrored_per_project_and_fetched_incrementally()
     );
 
     // A new commit pushed: the next run builds it, fetching only what is new.
-    std::fs::write(repo.dir.path().join("README"), "more\n").unwrap();
-    git(repo.dir.path(), &["add", "README"]);
-    git(repo.dir.path(), &["commit", "--quiet", "-m", "more"]);
-    git(
-        repo.dir.path(),
-        &["push", "--quiet", &bare.display().to_string(), "main"],
-    );
-    let log = run_once().await;
+    push_change(&repo, &bare);
+    let log = run_once(&app, &owner).await;
     assert!(
         log.contains(&format!("CHECKED {} ORIGIN {url}", head(&repo))),
         "{log}"
@@ -109,6 +133,24 @@ async fn a_remote_repository_is_mirrored_per_project_and_fetched_incrementally()
     );
 
     // Nothing new: no objects are asked for at all.
-    run_once().await;
+    run_once(&app, &owner).await;
     assert_eq!(requests.lock().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn with_mirrors_off_every_run_clones_the_repository() {
+    let app = crate::helpers::spawn_app().await;
+    let (owner, repo, (_root, bare), url, requests) = on_http_server(&app).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let fleet = start_fleet_with(&app, q, 1, 1, |c| c.git_mirrors = false);
+    run_once(&app, &owner).await;
+    push_change(&repo, &bare);
+    let log = run_once(&app, &owner).await;
+    assert!(
+        log.contains(&format!("CHECKED {} ORIGIN {url}", head(&repo))),
+        "{log}"
+    );
+    let fetches: Vec<Fetch> = requests.lock().unwrap().drain(..).collect();
+    assert_eq!(fetches, vec![Fetch::Full, Fetch::Full]);
+    assert!(!fleet.workspaces().join("mirrors").exists());
 }

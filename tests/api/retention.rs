@@ -48,7 +48,9 @@ async fn an_orgs_default_keep_discards_older_runs_logs_and_artifacts() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "default_keep_runs");
-    let (member, _) = app.join(&owner, "acme", "dev@example.com", "developer").await;
+    let (member, _) = app
+        .join(&owner, "acme", "dev@example.com", "developer")
+        .await;
     let (status, _) = app
         .call(
             reqwest::Method::PATCH,

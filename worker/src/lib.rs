@@ -59,6 +59,8 @@ pub struct WorkerConfig {
     pub repo_deny: sluice_core::addresses::DenyList,
     /// Keep each attempt's workspace afterwards (debugging builds).
     pub keep_workspaces: bool,
+    /// Keep a mirror of each project's remote repository under `{workspace_root}/mirrors`.
+    pub git_mirrors: bool,
     /// Largest log one run may write.
     pub log_max_bytes: u64,
 }
@@ -365,11 +367,13 @@ impl Worker {
                 deny: self.config.repo_deny.clone(),
                 // Beside the workspaces (same filesystem: clones from it are hard links); the
                 // janitor leaves it alone, as it is not named like a workspace.
-                mirror: Some(sluice_core::git::mirror::path(
-                    &self.config.workspace_root.join("mirrors"),
-                    project.id,
-                    &project.repo_url,
-                )),
+                mirror: self.config.git_mirrors.then(|| {
+                    sluice_core::git::mirror::path(
+                        &self.config.workspace_root.join("mirrors"),
+                        project.id,
+                        &project.repo_url,
+                    )
+                }),
             },
             repo_credential,
             secrets,

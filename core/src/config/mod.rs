@@ -153,6 +153,10 @@ pub struct Settings {
     pub log_max_bytes: u64,
     /// Keep each run's workspace after it ends (for debugging builds); off by default.
     pub keep_workspaces: bool,
+    /// Keep a mirror of each project's remote repository beside the workspaces, fetched into
+    /// before each checkout (only new objects cross the network); off clones every run from
+    /// the repository, leaving no code on the worker between runs.
+    pub git_mirrors: bool,
     /// When set, `/metrics` answers only `Authorization: Bearer <this>` (org slugs are label
     /// values there); unset leaves it open, for a scraper on a private network.
     pub metrics_token: Option<SecretString>,
@@ -213,6 +217,7 @@ impl Default for Settings {
             object_store_url: None,
             log_max_bytes: 64 * 1024 * 1024,
             keep_workspaces: false,
+            git_mirrors: true,
             metrics_token: None,
             router_bind: std::net::IpAddr::from([127, 0, 0, 1]),
             release_min_success_rate: 0.99,
