@@ -375,8 +375,12 @@ pub async fn checkout(
         let branch = format!("refs/heads/{git_ref}");
         // One process when the source's branch or tag is what the run builds: the clone
         // checks it out itself.
+        // (Only for a plain ref name: its ref file is read by path.)
+        let plain = git_ref
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
         let at_ref = match &source_dir {
-            Some(dir) => {
+            Some(dir) if plain => {
                 let (b, t) = (read_ref(dir, &branch).await, read_ref(dir, &tag).await);
                 match (b, t) {
                     (Some(sha), None) => Some((sha, false)),
@@ -384,7 +388,7 @@ pub async fn checkout(
                     _ => None,
                 }
             }
-            None => None,
+            _ => None,
         };
         let fast = at_ref
             .as_ref()
