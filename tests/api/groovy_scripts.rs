@@ -372,6 +372,38 @@ async fn fail_fast_parallel_stages_stop_the_other_branches() {
     }
 }
 
+/// `skipStagesAfterUnstable()`: once a stage makes the build unstable, the stages after it are
+/// skipped and the run stays unstable; without the option they run. `triggers { githubPush()
+/// }` is accepted (the webhook already does it).
+#[tokio::test]
+async fn skip_stages_after_unstable_skips_the_rest_once_the_build_is_unstable() {
+    for (options, later_runs) in [("options { skipStagesAfterUnstable() }", false), ("", true)] {
+        let jenkinsfile = format!(
+            r#"#!groovy
+pipeline {{
+    agent any
+    {options}
+    triggers {{ githubPush() }}
+    stages {{
+        stage('Test') {{ steps {{ unstable 'two flaky tests' }} }}
+        stage('Deploy') {{ steps {{ echo 'deploy-ran' }} }}
+    }}
+}}
+"#
+        );
+        let b = built(&jenkinsfile).await;
+        b.assert_status("unstable");
+        if later_runs {
+            b.assert_logged(&["deploy-ran"]);
+        } else {
+            b.assert_not_logged(&["deploy-ran"]);
+            b.assert_logged(&[
+                "stage `Deploy` skipped: the build is unstable (skipStagesAfterUnstable)",
+            ]);
+        }
+    }
+}
+
 /// Groovy outside `pipeline { }`, as many Jenkinsfiles have it: helper methods (typed
 /// parameters, a default, recursion, one calling another) and a variable, used from `script`
 /// blocks and `when { expression }`.

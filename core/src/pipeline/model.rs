@@ -111,6 +111,8 @@ pub enum PipelineOption {
     },
     /// Every `parallel` stage stops its other branches at the first failure.
     ParallelsAlwaysFailFast,
+    /// `skipStagesAfterUnstable()`: once the build is unstable, the stages after are skipped.
+    SkipStagesAfterUnstable,
     /// `quietPeriod(n)`: a run started by a push or a schedule waits `seconds` before it may
     /// start, and pushes to the same ref meanwhile fold into it.
     QuietPeriod {

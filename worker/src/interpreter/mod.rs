@@ -157,6 +157,8 @@ pub(crate) struct Runner<'a> {
     pub gate_turn: tokio::sync::Mutex<()>,
     /// `options { parallelsAlwaysFailFast() }`.
     pub fail_fast_all: bool,
+    /// `options { skipStagesAfterUnstable() }`.
+    pub skip_after_unstable: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -541,6 +543,9 @@ impl JenkinsExecutor {
             fail_fast_all: pipeline
                 .options
                 .contains(&PipelineOption::ParallelsAlwaysFailFast),
+            skip_after_unstable: pipeline
+                .options
+                .contains(&PipelineOption::SkipStagesAfterUnstable),
         };
         let top = Scope {
             env,

@@ -294,6 +294,20 @@ impl Runner<'_> {
                     }
                     continue;
                 }
+                let unstable = self.skip_after_unstable
+                    && self.build.lock().is_ok_and(|b| *b >= Res::Unstable);
+                if unstable {
+                    let seq = self.events.stage_started(&stage.name, parent).await;
+                    self.events.log(
+                        &scope.origin,
+                        &format!(
+                            "[sluice] stage `{}` skipped: the build is unstable (skipStagesAfterUnstable)",
+                            stage.name
+                        ),
+                    );
+                    self.events.stage_finished(seq, "skipped").await;
+                    continue;
+                }
                 flow = self.stage(stage, scope, parent).await;
             }
             flow

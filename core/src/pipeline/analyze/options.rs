@@ -57,6 +57,7 @@ const PIPELINE_ONLY_OPTIONS: &[&str] = &[
     "disableRestartFromStage",
     "overrideIndexTriggers",
     "copyArtifactPermission",
+    "skipStagesAfterUnstable",
 ];
 
 impl Analyzer<'_> {
@@ -149,6 +150,12 @@ impl Analyzer<'_> {
                     }
                 },
                 "parallelsAlwaysFailFast" => Some(PipelineOption::ParallelsAlwaysFailFast),
+                "skipStagesAfterUnstable" => {
+                    if !opt.args.is_empty() {
+                        self.error(opt.pos, "skipStagesAfterUnstable() takes no arguments");
+                    }
+                    Some(PipelineOption::SkipStagesAfterUnstable)
+                }
                 "withCredentials" | "ansiColor" => {
                     self.check_signature(opt);
                     if opt.name == "withCredentials" && opt.args.is_empty() {

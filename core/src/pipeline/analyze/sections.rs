@@ -353,9 +353,14 @@ impl Analyzer<'_> {
                 ("cron", None) => {
                     self.error(t.pos, "cron needs a schedule, e.g. cron('H 4 * * 1-5')")
                 }
+                // The GitHub plugin's push trigger: the project's webhook already does it.
+                ("githubPush", _) => self.diags.push(Diagnostic::warning(
+                    t.pos,
+                    "trigger `githubPush` is what the project's webhook already does: pushes to GitHub start runs when the webhook is set up (docs/WEBHOOKS.md)",
+                )),
                 (other, _) => self.error(
                     t.pos,
-                    format!("unknown trigger `{other}`: Sluice supports cron"),
+                    format!("unknown trigger `{other}`: Sluice supports cron and githubPush"),
                 ),
             }
         }
