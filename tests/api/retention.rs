@@ -167,3 +167,71 @@ async fn an_orgs_default_keep_discards_older_runs_logs_and_artifacts() {
             .unwrap();
     assert_eq!(again, 0);
 }
+
+/// The rest of `logRotator`: `artifactNumToKeepStr` strips older runs' artifacts but keeps
+/// their logs; `daysToKeepStr` discards runs that ended longer ago (log and artifacts).
+#[tokio::test]
+async fn log_rotator_days_and_artifact_counts_are_applied() {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sluice_core::entities::{project, run};
+
+    let app = crate::helpers::spawn_app().await;
+    let pipeline = PIPELINE.replace(
+        "    agent any\n",
+        "    agent any\n    options { buildDiscarder(logRotator(daysToKeepStr: '30', artifactNumToKeepStr: '1', numToKeepStr: '')) }\n",
+    );
+    let (owner, repo, secret) = setup(&app, &pipeline).await;
+    let q = queue(&app, Backend::Embedded, Duration::from_secs(30)).await;
+    let _fleet = start_fleet(&app, q, 1, 1);
+    let mut numbers = Vec::new();
+    for _ in 0..3 {
+        let n = push(&app, &secret, &repo).await;
+        wait_for_run(&app, &owner, &format!("{RUNS}/{n}"), &["succeeded"]).await;
+        numbers.push(n);
+    }
+    // Only the newest run keeps its artifact; every log stays, nothing is marked discarded.
+    for (i, &n) in numbers.iter().enumerate() {
+        let (status, _) = app
+            .get_as(&format!("{RUNS}/{n}/artifacts/out.txt"), &owner)
+            .await;
+        assert_eq!(status, if i == 2 { 200 } else { 404 }, "run {n}");
+        let log = text_log(&app, &owner, n).await;
+        assert!(log.contains(&format!("marker-{n}")), "{log}");
+    }
+    let discarded = app
+        .scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM runs WHERE discarded_at IS NOT NULL")
+        .await;
+    assert_eq!(discarded.as_deref(), Some("0"));
+
+    // The first run ended 40 days ago: the next pass discards it, and only it.
+    run::Entity::update_many()
+        .col_expr(
+            run::Column::FinishedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(40)),
+        )
+        .filter(run::Column::Number.eq(numbers[0]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let web = project::Entity::find()
+        .filter(project::Column::Slug.eq("web"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let policy = sluice_core::store::retention::policy_for(&web, None);
+    assert_eq!(
+        (policy.keep, policy.days, policy.artifact_keep),
+        (None, Some(30), Some(1))
+    );
+    let (runs, artifacts_only) =
+        sluice_core::store::retention::apply(&app.db, &app.state.objects, web.id, &policy)
+            .await
+            .unwrap();
+    assert_eq!((runs, artifacts_only), (1, 0));
+    let log = text_log(&app, &owner, numbers[0]).await;
+    assert!(log.contains("discarded by the retention policy"), "{log}");
+    let log = text_log(&app, &owner, numbers[1]).await;
+    assert!(log.contains(&format!("marker-{}", numbers[1])), "{log}");
+}

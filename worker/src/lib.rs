@@ -572,13 +572,14 @@ impl Worker {
             .await
             .ok()
             .flatten();
-        if let Some(keep) = retention::keep_for(project, org_row.as_ref()) {
-            match retention::discard_old(&self.db, &self.objects, run.project_id, keep).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
+        let policy = retention::policy_for(project, org_row.as_ref());
+        if !policy.is_empty() {
+            match retention::apply(&self.db, &self.objects, run.project_id, &policy).await {
+                Ok((0, 0)) => {}
+                Ok((runs, artifacts_only)) => tracing::info!(
                     project = run.project_id,
-                    runs = n,
-                    keep,
+                    runs,
+                    artifacts_only,
                     "discarded old runs' logs and artifacts"
                 ),
                 Err(err) => {

@@ -23,6 +23,12 @@ pub struct Model {
     pub concurrent_builds: bool,
     /// `buildDiscarder(logRotator(numToKeepStr))`: runs whose artifacts are kept.
     pub build_keep: Option<i32>,
+    /// `logRotator(daysToKeepStr)`: runs finished longer ago lose their log and artifacts.
+    pub build_keep_days: Option<i32>,
+    /// `logRotator(artifactNumToKeepStr)`: runs past the newest this many lose their artifacts.
+    pub artifact_keep: Option<i32>,
+    /// `logRotator(artifactDaysToKeepStr)`: runs finished longer ago lose their artifacts.
+    pub artifact_keep_days: Option<i32>,
     /// Which branches build on a push (JSON list of globs); every branch when None.
     pub branches: Option<String>,
     /// Whether a change request from a fork gets the project's secrets.

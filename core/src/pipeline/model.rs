@@ -105,6 +105,14 @@ pub enum PipelineOption {
     BuildDiscarder {
         keep: u32,
     },
+    /// The rest of `logRotator(…)`: runs finished more than `days` ago lose their log and
+    /// artifacts; runs past the newest `artifact_keep`, or finished more than `artifact_days`
+    /// ago, lose their artifacts.
+    BuildRotation {
+        days: Option<u32>,
+        artifact_keep: Option<u32>,
+        artifact_days: Option<u32>,
+    },
     /// `logRotator(numToKeepStr: "${env.KEEP}")`: the count is computed when the run starts.
     ComputedBuildDiscarder {
         keep: Computed,

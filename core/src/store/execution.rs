@@ -204,6 +204,11 @@ pub struct Declared {
     pub concurrent_builds: bool,
     /// `buildDiscarder(logRotator(numToKeepStr))`.
     pub build_keep: Option<i32>,
+    /// The rest of `logRotator`: `daysToKeepStr`, `artifactNumToKeepStr`,
+    /// `artifactDaysToKeepStr`.
+    pub build_keep_days: Option<i32>,
+    pub artifact_keep: Option<i32>,
+    pub artifact_keep_days: Option<i32>,
     /// `quietPeriod(n)`, in seconds.
     pub quiet_period: Option<i32>,
     /// `rateLimitBuilds(throttle: …)`.
@@ -231,6 +236,9 @@ pub async fn remember_declared(
         && found.pipeline_cron == declared.cron
         && found.concurrent_builds == declared.concurrent_builds
         && found.build_keep == declared.build_keep
+        && found.build_keep_days == declared.build_keep_days
+        && found.artifact_keep == declared.artifact_keep
+        && found.artifact_keep_days == declared.artifact_keep_days
         && found.quiet_period == declared.quiet_period
         && found.rate_limit_count == declared.rate_limit.map(|r| r.count)
         && found.rate_limit_period == declared.rate_limit.map(|r| r.period)
@@ -243,6 +251,9 @@ pub async fn remember_declared(
     active.pipeline_cron = Set(declared.cron);
     active.concurrent_builds = Set(declared.concurrent_builds);
     active.build_keep = Set(declared.build_keep);
+    active.build_keep_days = Set(declared.build_keep_days);
+    active.artifact_keep = Set(declared.artifact_keep);
+    active.artifact_keep_days = Set(declared.artifact_keep_days);
     active.quiet_period = Set(declared.quiet_period);
     active.rate_limit_count = Set(declared.rate_limit.map(|r| r.count));
     active.rate_limit_period = Set(declared.rate_limit.map(|r| r.period));

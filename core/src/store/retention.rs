@@ -25,12 +25,135 @@ use crate::store::artifacts;
 /// Runs discarded per batch (and per transaction).
 pub const BATCH: u64 = 50;
 
-/// How many runs a project keeps: its `buildDiscarder`, else its org's default; None keeps all.
-pub fn keep_for(project: &project::Model, org: Option<&org::Model>) -> Option<u32> {
-    project
-        .build_keep
-        .or_else(|| org.and_then(|o| o.default_keep_runs).filter(|n| *n > 0))
-        .and_then(|k| u32::try_from(k).ok())
+/// What a project keeps: its `logRotator`'s counts, else (when its pipeline declares none) its
+/// org's default number of runs. None everywhere keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Runs past the newest this many lose their log and artifacts.
+    pub keep: Option<u32>,
+    /// Runs that ended more than this many days ago lose their log and artifacts.
+    pub days: Option<u32>,
+    /// Runs past the newest this many lose their artifacts.
+    pub artifact_keep: Option<u32>,
+    /// Runs that ended more than this many days ago lose their artifacts.
+    pub artifact_days: Option<u32>,
+}
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+}
+
+/// The project's policy: its `buildDiscarder`, else its org's default.
+pub fn policy_for(project: &project::Model, org: Option<&org::Model>) -> Policy {
+    let n = |v: Option<i32>| v.and_then(|k| u32::try_from(k).ok());
+    let declared = Policy {
+        keep: n(project.build_keep),
+        days: n(project.build_keep_days),
+        artifact_keep: n(project.artifact_keep),
+        artifact_days: n(project.artifact_keep_days),
+    };
+    if !declared.is_empty() {
+        return declared;
+    }
+    Policy {
+        keep: n(org.and_then(|o| o.default_keep_runs).filter(|k| *k > 0)),
+        ..Policy::default()
+    }
+}
+
+/// Applies `policy` to the project's ended runs, a batch at a time; returns how many runs lost
+/// their log and artifacts, and how many only their artifacts.
+pub async fn apply(
+    db: &DatabaseConnection,
+    objects: &Objects,
+    project_id: i64,
+    policy: &Policy,
+) -> Result<(usize, usize)> {
+    let mut discarded = 0;
+    if let Some(keep) = policy.keep {
+        discarded += discard_old(db, objects, project_id, keep).await?;
+    }
+    let ago = |days: u32| Utc::now() - chrono::Duration::days(i64::from(days));
+    if let Some(days) = policy.days {
+        let before = ago(days);
+        loop {
+            let batch: Vec<i64> = run::Entity::find()
+                .select_only()
+                .column(run::Column::Id)
+                .filter(run::Column::ProjectId.eq(project_id))
+                .filter(run::Column::FinishedAt.lt(before))
+                .filter(run::Column::DiscardedAt.is_null())
+                .limit(BATCH)
+                .into_tuple()
+                .all(db)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            discard(db, objects, &batch).await?;
+            discarded += batch.len();
+        }
+    }
+    let mut stripped = 0;
+    // Artifacts only: of runs past the newest `artifact_keep` ended runs, and of runs that
+    // ended before `artifact_days` ago.
+    let newest_kept: Option<i64> = match policy.artifact_keep {
+        Some(keep) => {
+            run::Entity::find()
+                .select_only()
+                .column(run::Column::Number)
+                .filter(run::Column::ProjectId.eq(project_id))
+                .filter(run::Column::FinishedAt.is_not_null())
+                .order_by_desc(run::Column::Number)
+                .offset(u64::from(keep))
+                .limit(1)
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+        None => None,
+    };
+    let before = policy.artifact_days.map(ago);
+    if newest_kept.is_some() || before.is_some() {
+        let mut old = sea_orm::Condition::any();
+        if let Some(number) = newest_kept {
+            old = old.add(
+                sea_orm::Condition::all()
+                    .add(run::Column::Number.lte(number))
+                    .add(run::Column::FinishedAt.is_not_null()),
+            );
+        }
+        if let Some(before) = before {
+            old = old.add(run::Column::FinishedAt.lt(before));
+        }
+        loop {
+            let batch: Vec<i64> = run::Entity::find()
+                .select_only()
+                .column(run::Column::Id)
+                .filter(run::Column::ProjectId.eq(project_id))
+                .filter(old.clone())
+                .filter(
+                    run::Column::Id.in_subquery(
+                        sea_orm::sea_query::Query::select()
+                            .column(artifact::Column::RunId)
+                            .from(artifact::Entity)
+                            .to_owned(),
+                    ),
+                )
+                .limit(BATCH)
+                .into_tuple()
+                .all(db)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            strip_artifacts(db, objects, &batch).await?;
+            stripped += batch.len();
+        }
+    }
+    Ok((discarded, stripped))
 }
 
 /// Discards the logs and artifacts of the project's ended runs past the newest `keep`, a
@@ -68,6 +191,46 @@ pub async fn discard_old(
     }
 }
 
+/// Deletes these runs' artifacts, objects first, then rows (their logs stay).
+async fn strip_artifacts(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Result<()> {
+    let files: Vec<(i64, String)> = artifact::Entity::find()
+        .select_only()
+        .column(artifact::Column::RunId)
+        .column(artifact::Column::Path)
+        .filter(artifact::Column::RunId.is_in(runs.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    delete_objects(
+        objects,
+        files
+            .iter()
+            .map(|(run, path)| artifacts::object_path(*run, path))
+            .collect(),
+    )
+    .await?;
+    artifact::Entity::delete_many()
+        .filter(artifact::Column::RunId.is_in(runs.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes objects in bulk where the store can; one already gone is fine.
+async fn delete_objects(objects: &Objects, paths: Vec<Path>) -> Result<()> {
+    objects
+        .delete_stream(futures_util::stream::iter(paths.into_iter().map(Ok)).boxed())
+        .filter_map(|r| async move {
+            match r {
+                Err(object_store::Error::NotFound { .. }) => None,
+                other => Some(other),
+            }
+        })
+        .try_collect::<Vec<Path>>()
+        .await?;
+    Ok(())
+}
+
 /// Deletes these runs' log chunks and artifacts, objects first, then rows, and marks them.
 async fn discard(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Result<()> {
     let chunks: Vec<(i64, i32)> = run_log_chunk::Entity::find()
@@ -95,17 +258,7 @@ async fn discard(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Re
                 .map(|(run, path)| artifacts::object_path(*run, path)),
         )
         .collect();
-    let deleted = objects
-        .delete_stream(futures_util::stream::iter(paths.into_iter().map(Ok)).boxed())
-        .filter_map(|r| async move {
-            match r {
-                Err(object_store::Error::NotFound { .. }) => None,
-                other => Some(other),
-            }
-        })
-        .try_collect::<Vec<Path>>()
-        .await;
-    deleted?;
+    delete_objects(objects, paths).await?;
     let txn = db.begin().await?;
     run_log_chunk::Entity::delete_many()
         .filter(run_log_chunk::Column::RunId.is_in(runs.iter().copied()))

@@ -1,8 +1,9 @@
-// expect: 8:23 option `skipStagesAfterUnstable` applies to the whole pipeline
-// expect: 13:9 unknown trigger `upstreamish`: Sluice supports cron and githubPush
+// expect: 9:23 option `skipStagesAfterUnstable` applies to the whole pipeline
+// expect: 14:9 unknown trigger `upstreamish`: Sluice supports cron and githubPush
+// expect: 6:57 logRotator needs numToKeepStr, daysToKeepStr, artifactNumToKeepStr or artifactDaysToKeepStr
 pipeline {
     agent any
-    options { skipStagesAfterUnstable() }
+    options { skipStagesAfterUnstable(); buildDiscarder(logRotator(daysToKeepStr: '')) }
     stages {
         stage('A') {
             options { skipStagesAfterUnstable() }

@@ -619,6 +619,21 @@ fn fail(events: &dyn RunEvents, reason: String) -> Outcome {
     Outcome::Failed(reason)
 }
 
+/// One of `logRotator`'s other counts (days, artifact count, artifact days), if declared.
+fn rotation(
+    pipeline: &Pipeline,
+    pick: impl Fn(Option<u32>, Option<u32>, Option<u32>) -> Option<u32>,
+) -> Option<i32> {
+    pipeline.options.iter().find_map(|o| match o {
+        PipelineOption::BuildRotation {
+            days,
+            artifact_keep,
+            artifact_days,
+        } => pick(*days, *artifact_keep, *artifact_days).and_then(|n| i32::try_from(n).ok()),
+        _ => None,
+    })
+}
+
 /// What the Jenkinsfile declares that outlives the run.
 pub fn declared(pipeline: &Pipeline) -> Declared {
     Declared {
@@ -631,6 +646,9 @@ pub fn declared(pipeline: &Pipeline) -> Declared {
             PipelineOption::BuildDiscarder { keep } => i32::try_from(*keep).ok(),
             _ => None,
         }),
+        build_keep_days: rotation(pipeline, |days, _, _| days),
+        artifact_keep: rotation(pipeline, |_, keep, _| keep),
+        artifact_keep_days: rotation(pipeline, |_, _, days| days),
         quiet_period: pipeline.options.iter().find_map(|o| match o {
             PipelineOption::QuietPeriod { seconds } => i32::try_from(*seconds).ok(),
             _ => None,

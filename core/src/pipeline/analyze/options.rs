@@ -126,7 +126,32 @@ impl Analyzer<'_> {
                 "timestamps" => Some(PipelineOption::Timestamps),
                 "buildDiscarder" => match opt.args.positional.first() {
                     Some(Value::Call { name, args, pos }) if name == "logRotator" => {
-                        let keep = args.named("numToKeepStr").or(args.named("numToKeep"));
+                        // Jenkins writes "" or "-1" for a count it should not use.
+                        let given = |keys: [&str; 2]| {
+                            keys.iter().find_map(|k| args.named(k)).filter(|v| {
+                                !text_of(v).is_some_and(|s| s.trim().is_empty() || s.trim() == "-1")
+                                    && !matches!(v, Value::Num(n, _) if *n == -1.0)
+                            })
+                        };
+                        let keep = given(["numToKeepStr", "numToKeep"]);
+                        let days = given(["daysToKeepStr", "daysToKeep"]);
+                        let artifact_keep = given(["artifactNumToKeepStr", "artifactNumToKeep"]);
+                        let artifact_days = given(["artifactDaysToKeepStr", "artifactDaysToKeep"]);
+                        let (days, artifact_keep, artifact_days) = (
+                            days.and_then(|v| self.number(Some(v), "daysToKeepStr", *pos)),
+                            artifact_keep
+                                .and_then(|v| self.number(Some(v), "artifactNumToKeepStr", *pos)),
+                            artifact_days
+                                .and_then(|v| self.number(Some(v), "artifactDaysToKeepStr", *pos)),
+                        );
+                        if days.is_some() || artifact_keep.is_some() || artifact_days.is_some() {
+                            let n = |v: Option<u64>| v.map(|n| n.min(u64::from(u32::MAX)) as u32);
+                            options.push(PipelineOption::BuildRotation {
+                                days: n(days),
+                                artifact_keep: n(artifact_keep),
+                                artifact_days: n(artifact_days),
+                            });
+                        }
                         match keep {
                             Some(v @ (Value::Expr(..) | Value::GStr(..)))
                                 if matches!(v, Value::Expr(..))
@@ -139,13 +164,29 @@ impl Analyzer<'_> {
                                     }
                                 })
                             }
-                            _ => self
-                                .number(keep, "numToKeepStr", *pos)
+                            Some(v) => self
+                                .number(Some(v), "numToKeepStr", *pos)
                                 .map(|k| PipelineOption::BuildDiscarder { keep: k as u32 }),
+                            None if days.is_some()
+                                || artifact_keep.is_some()
+                                || artifact_days.is_some() =>
+                            {
+                                None
+                            }
+                            None => {
+                                self.error(
+                                    *pos,
+                                    "logRotator needs numToKeepStr, daysToKeepStr, artifactNumToKeepStr or artifactDaysToKeepStr",
+                                );
+                                None
+                            }
                         }
                     }
                     _ => {
-                        self.error(opt.pos, "use buildDiscarder(logRotator(numToKeepStr: 'N'))");
+                        self.error(
+                            opt.pos,
+                            "use buildDiscarder(logRotator(numToKeepStr: 'N')) (or daysToKeepStr, artifactNumToKeepStr, artifactDaysToKeepStr)",
+                        );
                         None
                     }
                 },
