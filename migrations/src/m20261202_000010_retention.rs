@@ -33,73 +33,52 @@ enum Projects {
     ArtifactKeepDays,
 }
 
+/// Every column this migration adds, as (table, column, definition).
+fn columns() -> Vec<(DynIden, DynIden, ColumnDef)> {
+    let int = |table: DynIden, column: DynIden| {
+        let def = integer_null(column.clone());
+        (table, column, def)
+    };
+    vec![
+        int(Orgs::Table.into_iden(), Orgs::DefaultKeepRuns.into_iden()),
+        (
+            Runs::Table.into_iden(),
+            Runs::DiscardedAt.into_iden(),
+            timestamp_with_time_zone_null(Runs::DiscardedAt),
+        ),
+        int(
+            Projects::Table.into_iden(),
+            Projects::BuildKeepDays.into_iden(),
+        ),
+        int(
+            Projects::Table.into_iden(),
+            Projects::ArtifactKeep.into_iden(),
+        ),
+        int(
+            Projects::Table.into_iden(),
+            Projects::ArtifactKeepDays.into_iden(),
+        ),
+    ]
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    // SQLite adds or drops one column per ALTER TABLE.
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Orgs::Table)
-                    .add_column(integer_null(Orgs::DefaultKeepRuns))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Runs::Table)
-                    .add_column(timestamp_with_time_zone_null(Runs::DiscardedAt))
-                    .to_owned(),
-            )
-            .await?;
-        // SQLite adds one column per ALTER TABLE.
-        for column in [
-            Projects::BuildKeepDays,
-            Projects::ArtifactKeep,
-            Projects::ArtifactKeepDays,
-        ] {
+        for (table, _, mut def) in columns() {
             manager
-                .alter_table(
-                    Table::alter()
-                        .table(Projects::Table)
-                        .add_column(integer_null(column))
-                        .to_owned(),
-                )
+                .alter_table(Table::alter().table(table).add_column(&mut def).to_owned())
                 .await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            Projects::ArtifactKeepDays,
-            Projects::ArtifactKeep,
-            Projects::BuildKeepDays,
-        ] {
+        for (table, column, _) in columns().into_iter().rev() {
             manager
-                .alter_table(
-                    Table::alter()
-                        .table(Projects::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
+                .alter_table(Table::alter().table(table).drop_column(column).to_owned())
                 .await?;
         }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Runs::Table)
-                    .drop_column(Runs::DiscardedAt)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Orgs::Table)
-                    .drop_column(Orgs::DefaultKeepRuns)
-                    .to_owned(),
-            )
-            .await
+        Ok(())
     }
 }

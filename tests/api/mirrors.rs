@@ -11,6 +11,7 @@ use crate::execution::{head, setup, text_log};
 use crate::fleet::{Backend, Repo, git, queue, start_fleet, start_fleet_with, wait_for_run};
 use crate::git_servers::{Fetch, Requests, bare_copy, start_http_recording};
 use crate::helpers::{Auth, TestApp};
+use crate::private_repos::patch_url;
 
 const PROJECT: &str = "/api/v1/orgs/acme/projects/web";
 const TOKEN: &str = "mirror-token-5521";
@@ -43,15 +44,7 @@ async fn on_http_server(
     let (root, bare) = bare_copy(&repo);
     let (base, requests) = start_http_recording(root.path(), "ci-bot", TOKEN);
     let url = format!("{base}/app.git");
-    let (status, body) = app
-        .call(
-            reqwest::Method::PATCH,
-            PROJECT,
-            &owner,
-            Some(json!({"repo_url": url})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    patch_url(app, &owner, &url).await;
     let (status, body) = app
         .call(
             reqwest::Method::PUT,

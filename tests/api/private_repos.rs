@@ -37,7 +37,7 @@ const PIPELINE: &str = r#"pipeline {
 
 const PROJECT: &str = "/api/v1/orgs/acme/projects/web";
 
-async fn patch_url(app: &TestApp, owner: &Auth, url: &str) {
+pub(crate) async fn patch_url(app: &TestApp, owner: &Auth, url: &str) {
     let (status, body) = app
         .call(
             reqwest::Method::PATCH,

@@ -32,42 +32,36 @@ fn objects_under(app: &crate::helpers::TestApp, prefix: &str) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }
 
+/// `PATCH /api/v1/orgs/acme {"default_keep_runs": keep}` as `who`.
+async fn set_keep(
+    app: &crate::helpers::TestApp,
+    who: &crate::helpers::Auth,
+    keep: i64,
+) -> (u16, serde_json::Value) {
+    app.call(
+        reqwest::Method::PATCH,
+        "/api/v1/orgs/acme",
+        who,
+        Some(json!({"default_keep_runs": keep})),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_orgs_default_keep_discards_older_runs_logs_and_artifacts() {
     let app = crate::helpers::spawn_app().await;
     let (owner, repo, secret) = setup(&app, PIPELINE).await;
 
     // Validated, admins only, shown on the org.
-    let (status, body) = app
-        .call(
-            reqwest::Method::PATCH,
-            "/api/v1/orgs/acme",
-            &owner,
-            Some(json!({"default_keep_runs": -1})),
-        )
-        .await;
+    let (status, body) = set_keep(&app, &owner, -1).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "default_keep_runs");
     let (member, _) = app
         .join(&owner, "acme", "dev@example.com", "developer")
         .await;
-    let (status, _) = app
-        .call(
-            reqwest::Method::PATCH,
-            "/api/v1/orgs/acme",
-            &member,
-            Some(json!({"default_keep_runs": 1})),
-        )
-        .await;
+    let (status, _) = set_keep(&app, &member, 1).await;
     assert_eq!(status, 403);
-    let (status, body) = app
-        .call(
-            reqwest::Method::PATCH,
-            "/api/v1/orgs/acme",
-            &owner,
-            Some(json!({"default_keep_runs": 2})),
-        )
-        .await;
+    let (status, body) = set_keep(&app, &owner, 2).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["default_keep_runs"], 2);
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{CheckoutError, git_with};
+use super::{CheckoutError, as_strs, git_with, with_config};
 use crate::git_auth::GitAuth;
 
 /// Where project `project_id`'s mirror of `url` lives under `root`.
@@ -73,13 +73,6 @@ pub(super) async fn update(
     auth: &GitAuth,
     cancel: &CancellationToken,
 ) -> Result<(), CheckoutError> {
-    let with_config = |args: &[&str]| -> Vec<String> {
-        config
-            .iter()
-            .flat_map(|c| ["-c".to_owned(), c.clone()])
-            .chain(args.iter().map(|a| (*a).to_owned()))
-            .collect()
-    };
     let fresh = !tokio::fs::try_exists(mirror.join("HEAD"))
         .await
         .unwrap_or(false);
@@ -88,9 +81,11 @@ pub(super) async fn update(
         let partial = mirror.with_extension("partial");
         let _ = tokio::fs::remove_dir_all(&partial).await;
         let partial_str = partial.to_string_lossy().into_owned();
-        let args = with_config(&["clone", "--quiet", "--bare", "--", url, &partial_str]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        git_with(None, &args, "clone", auth, cancel).await?;
+        let args = with_config(
+            config,
+            &["clone", "--quiet", "--bare", "--", url, &partial_str],
+        );
+        git_with(None, &as_strs(&args), "clone", auth, cancel).await?;
         tokio::fs::rename(&partial, mirror)
             .await
             .map_err(|e| CheckoutError::Git {
@@ -101,9 +96,8 @@ pub(super) async fn update(
             return Ok(());
         };
         let refspec = format!("+{extra}:{extra}");
-        let args = with_config(&["fetch", "--quiet", "--", url, &refspec]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        return git_with(Some(mirror), &args, "fetch", auth, cancel)
+        let args = with_config(config, &["fetch", "--quiet", "--", url, &refspec]);
+        return git_with(Some(mirror), &as_strs(&args), "fetch", auth, cancel)
             .await
             .map(drop);
     }
@@ -121,9 +115,8 @@ pub(super) async fn update(
     if let Some(spec) = &extra_spec {
         fetch.push(spec);
     }
-    let args = with_config(&fetch);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    git_with(Some(mirror), &args, "fetch", auth, cancel)
+    let args = with_config(config, &fetch);
+    git_with(Some(mirror), &as_strs(&args), "fetch", auth, cancel)
         .await
         .map(drop)
 }

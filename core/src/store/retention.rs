@@ -10,10 +10,10 @@
 use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, TransactionTrait,
 };
 
 use crate::Result;
@@ -77,29 +77,15 @@ pub async fn apply(
     }
     let ago = |days: u32| Utc::now() - chrono::Duration::days(i64::from(days));
     if let Some(days) = policy.days {
-        let before = ago(days);
-        loop {
-            let batch: Vec<i64> = run::Entity::find()
-                .select_only()
-                .column(run::Column::Id)
-                .filter(run::Column::ProjectId.eq(project_id))
-                .filter(run::Column::FinishedAt.lt(before))
-                .filter(run::Column::DiscardedAt.is_null())
-                .limit(BATCH)
-                .into_tuple()
-                .all(db)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            discard(db, objects, &batch).await?;
-            discarded += batch.len();
-        }
+        let which = run::Entity::find()
+            .filter(run::Column::ProjectId.eq(project_id))
+            .filter(run::Column::FinishedAt.lt(ago(days)))
+            .filter(run::Column::DiscardedAt.is_null());
+        discarded += each(db, objects, which, Loses::Everything).await?;
     }
-    let mut stripped = 0;
-    // Artifacts only: of runs past the newest `artifact_keep` ended runs, and of runs that
+    // Artifacts only: of runs up to the newest ended run past `artifact_keep`, and of runs that
     // ended before `artifact_days` ago.
-    let newest_kept: Option<i64> = match policy.artifact_keep {
+    let newest_stripped: Option<i64> = match policy.artifact_keep {
         Some(keep) => {
             run::Entity::find()
                 .select_only()
@@ -115,43 +101,28 @@ pub async fn apply(
         }
         None => None,
     };
-    let before = policy.artifact_days.map(ago);
-    if newest_kept.is_some() || before.is_some() {
-        let mut old = sea_orm::Condition::any();
-        if let Some(number) = newest_kept {
-            old = old.add(
-                sea_orm::Condition::all()
-                    .add(run::Column::Number.lte(number))
-                    .add(run::Column::FinishedAt.is_not_null()),
-            );
-        }
-        if let Some(before) = before {
-            old = old.add(run::Column::FinishedAt.lt(before));
-        }
-        loop {
-            let batch: Vec<i64> = run::Entity::find()
-                .select_only()
-                .column(run::Column::Id)
-                .filter(run::Column::ProjectId.eq(project_id))
-                .filter(old.clone())
-                .filter(
-                    run::Column::Id.in_subquery(
-                        sea_orm::sea_query::Query::select()
-                            .column(artifact::Column::RunId)
-                            .from(artifact::Entity)
-                            .to_owned(),
-                    ),
-                )
-                .limit(BATCH)
-                .into_tuple()
-                .all(db)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            strip_artifacts(db, objects, &batch).await?;
-            stripped += batch.len();
-        }
+    let mut old = Condition::any();
+    if let Some(number) = newest_stripped {
+        old = old.add(
+            Condition::all()
+                .add(run::Column::Number.lte(number))
+                .add(run::Column::FinishedAt.is_not_null()),
+        );
+    }
+    if let Some(days) = policy.artifact_days {
+        old = old.add(run::Column::FinishedAt.lt(ago(days)));
+    }
+    let mut stripped = 0;
+    if !old.is_empty() {
+        let with_artifacts = Query::select()
+            .column(artifact::Column::RunId)
+            .from(artifact::Entity)
+            .to_owned();
+        let which = run::Entity::find()
+            .filter(run::Column::ProjectId.eq(project_id))
+            .filter(old)
+            .filter(run::Column::Id.in_subquery(with_artifacts));
+        stripped = each(db, objects, which, Loses::Artifacts).await?;
     }
     Ok((discarded, stripped))
 }
@@ -164,35 +135,57 @@ pub async fn discard_old(
     project_id: i64,
     keep: u32,
 ) -> Result<usize> {
-    let mut discarded = 0;
+    // The newest `keep` ended runs are never discarded, so they are the first `keep` of those
+    // not discarded yet.
+    let which = run::Entity::find()
+        .filter(run::Column::ProjectId.eq(project_id))
+        .filter(run::Column::FinishedAt.is_not_null())
+        .filter(run::Column::DiscardedAt.is_null())
+        .order_by_desc(run::Column::Number)
+        .offset(u64::from(keep));
+    each(db, objects, which, Loses::Everything).await
+}
+
+/// What a run selected by retention loses.
+#[derive(Clone, Copy)]
+enum Loses {
+    /// Its log and artifacts; it is marked discarded.
+    Everything,
+    /// Its artifacts.
+    Artifacts,
+}
+
+/// Applies `loses` to the runs `which` selects, `BATCH` at a time, until it selects none (each
+/// batch leaves the selection); returns how many runs it took.
+async fn each(
+    db: &DatabaseConnection,
+    objects: &Objects,
+    which: Select<run::Entity>,
+    loses: Loses,
+) -> Result<usize> {
+    let mut done = 0;
     loop {
-        // The newest `keep` ended runs are never discarded, so they are the first `keep` of
-        // those not discarded yet.
-        let batch: Vec<i64> = run::Entity::find()
+        let batch: Vec<i64> = which
+            .clone()
             .select_only()
             .column(run::Column::Id)
-            .filter(run::Column::ProjectId.eq(project_id))
-            .filter(run::Column::FinishedAt.is_not_null())
-            .filter(run::Column::DiscardedAt.is_null())
-            .order_by_desc(run::Column::Number)
-            .offset(u64::from(keep))
             .limit(BATCH)
             .into_tuple()
             .all(db)
             .await?;
         if batch.is_empty() {
-            return Ok(discarded);
+            return Ok(done);
         }
-        discard(db, objects, &batch).await?;
-        discarded += batch.len();
-        if (batch.len() as u64) < BATCH {
-            return Ok(discarded);
+        match loses {
+            Loses::Everything => discard(db, objects, &batch).await?,
+            Loses::Artifacts => strip_artifacts(db, objects, &batch).await?,
         }
+        done += batch.len();
     }
 }
 
-/// Deletes these runs' artifacts, objects first, then rows (their logs stay).
-async fn strip_artifacts(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Result<()> {
+/// The objects of these runs' artifacts.
+async fn artifact_paths(db: &DatabaseConnection, runs: &[i64]) -> Result<Vec<Path>> {
     let files: Vec<(i64, String)> = artifact::Entity::find()
         .select_only()
         .column(artifact::Column::RunId)
@@ -201,14 +194,15 @@ async fn strip_artifacts(db: &DatabaseConnection, objects: &Objects, runs: &[i64
         .into_tuple()
         .all(db)
         .await?;
-    delete_objects(
-        objects,
-        files
-            .iter()
-            .map(|(run, path)| artifacts::object_path(*run, path))
-            .collect(),
-    )
-    .await?;
+    Ok(files
+        .iter()
+        .map(|(run, path)| artifacts::object_path(*run, path))
+        .collect())
+}
+
+/// Deletes these runs' artifacts, objects first, then rows (their logs stay).
+async fn strip_artifacts(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Result<()> {
+    delete_objects(objects, artifact_paths(db, runs).await?).await?;
     artifact::Entity::delete_many()
         .filter(artifact::Column::RunId.is_in(runs.iter().copied()))
         .exec(db)
@@ -241,22 +235,10 @@ async fn discard(db: &DatabaseConnection, objects: &Objects, runs: &[i64]) -> Re
         .into_tuple()
         .all(db)
         .await?;
-    let files: Vec<(i64, String)> = artifact::Entity::find()
-        .select_only()
-        .column(artifact::Column::RunId)
-        .column(artifact::Column::Path)
-        .filter(artifact::Column::RunId.is_in(runs.iter().copied()))
-        .into_tuple()
-        .all(db)
-        .await?;
     let paths: Vec<Path> = chunks
         .iter()
         .map(|(run, seq)| logs::chunk_path(*run, *seq))
-        .chain(
-            files
-                .iter()
-                .map(|(run, path)| artifacts::object_path(*run, path)),
-        )
+        .chain(artifact_paths(db, runs).await?)
         .collect();
     delete_objects(objects, paths).await?;
     let txn = db.begin().await?;
